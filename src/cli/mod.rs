@@ -1,0 +1,16 @@
+//! Command-line front ends of the two binaries. They live in the library so the binaries stay
+//! a few lines and so tests can drive the same code paths.
+
+pub mod runner;
+pub mod scheduler;
+
+/// Set up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,46 @@
+//! Sweep expansion: master-config entries → job rows, with the reference generator's order
+//! and arithmetic, the filters users narrow a sweep with, chunking into GitHub Actions
+//! matrices, and change detection between two git revisions.
+
+mod diff;
+mod expand;
+mod matrix;
+
+pub use diff::{changed_configs, load_at_rev};
+pub use expand::{expand, Filters, RowShape, SeqLenName};
+pub use matrix::{chunk, write_github_output, Chunked};
+
+use crate::config::ConfigError;
+
+/// Why a sweep could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("--runner-type needs --runner-config (the runners.yaml that defines the types)")]
+    RunnerTypeNeedsConfig,
+    #[error("unknown runner type `{given}`; valid types in {file}: {}", valid.join(", "))]
+    UnknownRunnerType {
+        given: String,
+        file: String,
+        valid: Vec<String>,
+    },
+    #[error("--step-size must be at least 2 (got {0}): concurrencies are multiplied by it")]
+    BadStep(u32),
+    #[error("--max-rows must be between 1 and 256 (got {0}): GitHub Actions runs at most 256 jobs per matrix")]
+    BadMaxRows(usize),
+    #[error("--min-conc {min} is above --max-conc {max}")]
+    ConcBounds { min: u32, max: u32 },
+    #[error("invalid --config-keys pattern `{pattern}`: {message}")]
+    BadGlob { pattern: String, message: String },
+    #[error("no rows match the filters: {0}")]
+    NoRows(String),
+    #[error("git: {0}")]
+    Git(String),
+    #[error("cannot write {file}: {source}")]
+    Output {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
