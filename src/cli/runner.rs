@@ -28,7 +28,10 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.cmd {
         Cmd::Check { config } => match JobRow::load(&config) {
             Ok(row) => {
-                println!("{}", serde_json::to_string_pretty(&row).expect("row serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&row).expect("row serialises")
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

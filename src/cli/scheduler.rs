@@ -134,11 +134,14 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
             let repo = PathBuf::from(".");
             let mut changed = vec![];
             for f in &a.config_files {
-                let head = sweep::load_at_rev(&repo, &a.head, f)?.ok_or_else(|| {
-                    SweepError::Git(format!("{f} does not exist at {}", a.head))
-                })?;
+                let head = sweep::load_at_rev(&repo, &a.head, f)?
+                    .ok_or_else(|| SweepError::Git(format!("{f} does not exist at {}", a.head)))?;
                 let base = sweep::load_at_rev(&repo, &a.base, f)?;
-                changed.push(sweep::changed_configs(base.as_ref(), &head, !a.whole_entries));
+                changed.push(sweep::changed_configs(
+                    base.as_ref(),
+                    &head,
+                    !a.whole_entries,
+                ));
             }
             if changed.iter().all(|c| c.entries.is_empty()) {
                 tracing::info!("no entries changed between {} and {}", a.base, a.head);
@@ -173,7 +176,11 @@ fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<JobRow>, Swee
             RowShape::Reference
         },
     };
-    sweep::expand(configs, &filters, runners.as_ref().map(|(r, f)| (r, f.as_str())))
+    sweep::expand(
+        configs,
+        &filters,
+        runners.as_ref().map(|(r, f)| (r, f.as_str())),
+    )
 }
 
 fn emit(rows: Vec<JobRow>, c: &Common) -> Result<(), SweepError> {

@@ -68,15 +68,15 @@ pub(crate) fn parse_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let (line, col) = inner
-            .location()
-            .map(|l| (l.line(), l.column()))
+        let message = bare_message(&inner.to_string(), &path);
+        let (line, col) = duplicate_top_level_key(&message, text)
+            .or_else(|| inner.location().map(|l| (l.line(), l.column())))
             .unwrap_or((1, 1));
         ConfigError::Parse {
             file: file.to_string(),
             line,
             col,
-            message: bare_message(&inner.to_string(), &path),
+            message,
             path,
         }
     })
@@ -96,6 +96,26 @@ pub(crate) fn parse_json<T: DeserializeOwned>(file: &str, text: &str) -> Result<
             path,
         }
     })
+}
+
+/// serde_yaml reports errors raised inside a map visitor at the map's start; for a duplicate
+/// top-level key (the only place [`UniqueMap`] is used) point at the second occurrence.
+fn duplicate_top_level_key(message: &str, text: &str) -> Option<(usize, usize)> {
+    let key = message.strip_prefix("duplicate key `")?.strip_suffix('`')?;
+    let is_key_line = |l: &str| {
+        let l = l.trim_end();
+        [key.to_string(), format!("'{key}'"), format!("\"{key}\"")]
+            .iter()
+            .any(|k| {
+                l.strip_prefix(k.as_str())
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| is_key_line(l))
+        .nth(1)
+        .map(|(i, _)| (i + 1, 1))
 }
 
 /// The parsers decorate their messages with their own path prefix and an
@@ -163,7 +183,10 @@ mod tests {
             "invalid type: string \"x\", expected u32"
         );
         assert_eq!(
-            bare_message("a.ss[0]: unknown field `foo` at line 4 column 29", "a.ss[0].foo"),
+            bare_message(
+                "a.ss[0]: unknown field `foo` at line 4 column 29",
+                "a.ss[0].foo"
+            ),
             "unknown field `foo`"
         );
         // A message that merely mentions "at line" in prose keeps it.

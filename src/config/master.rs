@@ -232,23 +232,22 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
             return Err(bad(name.into(), "must not be empty".into()));
         }
     }
-    let (schema, raw_seq, list_path) = match (e.seq_len_configs, e.scenarios) {
-        (Some(_), Some(_)) => {
-            return Err(bad(
+    let (schema, raw_seq, list_path) =
+        match (e.seq_len_configs, e.scenarios) {
+            (Some(_), Some(_)) => return Err(bad(
                 ".".into(),
                 "mixes schemas: has both `seq-len-configs` (schema A) and `scenarios` (schema B)"
                     .into(),
-            ))
-        }
-        (None, None) => {
-            return Err(bad(
-                ".".into(),
-                "missing field `seq-len-configs` (schema A) or `scenarios` (schema B)".into(),
-            ))
-        }
-        (Some(s), None) => (Schema::A, s, "seq-len-configs"),
-        (None, Some(s)) => (Schema::B, s.fixed_seq_len, "scenarios.fixed-seq-len"),
-    };
+            )),
+            (None, None) => {
+                return Err(bad(
+                    ".".into(),
+                    "missing field `seq-len-configs` (schema A) or `scenarios` (schema B)".into(),
+                ))
+            }
+            (Some(s), None) => (Schema::A, s, "seq-len-configs"),
+            (None, Some(s)) => (Schema::B, s.fixed_seq_len, "scenarios.fixed-seq-len"),
+        };
     if schema == Schema::A {
         for (name, present) in [
             ("multinode", e.multinode.is_some()),
@@ -271,6 +270,12 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
         let sp = format!("{list_path}[{i}]");
         if s.isl == 0 || s.osl == 0 {
             return Err(bad(sp, "isl and osl must be positive".into()));
+        }
+        if u64::from(s.isl) + u64::from(s.osl) + 200 > u64::from(u32::MAX) {
+            return Err(bad(
+                sp,
+                "isl + osl + 200 exceeds the largest supported length".into(),
+            ));
         }
         if s.search_space.is_empty() {
             return Err(bad(format!("{sp}.search-space"), "list is empty".into()));

@@ -30,15 +30,15 @@ impl Runners {
         let UniqueMap(types) = parse_yaml::<UniqueMap<Vec<String>>>(file, text)?;
         for (ty, nodes) in &types {
             if nodes.is_empty() {
+                return Err(ConfigError::invalid(file, ty, ".", "node list is empty"));
+            }
+            if let Some(n) = nodes.iter().find(|n| n.trim().is_empty()) {
                 return Err(ConfigError::invalid(
                     file,
                     ty,
                     ".",
-                    "node list is empty",
+                    format!("empty node label {n:?}"),
                 ));
-            }
-            if let Some(n) = nodes.iter().find(|n| n.trim().is_empty()) {
-                return Err(ConfigError::invalid(file, ty, ".", format!("empty node label {n:?}")));
             }
         }
         Ok(Runners { types })
@@ -78,8 +78,11 @@ mod tests {
 
     #[test]
     fn types_and_nodes() {
-        let r = Runners::parse("r.yaml", "b200:\n- b200-nvd_0\n- b200-nvd_1\nmi355x:\n- mi355x-amd_4\n")
-            .unwrap();
+        let r = Runners::parse(
+            "r.yaml",
+            "b200:\n- b200-nvd_0\n- b200-nvd_1\nmi355x:\n- mi355x-amd_4\n",
+        )
+        .unwrap();
         assert_eq!(r.types().collect::<Vec<_>>(), ["b200", "mi355x"]);
         assert_eq!(r.type_of("b200-nvd_1"), Some("b200"));
         assert_eq!(r.type_of("mi355x"), Some("mi355x"));
@@ -88,10 +91,14 @@ mod tests {
 
     #[test]
     fn empty_and_duplicate_types_are_errors() {
-        let e = Runners::parse("r.yaml", "b200: []\n").unwrap_err().to_string();
+        let e = Runners::parse("r.yaml", "b200: []\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "r.yaml: entry `b200`: .: node list is empty");
-        let e = Runners::parse("r.yaml", "b200: [a]\nb200: [b]\n").unwrap_err().to_string();
+        let e = Runners::parse("r.yaml", "b200: [a]\nb200: [b]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate key `b200`"), "{e}");
-        assert!(e.starts_with("r.yaml:2:"), "{e}");
+        assert!(e.starts_with("r.yaml:2:1:"), "{e}");
     }
 }

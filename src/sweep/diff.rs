@@ -46,7 +46,11 @@ pub fn load_at_rev(repo: &Path, rev: &str, path: &str) -> Result<Option<MasterCo
 /// Entries of `head` that are new or changed relative to `base`. With `narrow`, an entry whose
 /// top-level fields are unchanged keeps only the seq-len configs that are new or changed.
 /// Entries removed in `head` produce nothing.
-pub fn changed_configs(base: Option<&MasterConfig>, head: &MasterConfig, narrow: bool) -> MasterConfig {
+pub fn changed_configs(
+    base: Option<&MasterConfig>,
+    head: &MasterConfig,
+    narrow: bool,
+) -> MasterConfig {
     let mut entries = vec![];
     for e in &head.entries {
         let old = base.and_then(|b| b.entries.iter().find(|o| o.key == e.key));

@@ -97,7 +97,12 @@ impl Filters {
         let mut s = String::new();
         let mut add = |name: &str, vals: Vec<String>| {
             if !vals.is_empty() {
-                let _ = write!(s, "{}--{name} {}", if s.is_empty() { "" } else { " " }, vals.join(" "));
+                let _ = write!(
+                    s,
+                    "{}--{name} {}",
+                    if s.is_empty() { "" } else { " " },
+                    vals.join(" ")
+                );
             }
         };
         add("model-prefix", self.model_prefix.clone());
@@ -106,11 +111,23 @@ impl Filters {
         add("runner-type", self.runner_type.clone());
         add(
             "seq-lens",
-            self.seq_lens.iter().map(|s| { let (i, o) = s.lens(); seq_name(i, o) }).collect(),
+            self.seq_lens
+                .iter()
+                .map(|s| {
+                    let (i, o) = s.lens();
+                    seq_name(i, o)
+                })
+                .collect(),
         );
         add("config-keys", self.config_keys.clone());
-        add("min-conc", self.min_conc.iter().map(u32::to_string).collect());
-        add("max-conc", self.max_conc.iter().map(u32::to_string).collect());
+        add(
+            "min-conc",
+            self.min_conc.iter().map(u32::to_string).collect(),
+        );
+        add(
+            "max-conc",
+            self.max_conc.iter().map(u32::to_string).collect(),
+        );
         add("max-tp", self.max_tp.iter().map(u32::to_string).collect());
         if self.step_size != 2 {
             add("step-size", vec![self.step_size.to_string()]);
@@ -125,7 +142,11 @@ impl Filters {
         }
     }
 
-    fn validate(&self, runners: Option<&Runners>, runners_file: &str) -> Result<Option<GlobSet>, SweepError> {
+    fn validate(
+        &self,
+        runners: Option<&Runners>,
+        runners_file: &str,
+    ) -> Result<Option<GlobSet>, SweepError> {
         if self.step_size < 2 {
             return Err(SweepError::BadStep(self.step_size));
         }
@@ -163,12 +184,17 @@ impl Filters {
     }
 
     fn entry_matches(&self, e: &Entry, runners: Option<&Runners>, keys: Option<&GlobSet>) -> bool {
-        let any = |vals: &[String], f: &dyn Fn(&str) -> bool| vals.is_empty() || vals.iter().any(|v| f(v));
+        let any = |vals: &[String], f: &dyn Fn(&str) -> bool| {
+            vals.is_empty() || vals.iter().any(|v| f(v))
+        };
         any(&self.model_prefix, &|p| e.key.starts_with(p))
             && any(&self.precision, &|p| e.precision == p)
             && any(&self.framework, &|f| e.framework == f)
             && any(&self.runner_type, &|t| {
-                runners.and_then(|r| r.type_of(&e.runner)).unwrap_or(&e.runner) == t
+                runners
+                    .and_then(|r| r.type_of(&e.runner))
+                    .unwrap_or(&e.runner)
+                    == t
             })
             && keys.is_none_or(|g| g.is_match(&e.key))
     }
@@ -239,7 +265,11 @@ fn expand_entry(e: &Entry, f: &Filters, rows: &mut Vec<JobRow>) {
             .collect();
         if f.test_mode {
             // The highest tp; the first such item on ties.
-            let Some(best) = items.iter().copied().reduce(|a, b| if b.tp > a.tp { b } else { a }) else {
+            let Some(best) = items
+                .iter()
+                .copied()
+                .reduce(|a, b| if b.tp > a.tp { b } else { a })
+            else {
                 continue;
             };
             let c = first_conc(&best.conc);
@@ -286,8 +316,16 @@ fn row(e: &Entry, isl: u32, osl: u32, s: &SearchSpace, conc: u32, shape: RowShap
         } else {
             None
         },
-        dcp_size: if b { Some(s.dcp_size.unwrap_or(1)) } else { None },
-        pcp_size: if b { Some(s.pcp_size.unwrap_or(1)) } else { None },
+        dcp_size: if b {
+            Some(s.dcp_size.unwrap_or(1))
+        } else {
+            None
+        },
+        pcp_size: if b {
+            Some(s.pcp_size.unwrap_or(1))
+        } else {
+            None
+        },
         multinode: if b { Some(e.multinode) } else { None },
         prefill: s.pools.as_ref().map(|p| p.prefill.clone()),
         decode: s.pools.as_ref().map(|p| p.decode.clone()),

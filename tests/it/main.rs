@@ -1,0 +1,6 @@
+//! One integration-test binary, a module per area (ripgrep's layout): every test drives the
+//! real binaries or the library against real files.
+
+mod config;
+mod scheduler;
+mod util;
