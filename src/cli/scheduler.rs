@@ -1,9 +1,9 @@
 //! `scheduler` subcommands: `expand` and `diff`.
 
 use crate::config::master::MasterConfig;
-use crate::config::row::JobRow;
+use crate::config::row::MatrixRow;
 use crate::config::runners::Runners;
-use crate::sweep::{self, Filters, RowShape, SeqLenName, SweepError};
+use crate::sweep::{self, Evals, Filters, RowShape, SeqLenName, SweepError};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +74,12 @@ pub struct Common {
     /// Add our own keys (`model-prefix`, `config-key`) to each row.
     #[arg(long)]
     pub extra_fields: bool,
+    /// Schema B: mark no row for accuracy evaluation (`run-eval: false` everywhere).
+    #[arg(long, conflicts_with = "evals_only")]
+    pub no_evals: bool,
+    /// Schema B: keep only rows marked for accuracy evaluation, with `eval-only: true`.
+    #[arg(long)]
+    pub evals_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -153,7 +159,7 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
     }
 }
 
-fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<JobRow>, SweepError> {
+fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<MatrixRow>, SweepError> {
     let runners = match &c.runner_config {
         Some(p) => Some((Runners::load(p)?, p.display().to_string())),
         None => None,
@@ -175,6 +181,13 @@ fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<JobRow>, Swee
         } else {
             RowShape::Reference
         },
+        evals: if c.no_evals {
+            Evals::Off
+        } else if c.evals_only {
+            Evals::Only
+        } else {
+            Evals::Mark
+        },
     };
     sweep::expand(
         configs,
@@ -183,20 +196,19 @@ fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<JobRow>, Swee
     )
 }
 
-fn emit(rows: Vec<JobRow>, c: &Common) -> Result<(), SweepError> {
-    let json = |v: &dyn erased::Ser| v.to_json();
+fn emit(rows: Vec<MatrixRow>, c: &Common) -> Result<(), SweepError> {
     let (text, mut pairs) = match c.max_rows {
-        None => (json(&rows), vec![]),
+        None => (sweep::to_python_json(&rows), vec![]),
         Some(n) => {
             let chunked = sweep::chunk(rows, n)?;
             let mut pairs = vec![];
             if let Some(k) = &c.github_output {
                 pairs.push((format!("{k}_count"), chunked.count.to_string()));
                 for (i, m) in chunked.chunks.iter().enumerate() {
-                    pairs.push((format!("{k}_{i}"), json(m)));
+                    pairs.push((format!("{k}_{i}"), sweep::to_python_json(m)));
                 }
             }
-            (json(&chunked), pairs)
+            (sweep::to_python_json(&chunked), pairs)
         }
     };
     if let Some(k) = &c.github_output {
@@ -209,16 +221,4 @@ fn emit(rows: Vec<JobRow>, c: &Common) -> Result<(), SweepError> {
     }
     println!("{text}");
     Ok(())
-}
-
-mod erased {
-    /// Serialise any of our output values to compact JSON.
-    pub trait Ser {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).expect("rows serialise")
-        }
-    }
 }

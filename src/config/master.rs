@@ -32,7 +32,7 @@ pub struct Entry {
     /// Which schema the entry was written in; kept so rows can carry schema-B fields only
     /// when the source had them.
     pub schema: Schema,
-    /// Schema B: the engine spans several nodes.
+    /// Schema B: the engine spans several nodes (prefill/decode pools, one row per item).
     pub multinode: bool,
     /// Schema B: prefill and decode run on separate worker pools.
     pub disagg: bool,
@@ -97,23 +97,28 @@ pub struct Pools {
     pub decode: Pool,
 }
 
-/// One worker pool.
+/// One worker pool. Serialises in the 2026 generator's order: the written keys, then the
+/// parallelism defaults it appends (`pp`, `dcp-size`, `pcp-size`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Pool {
     /// Number of engine workers in the pool (0 allowed: aggregated serving).
     pub num_worker: u32,
     pub tp: u32,
-    #[serde(default = "one")]
     pub ep: u32,
-    #[serde(default)]
     pub dp_attn: bool,
     /// Hardware of the pool when prefill and decode differ.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<String>,
     /// `KEY=VALUE` settings passed to the launcher.
-    #[serde(default)]
-    pub additional_settings: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_settings: Option<Vec<String>>,
+    #[serde(default = "one")]
+    pub pp: u32,
+    #[serde(default = "one")]
+    pub dcp_size: u32,
+    #[serde(default = "one")]
+    pub pcp_size: u32,
 }
 
 fn one() -> u32 {
@@ -261,7 +266,22 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
             }
         }
     }
+    let multinode = match (schema, e.multinode) {
+        (Schema::B, None) => {
+            return Err(bad(
+                ".".into(),
+                "missing field `multinode` (schema B requires true or false)".into(),
+            ))
+        }
+        (_, m) => m.unwrap_or(false),
+    };
     let disagg = e.disagg.unwrap_or(false);
+    if disagg && !multinode {
+        return Err(bad(
+            "disagg".into(),
+            "`disagg: true` needs `multinode: true`".into(),
+        ));
+    }
     if raw_seq.is_empty() {
         return Err(bad(list_path.into(), "list is empty".into()));
     }
@@ -283,7 +303,7 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
         let mut items = Vec::with_capacity(s.search_space.len());
         for (j, r) in s.search_space.into_iter().enumerate() {
             let path = format!("{sp}.search-space[{j}]");
-            items.push(search_item(schema, disagg, r).map_err(|(field, msg)| {
+            items.push(search_item(schema, multinode, r).map_err(|(field, msg)| {
                 bad(
                     if field.is_empty() {
                         path.clone()
@@ -309,7 +329,7 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
         precision: e.precision,
         framework: e.framework,
         schema,
-        multinode: e.multinode.unwrap_or(false),
+        multinode,
         disagg,
         seq_lens,
     })
@@ -318,7 +338,7 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
 /// Validate one search-space item; errors are (field, message) relative to the item.
 fn search_item(
     schema: Schema,
-    disagg: bool,
+    multinode: bool,
     r: RawSearch,
 ) -> Result<SearchSpace, (&'static str, String)> {
     if schema == Schema::A {
@@ -382,15 +402,18 @@ fn search_item(
     };
     let pools = match (r.prefill, r.decode) {
         (Some(prefill), Some(decode)) => {
-            if !disagg {
+            if !multinode {
                 return Err((
                     "prefill",
-                    "`prefill`/`decode` pools need `disagg: true` on the entry".into(),
+                    "`prefill`/`decode` pools need `multinode: true` on the entry".into(),
                 ));
             }
             for (name, p) in [("prefill", &prefill), ("decode", &decode)] {
-                if p.tp == 0 || p.ep == 0 {
-                    return Err((name, "tp and ep must be at least 1".into()));
+                if [p.tp, p.ep, p.pp, p.dcp_size, p.pcp_size].contains(&0) {
+                    return Err((
+                        name,
+                        "tp, ep, pp, dcp-size and pcp-size must be at least 1".into(),
+                    ));
                 }
             }
             Some(Pools { prefill, decode })
@@ -398,10 +421,10 @@ fn search_item(
         (Some(_), None) => return Err(("decode", "missing: `prefill` needs `decode`".into())),
         (None, Some(_)) => return Err(("prefill", "missing: `decode` needs `prefill`".into())),
         (None, None) => {
-            if disagg {
+            if multinode {
                 return Err((
                     "",
-                    "a `disagg: true` entry needs `prefill` and `decode` pools".into(),
+                    "a `multinode: true` entry needs `prefill` and `decode` pools".into(),
                 ));
             }
             None
@@ -430,8 +453,21 @@ fn search_item(
         }
     }
     if let Some(s) = &r.spec_decoding {
-        if s.trim().is_empty() {
-            return Err(("spec-decoding", "must not be empty".into()));
+        if !["mtp", "draft_model", "none"].contains(&s.as_str()) {
+            return Err((
+                "spec-decoding",
+                format!("`{s}` is not one of mtp, draft_model, none"),
+            ));
+        }
+    }
+    if pools.is_none() {
+        if let Some(d) = r.dcp_size {
+            if tp % d != 0 {
+                return Err((
+                    "dcp-size",
+                    format!("tp {tp} is not divisible by dcp-size {d}"),
+                ));
+            }
         }
     }
     Ok(SearchSpace {

@@ -1,17 +1,22 @@
-//! The job row: one matrix entry, the unit of work one GPU runner executes.
+//! Matrix rows: the unit of work one GPU runner executes.
 //!
-//! `scheduler expand` writes these (InferenceMAX's row shape by default, so existing
-//! workflows consume them unchanged) and `runner exec --config` reads exactly one of them
-//! back from JSON or YAML. Keeping producer and consumer on one type means a row the
-//! scheduler can emit is always a row the runner can read.
+//! `scheduler expand` writes these and `runner exec --config` reads one back from JSON or
+//! YAML. Keeping producer and consumer on one type means a row the scheduler can emit is a
+//! row the runner can read. Rows serialise with the key order of InferenceMAX's own generator
+//! for the schema they came from, so its users see the same matrix they always did.
 
+use super::master::Pool;
 use super::{parse_json, parse_yaml, ConfigError};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use std::path::Path;
 
-/// One matrix row. Field order is the reference generator's key order; optional fields are
-/// omitted when absent so schema-A rows serialise to exactly the reference shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One single-node job: one engine, one concurrency.
+///
+/// Schema-A rows carry the 13 keys of the Nov-2025 generator; schema-B rows (recognised by
+/// `pp` being present) add `model-prefix`, `pp`, `dcp-size`, `pcp-size`, `spec-decoding`,
+/// `disagg` and `run-eval` as the 2026 generator does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct JobRow {
     /// Container image of the engine.
@@ -27,58 +32,213 @@ pub struct JobRow {
     pub tp: u32,
     /// Client concurrency for this job.
     pub conc: u32,
-    /// `isl + osl + 200`: the context the engine is started with.
+    /// The context the engine is started with (schema A: isl+osl+200, B: isl+osl+256).
     pub max_model_len: u32,
     pub ep: u32,
     pub dp_attn: bool,
     /// `<model-prefix>_<seq>`: names the result files and identifies the scenario.
     pub exp_name: String,
+    /// Model family. Reference key in schema B; ours (`--extra-fields`) in schema A.
+    #[serde(default)]
+    pub model_prefix: Option<String>,
     /// Schema B: pipeline parallel size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub pp: Option<u32>,
-    /// Schema B: speculative decoding method.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec_decoding: Option<String>,
     /// Schema B: decode context parallel size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dcp_size: Option<u32>,
     /// Schema B: prefill context parallel size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub pcp_size: Option<u32>,
-    /// Schema B: the entry spans several nodes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multinode: Option<bool>,
-    /// Schema B disagg: prefill pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefill: Option<crate::config::master::Pool>,
-    /// Schema B disagg: decode pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decode: Option<crate::config::master::Pool>,
-    /// Ours (`--extra-fields`): the model family, so template lookup need not parse exp-name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_prefix: Option<String>,
+    /// Schema B: speculative decoding method (`none`, `mtp`, `draft_model`).
+    #[serde(default)]
+    pub spec_decoding: Option<String>,
+    /// Schema B: always false for single-node rows.
+    #[serde(default)]
+    pub disagg: Option<bool>,
+    /// Schema B: run the accuracy evaluation on this row.
+    #[serde(default)]
+    pub run_eval: Option<bool>,
+    /// Schema B `--evals-only`: run only the evaluation.
+    #[serde(default)]
+    pub eval_only: Option<bool>,
     /// Ours (`--extra-fields`): the master-config entry key the row came from.
+    #[serde(default)]
+    pub config_key: Option<String>,
+    /// How keys are ordered on output; not part of the row's data.
+    #[serde(skip)]
+    pub key_order: KeyOrder,
+}
+
+/// Key order of a serialised single-node row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyOrder {
+    /// The full-sweep order.
+    #[default]
+    Sweep,
+    /// The Nov-2025 generator's `--test-mode` order (`tp, ep, dp-attn, conc, …`).
+    TestMode,
+}
+
+impl JobRow {
+    /// Whether the row has the schema-B shape.
+    pub fn is_schema_b(&self) -> bool {
+        self.pp.is_some()
+    }
+}
+
+impl Serialize for JobRow {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = self.is_schema_b();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("image", &self.image)?;
+        m.serialize_entry("model", &self.model)?;
+        if b {
+            if let Some(p) = &self.model_prefix {
+                m.serialize_entry("model-prefix", p)?;
+            }
+        }
+        m.serialize_entry("precision", &self.precision)?;
+        m.serialize_entry("framework", &self.framework)?;
+        m.serialize_entry("runner", &self.runner)?;
+        m.serialize_entry("isl", &self.isl)?;
+        m.serialize_entry("osl", &self.osl)?;
+        m.serialize_entry("tp", &self.tp)?;
+        if b {
+            m.serialize_entry("pp", &self.pp)?;
+            m.serialize_entry("dcp-size", &self.dcp_size.unwrap_or(1))?;
+            m.serialize_entry("pcp-size", &self.pcp_size.unwrap_or(1))?;
+            m.serialize_entry("conc", &self.conc)?;
+            m.serialize_entry("max-model-len", &self.max_model_len)?;
+            m.serialize_entry("ep", &self.ep)?;
+            m.serialize_entry("dp-attn", &self.dp_attn)?;
+            m.serialize_entry(
+                "spec-decoding",
+                self.spec_decoding.as_deref().unwrap_or("none"),
+            )?;
+            m.serialize_entry("exp-name", &self.exp_name)?;
+            m.serialize_entry("disagg", &self.disagg.unwrap_or(false))?;
+            m.serialize_entry("run-eval", &self.run_eval.unwrap_or(false))?;
+            if let Some(e) = self.eval_only {
+                m.serialize_entry("eval-only", &e)?;
+            }
+        } else {
+            if self.key_order == KeyOrder::TestMode {
+                m.serialize_entry("ep", &self.ep)?;
+                m.serialize_entry("dp-attn", &self.dp_attn)?;
+            }
+            m.serialize_entry("conc", &self.conc)?;
+            m.serialize_entry("max-model-len", &self.max_model_len)?;
+            if self.key_order == KeyOrder::Sweep {
+                m.serialize_entry("ep", &self.ep)?;
+                m.serialize_entry("dp-attn", &self.dp_attn)?;
+            }
+            m.serialize_entry("exp-name", &self.exp_name)?;
+            if let Some(p) = &self.model_prefix {
+                m.serialize_entry("model-prefix", p)?;
+            }
+        }
+        if let Some(k) = &self.config_key {
+            m.serialize_entry("config-key", k)?;
+        }
+        m.end()
+    }
+}
+
+/// One multinode (schema B, `multinode: true`) job: prefill and decode worker pools and all
+/// its concurrencies in one row, as the 2026 generator emits them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MultinodeRow {
+    pub image: String,
+    pub model: String,
+    pub model_prefix: String,
+    pub precision: String,
+    pub framework: String,
+    pub runner: String,
+    pub isl: u32,
+    pub osl: u32,
+    pub spec_decoding: String,
+    /// Prefill worker pool.
+    pub prefill: Pool,
+    /// Decode worker pool.
+    pub decode: Pool,
+    /// Every concurrency, run against one deployment.
+    pub conc: Vec<u32>,
+    pub max_model_len: u32,
+    pub exp_name: String,
+    /// Prefill and decode on separate pools.
+    pub disagg: bool,
+    /// Run the accuracy evaluation for this deployment.
+    pub run_eval: bool,
+    /// The concurrency the evaluation runs at (set when `run-eval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_conc: Option<u32>,
+    /// Schema B `--evals-only`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_only: Option<bool>,
+    /// Ours (`--extra-fields`): the entry key the row came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_key: Option<String>,
 }
 
+/// Any row of a matrix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum MatrixRow {
+    Single(JobRow),
+    Multinode(MultinodeRow),
+}
+
+impl MatrixRow {
+    /// Concurrencies the row runs.
+    pub fn concs(&self) -> Vec<u32> {
+        match self {
+            MatrixRow::Single(r) => vec![r.conc],
+            MatrixRow::Multinode(r) => r.conc.clone(),
+        }
+    }
+}
+
 impl JobRow {
     /// Read one row from a `.json`, `.yaml` or `.yml` file (by extension; anything else is
-    /// tried as JSON first, then YAML).
+    /// tried as JSON when it starts with `{`, else YAML).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
             source,
         })?;
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let row: JobRow = match ext {
-            "json" => parse_json(&file, &text)?,
-            "yaml" | "yml" => parse_yaml(&file, &text)?,
-            _ if text.trim_start().starts_with('{') => parse_json(&file, &text)?,
-            _ => parse_yaml(&file, &text)?,
+        Self::parse(&file, &text)
+    }
+
+    /// Parse one row; `file` names the source in errors (extension picks the format).
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let ext = Path::new(file)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("");
+        let parsed: Result<JobRow, _> = match ext {
+            "json" => parse_json(file, text),
+            "yaml" | "yml" => parse_yaml(file, text),
+            _ if text.trim_start().starts_with('{') => parse_json(file, text),
+            _ => parse_yaml(file, text),
         };
-        row.validate(&file)?;
+        let row = parsed.map_err(|e| match e {
+            ConfigError::Parse { file, line, col, path, message }
+                if path == "prefill" || path == "decode" =>
+            {
+                ConfigError::Parse {
+                    file,
+                    line,
+                    col,
+                    path,
+                    message: format!("{message}: this is a multinode row (prefill/decode pools); `runner exec` runs single-node rows"),
+                }
+            }
+            e => e,
+        })?;
+        row.validate(file)?;
         Ok(row)
     }
 
@@ -111,24 +271,24 @@ impl JobRow {
             }
         }
         for (name, v) in [
-            ("isl", self.isl),
-            ("osl", self.osl),
-            ("tp", self.tp),
-            ("conc", self.conc),
-            ("ep", self.ep),
+            ("isl", Some(self.isl)),
+            ("osl", Some(self.osl)),
+            ("tp", Some(self.tp)),
+            ("conc", Some(self.conc)),
+            ("ep", Some(self.ep)),
+            ("pp", self.pp),
+            ("dcp-size", self.dcp_size),
+            ("pcp-size", self.pcp_size),
         ] {
-            if v == 0 {
+            if v == Some(0) {
                 return Err(bad(name, "must be at least 1".into()));
             }
         }
-        if u64::from(self.max_model_len) < u64::from(self.isl) + u64::from(self.osl) {
+        let need = u64::from(self.isl) + u64::from(self.osl);
+        if u64::from(self.max_model_len) < need {
             return Err(bad(
                 "max-model-len",
-                format!(
-                    "{} is below isl + osl = {}",
-                    self.max_model_len,
-                    u64::from(self.isl) + u64::from(self.osl)
-                ),
+                format!("{} is below isl + osl = {need}", self.max_model_len),
             ));
         }
         Ok(())

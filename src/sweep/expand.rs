@@ -1,8 +1,8 @@
 //! Full-sweep expansion and filters.
 
 use super::SweepError;
-use crate::config::master::{Concurrency, Entry, MasterConfig, SearchSpace};
-use crate::config::row::JobRow;
+use crate::config::master::{Concurrency, Entry, MasterConfig, Schema, SearchSpace};
+use crate::config::row::{JobRow, KeyOrder, MatrixRow, MultinodeRow};
 use crate::config::runners::Runners;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::fmt::Write as _;
@@ -70,6 +70,21 @@ pub struct Filters {
     /// Globs over entry keys.
     pub config_keys: Vec<String>,
     pub shape: RowShape,
+    /// Accuracy-evaluation marking of schema-B rows.
+    pub evals: Evals,
+}
+
+/// How schema-B rows get their `run-eval` flag (the 2026 generator's `--no-evals` /
+/// `--evals-only`). Schema-A rows have no such key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Evals {
+    /// Mark the rows the eval policy picks.
+    #[default]
+    Mark,
+    /// `run-eval: false` everywhere.
+    Off,
+    /// Keep only the marked rows, with `eval-only: true`.
+    Only,
 }
 
 impl Default for Filters {
@@ -87,6 +102,7 @@ impl Default for Filters {
             max_tp: None,
             config_keys: vec![],
             shape: RowShape::Reference,
+            evals: Evals::Mark,
         }
     }
 }
@@ -134,6 +150,9 @@ impl Filters {
         }
         if self.test_mode {
             add("test-mode", vec![String::new()]);
+        }
+        if self.evals == Evals::Only {
+            add("evals-only", vec![String::new()]);
         }
         if s.is_empty() {
             "(none)".into()
@@ -227,7 +246,7 @@ fn first_conc(c: &Concurrency) -> u32 {
     }
 }
 
-/// Expand master configs (in argument order) into job rows.
+/// Expand master configs (in argument order) into matrix rows.
 ///
 /// `runners` (and the file name it came from, for messages) is needed only for the
 /// runner-type filter. An empty result is an error naming the filters.
@@ -235,17 +254,45 @@ pub fn expand(
     configs: &[MasterConfig],
     f: &Filters,
     runners: Option<(&Runners, &str)>,
-) -> Result<Vec<JobRow>, SweepError> {
+) -> Result<Vec<MatrixRow>, SweepError> {
     let keys = f.validate(runners.map(|r| r.0), runners.map_or("", |r| r.1))?;
     let runners = runners.map(|r| r.0);
+    let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for cfg in configs {
+        for e in &cfg.entries {
+            if let Some(first) = seen.insert(&e.key, &cfg.file) {
+                return Err(SweepError::DuplicateKey {
+                    key: e.key.clone(),
+                    first: first.to_string(),
+                    second: cfg.file.clone(),
+                });
+            }
+        }
+    }
     let mut rows = vec![];
     for cfg in configs {
         for e in &cfg.entries {
-            if !f.entry_matches(e, runners, keys.as_ref()) {
-                continue;
+            if f.entry_matches(e, runners, keys.as_ref()) {
+                expand_entry(e, f, &mut rows);
             }
-            expand_entry(e, f, &mut rows);
         }
+    }
+    match f.evals {
+        Evals::Off => {}
+        Evals::Mark | Evals::Only => mark_evals(&mut rows),
+    }
+    if f.evals == Evals::Only {
+        rows.retain_mut(|r| match r {
+            MatrixRow::Single(j) if j.run_eval == Some(true) => {
+                j.eval_only = Some(true);
+                true
+            }
+            MatrixRow::Multinode(m) if m.run_eval => {
+                m.eval_only = Some(true);
+                true
+            }
+            _ => false,
+        });
     }
     if rows.is_empty() {
         return Err(SweepError::NoRows(f.describe()));
@@ -253,7 +300,7 @@ pub fn expand(
     Ok(rows)
 }
 
-fn expand_entry(e: &Entry, f: &Filters, rows: &mut Vec<JobRow>) {
+fn expand_entry(e: &Entry, f: &Filters, rows: &mut Vec<MatrixRow>) {
     for s in &e.seq_lens {
         if !f.seq_lens.is_empty() && !f.seq_lens.iter().any(|n| n.lens() == (s.isl, s.osl)) {
             continue;
@@ -261,30 +308,44 @@ fn expand_entry(e: &Entry, f: &Filters, rows: &mut Vec<JobRow>) {
         let items: Vec<&SearchSpace> = s
             .search_space
             .iter()
-            .filter(|i| f.max_tp.is_none_or(|m| i.tp <= m))
+            .filter(|i| f.max_tp.is_none_or(|m| max_tp_of(i) <= m))
             .collect();
-        if f.test_mode {
-            // The highest tp; the first such item on ties.
-            let Some(best) = items
+        let selected: Vec<(&SearchSpace, Vec<u32>)> = if f.test_mode {
+            // The highest tp; the first such item on ties; at its first concurrency.
+            let best = items
                 .iter()
                 .copied()
-                .reduce(|a, b| if b.tp > a.tp { b } else { a })
-            else {
-                continue;
-            };
-            let c = first_conc(&best.conc);
-            if conc_ok(f, c) {
-                rows.push(row(e, s.isl, s.osl, best, c, f.shape));
-            }
-            continue;
-        }
-        for item in items {
-            for c in concurrencies(&item.conc, f.step_size) {
-                if conc_ok(f, c) {
-                    rows.push(row(e, s.isl, s.osl, item, c, f.shape));
+                .reduce(|a, b| if b.tp > a.tp { b } else { a });
+            best.map(|b| (b, vec![first_conc(&b.conc)]))
+                .into_iter()
+                .collect()
+        } else {
+            items
+                .into_iter()
+                .map(|i| (i, concurrencies(&i.conc, f.step_size)))
+                .collect()
+        };
+        for (item, concs) in selected {
+            let concs: Vec<u32> = concs.into_iter().filter(|c| conc_ok(f, *c)).collect();
+            if item.pools.is_some() {
+                if !concs.is_empty() {
+                    rows.push(MatrixRow::Multinode(multinode_row(
+                        e, s.isl, s.osl, item, concs, f.shape,
+                    )));
                 }
+                continue;
+            }
+            for c in concs {
+                rows.push(MatrixRow::Single(single_row(e, s.isl, s.osl, item, c, f)));
             }
         }
+    }
+}
+
+fn max_tp_of(i: &SearchSpace) -> u32 {
+    match &i.pools {
+        Some(p) => p.prefill.tp.max(p.decode.tp),
+        None => i.tp,
     }
 }
 
@@ -292,10 +353,14 @@ fn conc_ok(f: &Filters, c: u32) -> bool {
     f.min_conc.is_none_or(|m| c >= m) && f.max_conc.is_none_or(|m| c <= m)
 }
 
-fn row(e: &Entry, isl: u32, osl: u32, s: &SearchSpace, conc: u32, shape: RowShape) -> JobRow {
-    use crate::config::master::Schema;
+/// Context length: the Nov-2025 generator adds 200, the 2026 one 256.
+fn max_model_len(schema: Schema, isl: u32, osl: u32) -> u32 {
+    isl + osl + if schema == Schema::B { 256 } else { 200 }
+}
+
+fn single_row(e: &Entry, isl: u32, osl: u32, s: &SearchSpace, conc: u32, f: &Filters) -> JobRow {
     let b = e.schema == Schema::B;
-    let ext = shape == RowShape::Extended;
+    let ext = f.shape == RowShape::Extended;
     JobRow {
         image: e.image.clone(),
         model: e.model.clone(),
@@ -306,31 +371,132 @@ fn row(e: &Entry, isl: u32, osl: u32, s: &SearchSpace, conc: u32, shape: RowShap
         osl,
         tp: s.tp,
         conc,
-        max_model_len: isl + osl + 200,
+        max_model_len: max_model_len(e.schema, isl, osl),
         ep: s.ep,
         dp_attn: s.dp_attn,
         exp_name: format!("{}_{}", e.model_prefix, seq_name(isl, osl)),
-        pp: if b { Some(s.pp.unwrap_or(1)) } else { None },
-        spec_decoding: if b {
-            Some(s.spec_decoding.clone().unwrap_or_else(|| "none".into()))
-        } else {
-            None
-        },
-        dcp_size: if b {
-            Some(s.dcp_size.unwrap_or(1))
-        } else {
-            None
-        },
-        pcp_size: if b {
-            Some(s.pcp_size.unwrap_or(1))
-        } else {
-            None
-        },
-        multinode: if b { Some(e.multinode) } else { None },
-        prefill: s.pools.as_ref().map(|p| p.prefill.clone()),
-        decode: s.pools.as_ref().map(|p| p.decode.clone()),
-        model_prefix: ext.then(|| e.model_prefix.clone()),
+        model_prefix: (b || ext).then(|| e.model_prefix.clone()),
+        pp: b.then(|| s.pp.unwrap_or(1)),
+        dcp_size: b.then(|| s.dcp_size.unwrap_or(1)),
+        pcp_size: b.then(|| s.pcp_size.unwrap_or(1)),
+        spec_decoding: b.then(|| s.spec_decoding.clone().unwrap_or_else(|| "none".into())),
+        disagg: b.then_some(false),
+        run_eval: b.then_some(false),
+        eval_only: None,
         config_key: ext.then(|| e.key.clone()),
+        key_order: if f.test_mode && !b {
+            KeyOrder::TestMode
+        } else {
+            KeyOrder::Sweep
+        },
+    }
+}
+
+fn multinode_row(
+    e: &Entry,
+    isl: u32,
+    osl: u32,
+    s: &SearchSpace,
+    conc: Vec<u32>,
+    shape: RowShape,
+) -> MultinodeRow {
+    let pools = s.pools.as_ref().expect("multinode items have pools");
+    MultinodeRow {
+        image: e.image.clone(),
+        model: e.model.clone(),
+        model_prefix: e.model_prefix.clone(),
+        precision: e.precision.clone(),
+        framework: e.framework.clone(),
+        runner: e.runner.clone(),
+        isl,
+        osl,
+        spec_decoding: s.spec_decoding.clone().unwrap_or_else(|| "none".into()),
+        prefill: pools.prefill.clone(),
+        decode: pools.decode.clone(),
+        conc,
+        max_model_len: max_model_len(e.schema, isl, osl),
+        exp_name: format!("{}_{}", e.model_prefix, seq_name(isl, osl)),
+        disagg: e.disagg,
+        run_eval: false,
+        eval_conc: None,
+        eval_only: None,
+        config_key: (shape == RowShape::Extended).then(|| e.key.clone()),
+    }
+}
+
+/// (model, runner, framework, precision, spec-decoding, dp-attn): rows evaluated together.
+type EvalGroup = (String, String, String, String, String, bool);
+
+/// Lowest concurrency at which the 2026 generator schedules an accuracy evaluation.
+const MIN_EVAL_CONC: u32 = 16;
+
+/// Mark schema-B rows that run the accuracy evaluation, as the 2026 generator does: only
+/// 8k1k rows at conc ≥ 16. Single-node rows are grouped by (model, runner, framework,
+/// precision, isl, osl, spec-decoding, dp-attn) and marked at the group's highest and
+/// median concurrency (every tp). Each distinct multinode deployment is marked once, on the
+/// row holding its highest eligible concurrency, which becomes `eval-conc`.
+fn mark_evals(rows: &mut [MatrixRow]) {
+    use std::collections::{BTreeSet, HashMap};
+    let eval_seq = |isl: u32, osl: u32| (isl, osl) == (8192, 1024);
+    let mut groups: HashMap<EvalGroup, BTreeSet<u32>> = HashMap::new();
+    let key = |j: &JobRow| {
+        (
+            j.model.clone(),
+            j.runner.clone(),
+            j.framework.clone(),
+            j.precision.clone(),
+            j.spec_decoding.clone().unwrap_or_default(),
+            j.dp_attn,
+        )
+    };
+    for r in rows.iter() {
+        if let MatrixRow::Single(j) = r {
+            if j.is_schema_b() && eval_seq(j.isl, j.osl) && j.conc >= MIN_EVAL_CONC {
+                groups.entry(key(j)).or_default().insert(j.conc);
+            }
+        }
+    }
+    let targets: HashMap<_, [u32; 2]> = groups
+        .into_iter()
+        .map(|(k, set)| {
+            let v: Vec<u32> = set.into_iter().collect();
+            (k, [v[v.len() - 1], v[v.len() / 2]])
+        })
+        .collect();
+    // Multinode: best row per deployment (everything but conc), by highest eligible conc.
+    let mut best: HashMap<String, (usize, u32)> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        if let MatrixRow::Multinode(m) = r {
+            let Some(top) = m.conc.iter().copied().filter(|c| *c >= MIN_EVAL_CONC).max() else {
+                continue;
+            };
+            if !eval_seq(m.isl, m.osl) {
+                continue;
+            }
+            let mut k = m.clone();
+            k.conc.clear();
+            let k = serde_json::to_string(&k).expect("rows serialise");
+            let e = best.entry(k).or_insert((i, top));
+            if top > e.1 {
+                *e = (i, top);
+            }
+        }
+    }
+    let mn: HashMap<usize, u32> = best.into_values().collect();
+    for (i, r) in rows.iter_mut().enumerate() {
+        match r {
+            MatrixRow::Single(j) if j.is_schema_b() => {
+                let hit = eval_seq(j.isl, j.osl)
+                    && j.conc >= MIN_EVAL_CONC
+                    && targets.get(&key(j)).is_some_and(|t| t.contains(&j.conc));
+                j.run_eval = Some(hit);
+            }
+            MatrixRow::Multinode(m) => {
+                m.run_eval = mn.contains_key(&i);
+                m.eval_conc = mn.get(&i).copied();
+            }
+            MatrixRow::Single(_) => {}
+        }
     }
 }
 

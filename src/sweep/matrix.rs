@@ -2,7 +2,7 @@
 //! workflow through `$GITHUB_OUTPUT`.
 
 use super::SweepError;
-use crate::config::row::JobRow;
+use crate::config::row::MatrixRow;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +13,7 @@ pub const MAX_MATRIX_JOBS: usize = 256;
 /// One `strategy.matrix` value: `fromJSON` of it is a valid matrix.
 #[derive(Debug, Clone, Serialize)]
 pub struct Matrix {
-    pub include: Vec<JobRow>,
+    pub include: Vec<MatrixRow>,
 }
 
 /// Rows split into numbered matrices, for workflows with one fan-out job per chunk.
@@ -25,7 +25,7 @@ pub struct Chunked {
 }
 
 /// Split rows into chunks of at most `max_rows` (1..=256), keeping order.
-pub fn chunk(rows: Vec<JobRow>, max_rows: usize) -> Result<Chunked, SweepError> {
+pub fn chunk(rows: Vec<MatrixRow>, max_rows: usize) -> Result<Chunked, SweepError> {
     if max_rows == 0 || max_rows > MAX_MATRIX_JOBS {
         return Err(SweepError::BadMaxRows(max_rows));
     }
@@ -69,4 +69,81 @@ pub fn write_github_output(file: &Path, pairs: &[(String, String)]) -> Result<()
         .map_err(err)?;
     f.write_all(buf.as_bytes()).map_err(err)?;
     f.flush().map_err(err)
+}
+
+/// Serialise exactly as Python's `json.dumps(value)` does with its defaults (`", "` and
+/// `": "` separators, non-ASCII escaped as lowercase `\uXXXX`), so our stdout is
+/// byte-identical to the reference generator's `print(json.dumps(rows))`.
+pub fn to_python_json<T: Serialize>(value: &T) -> String {
+    let mut out = Vec::with_capacity(4096);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
+    value.serialize(&mut ser).expect("rows serialise");
+    String::from_utf8(out).expect("JSON output is ASCII")
+}
+
+struct PyFormatter;
+
+impl serde_json::ser::Formatter for PyFormatter {
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if fragment.is_ascii() {
+            return w.write_all(fragment.as_bytes());
+        }
+        for ch in fragment.chars() {
+            if ch.is_ascii() {
+                w.write_all(&[ch as u8])?;
+            } else {
+                let mut units = [0u16; 2];
+                for u in ch.encode_utf16(&mut units) {
+                    write!(w, "\\u{u:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_json_dumps_format() {
+        let v = serde_json::json!({"a": [1, 2], "b": {"c": "é😀", "d": false}, "e": []});
+        assert_eq!(
+            to_python_json(&v),
+            r#"{"a": [1, 2], "b": {"c": "\u00e9\ud83d\ude00", "d": false}, "e": []}"#
+        );
+    }
 }

@@ -7,8 +7,8 @@ mod expand;
 mod matrix;
 
 pub use diff::{changed_configs, load_at_rev};
-pub use expand::{expand, Filters, RowShape, SeqLenName};
-pub use matrix::{chunk, write_github_output, Chunked};
+pub use expand::{concurrencies, expand, seq_name, Evals, Filters, RowShape, SeqLenName};
+pub use matrix::{chunk, to_python_json, write_github_output, Chunked};
 
 use crate::config::ConfigError;
 
@@ -33,6 +33,12 @@ pub enum SweepError {
     ConcBounds { min: u32, max: u32 },
     #[error("invalid --config-keys pattern `{pattern}`: {message}")]
     BadGlob { pattern: String, message: String },
+    #[error("entry key `{key}` is defined in both {first} and {second}; keys must be unique across config files")]
+    DuplicateKey {
+        key: String,
+        first: String,
+        second: String,
+    },
     #[error("no rows match the filters: {0}")]
     NoRows(String),
     #[error("git: {0}")]

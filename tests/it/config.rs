@@ -203,27 +203,114 @@ fn empty_and_unreadable_files() {
 
 #[test]
 fn schema_b_rows_carry_b_fields() {
-    let rows = scheduler_json(&[
-        "expand",
-        "--config-files",
-        &fixture("schema-b/master.yaml").display().to_string(),
-    ]);
+    let f = fixture("schema-b/master.yaml").display().to_string();
+    let rows = scheduler_json(&["expand", "--config-files", &f]);
     let rows = rows.as_array().unwrap();
-    // 3 (conc-list) + 3 (4..16) + 1 + 2 (disagg conc-list)
-    assert_eq!(rows.len(), 9);
-    let concs: Vec<u64> = rows.iter().map(|r| r["conc"].as_u64().unwrap()).collect();
-    assert_eq!(concs, [4, 32, 128, 4, 8, 16, 8, 64, 128]);
+    // 3 (conc-list) + 3 (4..16) + 1 single-node rows, then one multinode row for the pools.
+    assert_eq!(rows.len(), 8);
+    let concs: Vec<&serde_json::Value> = rows.iter().map(|r| &r["conc"]).collect();
+    assert_eq!(
+        concs[..7],
+        [4, 32, 128, 4, 8, 16, 8]
+            .map(serde_json::Value::from)
+            .iter()
+            .collect::<Vec<_>>()[..]
+    );
+    assert_eq!(rows[7]["conc"], serde_json::json!([64, 128]));
     assert_eq!(rows[0]["spec-decoding"], "mtp");
+    assert_eq!(rows[0]["max-model-len"], 8192 + 1024 + 256);
+    assert_eq!(rows[0]["model-prefix"], "dsr1");
     assert_eq!(rows[3]["spec-decoding"], "none");
     assert_eq!(rows[3]["dp-attn"], true);
     assert_eq!(rows[6]["pp"], 2);
     assert_eq!(rows[6]["dcp-size"], 2);
     assert_eq!(rows[7]["decode"]["num-worker"], 2);
+    assert_eq!(rows[7]["decode"]["pp"], 1);
     assert_eq!(
         rows[7]["prefill"]["additional-settings"][0],
         "CONFIG_FILE=recipes/h200/1k1k/bs128-agg-tp.yaml"
     );
-    assert_eq!(rows[7]["multinode"], true);
+    assert_eq!(rows[7]["disagg"], true);
+    // Eval marking: 8k1k single-node rows at conc >= 16, grouped by (…, spec-decoding,
+    // dp-attn). Group mtp/no-dp-attn has {32, 128}: max 128 and median sorted[2 / 2] = 128.
+    // Group none/dp-attn has {16}: 16. The 1k1k rows are not eligible.
+    let evals: Vec<bool> = rows
+        .iter()
+        .map(|r| r["run-eval"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        evals,
+        [false, false, true, false, false, true, false, false]
+    );
+    let only = scheduler_json(&["expand", "--config-files", &f, "--evals-only"]);
+    let only = only.as_array().unwrap();
+    assert_eq!(only.len(), 2);
+    assert!(only
+        .iter()
+        .all(|r| r["eval-only"] == true && r["run-eval"] == true));
+    let off = scheduler_json(&["expand", "--config-files", &f, "--no-evals"]);
+    assert!(off
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["run-eval"] == false));
+}
+
+#[test]
+fn schema_b_rules() {
+    let b = std::fs::read_to_string(fixture("schema-b/master.yaml")).unwrap();
+    for (from, to, want) in [
+        (
+            "  multinode: false
+",
+            "",
+            "missing field `multinode`",
+        ),
+        (
+            "spec-decoding: mtp }",
+            "spec-decoding: eagle }",
+            "`eagle` is not one of mtp, draft_model, none",
+        ),
+        (
+            "dcp-size: 2,",
+            "dcp-size: 3,",
+            "tp 8 is not divisible by dcp-size 3",
+        ),
+        (
+            "conc-list: [4, 32, 128]",
+            "conc-list: []",
+            "conc-list: list is empty",
+        ),
+        (
+            "conc-list: [4, 32, 128]",
+            "conc-list: [4], conc-start: 4",
+            "either `conc-list` or `conc-start`/`conc-end`",
+        ),
+        (
+            "  multinode: true\n  disagg: true\n",
+            "  multinode: false\n  disagg: true\n",
+            "`disagg: true` needs `multinode: true`",
+        ),
+        (
+            "          num-worker: 2\n",
+            "",
+            "missing field `num-worker`",
+        ),
+    ] {
+        assert!(b.contains(from), "fixture lacks {from:?}");
+        let (e, _) = expand_err(&b.replacen(from, to, 1));
+        assert!(e.contains(want), "{from:?} -> {to:?}: {e}");
+    }
+}
+
+#[test]
+fn duplicate_keys_across_files_are_refused() {
+    let f = imax("amd-master.yaml");
+    let e = scheduler_err(&["expand", "--config-files", &f, &f]);
+    assert!(
+        e.contains("entry key `dsr1-fp4-mi355x-sglang` is defined in both"),
+        "{e}"
+    );
 }
 
 #[test]

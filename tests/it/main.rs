@@ -2,5 +2,6 @@
 //! real binaries or the library against real files.
 
 mod config;
+mod golden;
 mod scheduler;
 mod util;
