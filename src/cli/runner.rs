@@ -21,11 +21,40 @@ pub enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Serve the simulated engine (OpenAI-compatible, vLLM-shaped) until Ctrl-C.
+    Sim(SimArgs),
+}
+
+/// Flags of `runner sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Port to listen on (0 = any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// A built-in preset: b200-dsr1 (default), tiny, exact.
+    #[arg(long, conflicts_with = "config")]
+    pub preset: Option<String>,
+    /// A sim config YAML (a preset plus overrides, faults…).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Worker threads of the engine's runtime.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.cmd {
+        Cmd::Sim(args) => match run_sim(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Check { config } => match JobRow::load(&config) {
             Ok(row) => {
                 println!(
@@ -40,4 +69,56 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
     }
+}
+
+/// Exit code of `runner sim` when a fault knob crashed it on purpose.
+pub const SIM_CRASH_EXIT: u8 = 3;
+
+fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    use crate::sim::{Exit, Server, SimConfig};
+    use anyhow::Context;
+    let cfg = match (&args.preset, &args.config) {
+        (_, Some(path)) => SimConfig::load(path)?,
+        (Some(name), None) => SimConfig::preset(name).with_context(|| {
+            format!(
+                "unknown preset `{name}` (known: {})",
+                crate::sim::config::PRESETS.join(", ")
+            )
+        })?,
+        (None, None) => SimConfig::preset(crate::sim::config::DEFAULT_PRESET)
+            .expect("the default preset exists"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let addr = std::net::SocketAddr::new(args.host, args.port);
+        let handle = Server::start(cfg, addr).await?;
+        let c = handle.config();
+        let mode = match &c.exact {
+            Some(x) => format!(
+                "exact schedule (TTFT {} ms, ITL {} ms)",
+                x.ttft_ms, x.itl_ms
+            ),
+            None => format!("continuous batching (max batch {})", c.batching.max_batch),
+        };
+        tracing::info!("sim: serving {} on {} — {mode}", c.model, handle.url());
+        // Scripts read the address from stdout (useful with --port 0).
+        println!("{}", handle.url());
+        tokio::select! {
+            exit = handle.wait() => match exit {
+                Exit::Crashed(why) => {
+                    eprintln!("sim: crashed: {why}");
+                    Ok(ExitCode::from(SIM_CRASH_EXIT))
+                }
+                Exit::Shutdown => Ok(ExitCode::SUCCESS),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                handle.shutdown();
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
 }

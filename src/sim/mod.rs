@@ -1,0 +1,206 @@
+//! The simulated engine: an OpenAI-compatible HTTP server shaped like vLLM's, with a
+//! continuous-batching latency model, deterministic output, an exact-schedule mode and fault
+//! injection.
+//!
+//! It exists for two reasons. A user without GPUs must still be able to run the whole
+//! pipeline (it is the default launch profile, `sim`); and the load client needs an engine
+//! whose timing is known exactly — in exact-schedule mode every token's true send time is
+//! recorded — so the client's measurement error and overhead can be computed. It is never a
+//! substitute for testing against a real engine.
+//!
+//! Start it with `runner sim`, or in-process with [`Server::start`], which returns a
+//! [`Handle`] (address, schedule, shutdown).
+
+mod batch;
+mod body;
+pub mod config;
+mod http;
+pub mod model;
+mod render;
+pub mod schedule;
+pub mod tokenizer;
+
+pub use config::SimConfig;
+pub use schedule::{RequestRecord, Schedule};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why a simulated engine stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// [`Handle::shutdown`] was called.
+    Shutdown,
+    /// A fault knob (`exit-after-secs`, `exit-after-requests`) crashed it on purpose.
+    Crashed(String),
+}
+
+/// The engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Binding the listening socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tokenizer could not be loaded.
+    #[error(transparent)]
+    Tokenizer(#[from] tokenizer::TokenizerError),
+    /// The configuration breaks a rule.
+    #[error("invalid sim config: {0}: {1}")]
+    Config(String, String),
+}
+
+/// Starts simulated engines.
+pub struct Server;
+
+impl Server {
+    /// Listen on `addr` (port 0 = an ephemeral port) and serve on the current tokio
+    /// runtime until shut down or crashed by a fault.
+    pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<Handle, SimError> {
+        cfg.validate().map_err(|(p, m)| SimError::Config(p, m))?;
+        let vocab = tokenizer::Vocab::load(cfg.tokenizer.as_deref())?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let (stop, stopped) = watch::channel(None);
+        let exit_after = cfg.faults.exit_after_secs;
+        let engine = Arc::new(http::Engine::new(cfg, vocab, stop.clone()));
+        if let Some(secs) = exit_after {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                let _ = stop.send(Some(Exit::Crashed(format!(
+                    "fault injection: exit after {secs} s"
+                ))));
+            });
+        }
+        let router = http::router(engine.clone());
+        tokio::spawn(accept_loop(listener, router, stopped.clone()));
+        Ok(Handle {
+            addr: local,
+            engine,
+            stopped,
+        })
+    }
+
+    /// Start on an ephemeral loopback port (tests, the load client's self-test).
+    pub async fn start_local(cfg: SimConfig) -> Result<Handle, SimError> {
+        Self::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopped: watch::Receiver<Option<Exit>>,
+) {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let (sock, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!("sim: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stopping(&mut stopped) => return,
+        };
+        let _ = sock.set_nodelay(true);
+        let svc = TowerToHyperService::new(router.clone());
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(sock), svc);
+            tokio::select! {
+                _ = conn => {}
+                // Stopping drops the connection mid-response, like a crashed process.
+                _ = stopping(&mut stop) => {}
+            }
+        });
+    }
+}
+
+/// Resolves once the engine is told to stop.
+async fn stopping(rx: &mut watch::Receiver<Option<Exit>>) {
+    let _ = rx.wait_for(|s| s.is_some()).await.map(|_| ());
+}
+
+/// A running simulated engine.
+pub struct Handle {
+    addr: SocketAddr,
+    engine: Arc<http::Engine>,
+    stopped: watch::Receiver<Option<Exit>>,
+}
+
+impl Handle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR` — the base URL of the OpenAI API (without `/v1`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.engine.cfg
+    }
+
+    /// Zero of the recorded send times.
+    pub fn epoch(&self) -> Instant {
+        self.engine.recorder.epoch
+    }
+
+    /// Every recorded request so far (needs `record-schedule`).
+    pub fn schedule(&self) -> Schedule {
+        self.engine.recorder.snapshot(false)
+    }
+
+    /// Like [`Handle::schedule`], and forget what was returned.
+    pub fn take_schedule(&self) -> Schedule {
+        self.engine.recorder.snapshot(true)
+    }
+
+    /// Stop serving now: the listener closes and open connections are dropped.
+    pub fn shutdown(&self) {
+        self.engine.stop.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(Exit::Shutdown);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Wait until the engine stops (shutdown or a crash fault) and say why.
+    pub async fn wait(&self) -> Exit {
+        let mut rx = self.stopped.clone();
+        let r = rx.wait_for(|s| s.is_some()).await;
+        match r {
+            Ok(s) => s.clone().expect("waited for Some"),
+            Err(_) => Exit::Shutdown,
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
