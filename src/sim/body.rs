@@ -63,6 +63,8 @@ pub(crate) struct GenBody {
     /// Delay added to the exact schedule by a finite stall.
     shift: Duration,
     phase: Phase,
+    /// The cut is due; it happens at the next poll, after a flush.
+    cut_armed: bool,
     sleep: Pin<Box<Sleep>>,
     buf: BytesMut,
     recorder: Arc<Recorder>,
@@ -111,6 +113,7 @@ impl GenBody {
             sent: 0,
             shift: Duration::ZERO,
             phase,
+            cut_armed: false,
             sleep: Box::pin(tokio::time::sleep_until(arrival)),
             buf: BytesMut::with_capacity(512),
             recorder,
@@ -208,6 +211,15 @@ impl Body for GenBody {
                 Phase::Tokens => {
                     let n_out = this.shape.n_out;
                     if this.faults.cut_after == Some(this.sent) && this.sent < n_out {
+                        // Die when the next token would have gone out; waiting also lets
+                        // the tokens before it be flushed (an error drops unflushed data).
+                        ready!(this.poll_available(cx, this.sent + 1, true));
+                        if !this.cut_armed {
+                            // One more turn so the connection flushes what it holds.
+                            this.cut_armed = true;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
                         this.phase = Phase::Done;
                         return Poll::Ready(Some(Err(Cut)));
                     }

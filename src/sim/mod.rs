@@ -204,3 +204,42 @@ impl Drop for Handle {
         self.shutdown();
     }
 }
+
+/// Render `n` streamed completion chunks the way a response body does (split off a reusable
+/// buffer each time) and return how long it took: the engine's per-token cost without I/O.
+/// For `benches/sim_events.rs`.
+#[doc(hidden)]
+pub fn render_cost(n: u32) -> Duration {
+    let vocab = tokenizer::Vocab::load(None).expect("embedded tokenizer");
+    let prompt: Vec<u32> = (10..1034).collect();
+    let gen = model::Generator::new(vocab.clone(), model::prompt_hash(0, &prompt));
+    let mut shape = render::Shape {
+        kind: render::Kind::Completion,
+        id: "cmpl-0".into(),
+        created: 0,
+        model: config::DEFAULT_MODEL.into(),
+        prompt,
+        n_out: u32::MAX,
+        finish_reason: "length",
+        include_usage: true,
+        logprobs: None,
+        echo: false,
+        seed: 0,
+        chunk_prefix: Vec::new(),
+    };
+    shape.prepare();
+    let mut buf = bytes::BytesMut::with_capacity(512);
+    let mut times = Vec::with_capacity(n as usize);
+    let t0 = Instant::now();
+    let mut total = 0usize;
+    for pos in 0..n {
+        shape.token_chunk(&mut buf, &vocab, &gen, pos);
+        times.push(t0.elapsed().as_nanos() as u64);
+        let b = buf.split().freeze();
+        total += b.len();
+        drop(b);
+    }
+    let d = t0.elapsed();
+    assert!(total > 0 && times.len() == n as usize);
+    d
+}

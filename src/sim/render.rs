@@ -227,11 +227,7 @@ type LogprobRow = (u32, Option<f64>, Vec<(u32, f64)>);
 
 /// A legacy completions `logprobs` object for rows of (token, logprob, top alternatives);
 /// `offset` is the text offset of the first row.
-fn completion_logprobs(
-    vocab: &Vocab,
-    rows: &[LogprobRow],
-    offset: usize,
-) -> Value {
+fn completion_logprobs(vocab: &Vocab, rows: &[LogprobRow], offset: usize) -> Value {
     let mut text_offset = Vec::with_capacity(rows.len());
     let mut token_logprobs = Vec::with_capacity(rows.len());
     let mut tokens = Vec::with_capacity(rows.len());

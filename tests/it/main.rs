@@ -4,4 +4,5 @@
 mod config;
 mod golden;
 mod scheduler;
+mod sim;
 mod util;
