@@ -8,6 +8,11 @@
 //!
 //! * [`config`] — strict, located parsing of master configs, runners.yaml and job rows.
 //! * [`sweep`] — master configs → job rows, filters, GitHub matrix chunks, git diffs.
+//! * [`client`] — the load client: benchmark_serving.py's prompts, request stream and
+//!   metrics, reproduced exactly and measured without client-side bottlenecks.
+//! * [`tokenizer`] — HF tokenizers with `transformers` semantics; one ships embedded.
+//! * [`pyjson`] — JSON formatted as Python writes it, for byte-comparable outputs.
+//! * [`fsutil`] — atomic file writes: no stage ever leaves half a file.
 //! * [`sim`] — the simulated engine (`runner sim`): OpenAI-compatible, continuous-batching
 //!   latency model, exact-schedule mode, fault injection, the embedded tokenizer.
 //!
@@ -15,6 +20,10 @@
 //! errors into exit codes.
 
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod fsutil;
+pub mod pyjson;
 pub mod sim;
 pub mod sweep;
+pub mod tokenizer;

@@ -23,6 +23,10 @@ pub enum Cmd {
     },
     /// Serve the simulated engine (OpenAI-compatible, vLLM-shaped) until Ctrl-C.
     Sim(SimArgs),
+    /// The load client alone against any endpoint (benchmark_serving.py's flags; as with
+    /// argparse, a repeated flag overrides the earlier one).
+    #[command(args_override_self = true)]
+    Bench(Box<super::bench::BenchArgs>),
 }
 
 /// Flags of `runner sim`.
@@ -48,6 +52,7 @@ pub struct SimArgs {
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.cmd {
+        Cmd::Bench(args) => super::bench::run(*args),
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,
             Err(e) => {

@@ -8,7 +8,8 @@ mod matrix;
 
 pub use diff::{changed_configs, load_at_rev};
 pub use expand::{concurrencies, expand, seq_name, Evals, Filters, RowShape, SeqLenName};
-pub use matrix::{chunk, to_python_json, write_github_output, Chunked};
+pub use crate::pyjson::to_python_json;
+pub use matrix::{chunk, write_github_output, Chunked};
 
 use crate::config::ConfigError;
 

@@ -1,0 +1,354 @@
+//! `runner bench`: the load client alone against any OpenAI-compatible endpoint, taking
+//! benchmark_serving.py's flags so a reference command line runs unchanged after the
+//! program name.
+
+use crate::client::dataset::RandomParams;
+use crate::client::load::Progress;
+use crate::client::request::{Backend, Timeouts};
+use crate::client::result::{Selection, METRICS};
+use crate::client::{self, BenchConfig};
+use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
+use anyhow::{bail, Context};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit code when more than 5 % of requests failed (after the result file is written).
+pub const FAILED_REQUESTS_EXIT: u8 = 4;
+
+/// Flags of `runner bench` (benchmark_serving.py's names and defaults).
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "vllm")]
+    pub backend: Backend,
+    /// Server base URL (path prefix kept); overrides --host/--port.
+    #[arg(long)]
+    pub base_url: Option<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// API endpoint (default: /v1/completions, or /v1/chat/completions for openai-chat).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Only `random` is supported.
+    #[arg(long, default_value = "random")]
+    pub dataset_name: String,
+    /// Model name sent in requests and recorded as model_id.
+    #[arg(long, default_value = crate::sim::config::DEFAULT_MODEL)]
+    pub model: String,
+    /// Tokenizer: a tokenizer.json, a directory, an HF repo id, or `infmax/embedded`
+    /// (default: the model; the embedded one for the simulated engine's model).
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// Name the server knows the model by, if different from --model.
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    pub best_of: u32,
+    #[arg(long, default_value_t = 1000)]
+    pub num_prompts: usize,
+    #[arg(long)]
+    pub logprobs: Option<u32>,
+    /// Requests per second (`inf` releases all at once).
+    #[arg(long, default_value = "inf")]
+    pub request_rate: f64,
+    /// Gamma shape of arrival gaps (1 = Poisson).
+    #[arg(long, default_value_t = 1.0)]
+    pub burstiness: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// At most this many requests in flight.
+    #[arg(long)]
+    pub max_concurrency: Option<usize>,
+    /// Copies of the first request sent before the timed phase.
+    #[arg(long, default_value_t = 0)]
+    pub num_warmups: usize,
+    #[arg(long)]
+    pub ignore_eos: bool,
+    #[arg(long, default_value = "ttft,tpot,itl")]
+    pub percentile_metrics: String,
+    #[arg(long, default_value = "99")]
+    pub metric_percentiles: String,
+    /// SLOs `KEY:MS` (ttft, tpot, e2el) for request goodput.
+    #[arg(long, num_args = 1..)]
+    pub goodput: Vec<String>,
+    #[arg(long)]
+    pub save_result: bool,
+    /// Include per-request lists in the result file.
+    #[arg(long)]
+    pub save_detailed: bool,
+    /// `KEY=VALUE` pairs added to the result.
+    #[arg(long, num_args = 0..)]
+    pub metadata: Vec<String>,
+    #[arg(long)]
+    pub result_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub result_filename: Option<String>,
+    #[arg(long, default_value_t = 1024)]
+    pub random_input_len: u32,
+    #[arg(long, default_value_t = 128)]
+    pub random_output_len: u32,
+    #[arg(long, default_value_t = 1.0)]
+    pub random_range_ratio: f64,
+    #[arg(long, default_value_t = 0)]
+    pub random_prefix_len: u32,
+    #[arg(long)]
+    pub use_chat_template: bool,
+    /// Accepted for compatibility; tokenizers here never run remote code.
+    #[arg(long)]
+    pub trust_remote_code: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub disable_tqdm: bool,
+    /// Write the generated prompts as JSON lines (`prompt`, `prompt_len`, `output_len`), to
+    /// compare with another client's dataset.
+    #[arg(long, value_name = "FILE")]
+    pub save_prompts: Option<PathBuf>,
+    /// Generate (and save) the prompts, print their statistics, send nothing.
+    #[arg(long)]
+    pub dataset_only: bool,
+    /// Fail a request that takes longer than this many seconds in total.
+    #[arg(long, default_value_t = 6.0 * 3600.0)]
+    pub request_timeout: f64,
+    /// Fail a request whose stream sends nothing for this many seconds.
+    #[arg(long, default_value_t = 600.0)]
+    pub stall_timeout: f64,
+}
+
+impl BenchArgs {
+    /// Validate and resolve into a run configuration.
+    pub async fn resolve(&self) -> anyhow::Result<BenchConfig> {
+        if self.dataset_name != "random" {
+            bail!("--dataset-name {}: only `random` is supported", self.dataset_name);
+        }
+        if !(self.random_range_ratio >= 0.0 && self.random_range_ratio <= 1.0) {
+            bail!("--random-range-ratio must be within [0, 1]");
+        }
+        if self.request_rate <= 0.0 || self.request_rate.is_nan() {
+            bail!("--request-rate must be positive (or inf)");
+        }
+        if self.burstiness <= 0.0 || !self.burstiness.is_finite() {
+            bail!("--burstiness must be a positive number");
+        }
+        if self.max_concurrency == Some(0) {
+            bail!("--max-concurrency must be at least 1");
+        }
+        let metrics: Vec<String> = self.percentile_metrics.split(',').map(|s| s.trim().to_string()).collect();
+        for m in &metrics {
+            if !METRICS.iter().any(|(n, _, _)| n == m) {
+                bail!("--percentile-metrics: unknown metric `{m}` (valid: ttft, tpot, itl, e2el)");
+            }
+        }
+        let percentiles = self
+            .metric_percentiles
+            .split(',')
+            .map(|p| {
+                let v: f64 = p.trim().parse().with_context(|| format!("--metric-percentiles: `{p}` is not a number"))?;
+                if !(0.0..=100.0).contains(&v) {
+                    bail!("--metric-percentiles: {v} is outside [0, 100]");
+                }
+                Ok(v)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut goodput = vec![];
+        for g in &self.goodput {
+            let Some((k, v)) = g.split_once(':') else {
+                bail!("--goodput `{g}`: give service level objectives as KEY:VALUE pairs, the key a metric name and the value a number in milliseconds");
+            };
+            if !["ttft", "tpot", "e2el"].contains(&k) {
+                bail!("--goodput: invalid metric name `{k}`; use one of ttft, tpot, e2el");
+            }
+            let v: f64 = v.parse().with_context(|| format!("--goodput `{g}`: `{v}` is not a number"))?;
+            if v < 0.0 {
+                bail!("--goodput `{g}`: the value must be non-negative");
+            }
+            goodput.push((k.to_string(), v));
+        }
+        let metadata = self
+            .metadata
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .with_context(|| format!("--metadata `{kv}`: use KEY=VALUE"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let tok_spec = match &self.tokenizer {
+            Some(t) => t.clone(),
+            None if self.model == crate::sim::config::DEFAULT_MODEL => EMBEDDED_NAME.to_string(),
+            None => self.model.clone(),
+        };
+        let tokenizer = HfTokenizer::load(&tok_spec).await.context("loading the tokenizer")?;
+        let base_url = self
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{}", self.host, self.port));
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            bail!("--base-url `{base_url}` must start with http:// or https://");
+        }
+        let secs = |v: f64, name: &str| {
+            if v > 0.0 && v.is_finite() {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(anyhow::anyhow!("--{name} must be a positive number of seconds"))
+            }
+        };
+        Ok(BenchConfig {
+            base_url,
+            endpoint: self.endpoint.clone().unwrap_or_else(|| self.backend.default_endpoint().into()),
+            backend: self.backend,
+            model: self.model.clone(),
+            served_model_name: self.served_model_name.clone(),
+            tokenizer,
+            dataset: RandomParams {
+                input_len: self.random_input_len,
+                output_len: self.random_output_len,
+                range_ratio: self.random_range_ratio,
+                prefix_len: self.random_prefix_len,
+                num_prompts: self.num_prompts,
+                use_chat_template: self.use_chat_template,
+            },
+            seed: self.seed,
+            best_of: self.best_of,
+            logprobs: self.logprobs,
+            ignore_eos: self.ignore_eos,
+            max_concurrency: self.max_concurrency,
+            request_rate: self.request_rate,
+            burstiness: self.burstiness,
+            num_warmups: self.num_warmups,
+            timeouts: Timeouts {
+                total: secs(self.request_timeout, "request-timeout")?,
+                stall: secs(self.stall_timeout, "stall-timeout")?,
+            },
+            selection: Selection { metrics, percentiles, goodput },
+            metadata,
+            detailed: self.save_detailed,
+            api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// The result file path the reference would write.
+    pub fn result_path(&self, cfg: &BenchConfig, date: &str) -> PathBuf {
+        let name = self.result_filename.clone().unwrap_or_else(|| {
+            let base = cfg.model.rsplit('/').next().unwrap_or(&cfg.model);
+            let conc = cfg.max_concurrency.map(|c| format!("-concurrency{c}")).unwrap_or_default();
+            format!(
+                "{}-{}qps{conc}-{base}-{date}.json",
+                cfg.backend.name(),
+                crate::pyjson::py_float_repr(cfg.request_rate).replace("Infinity", "inf")
+            )
+        });
+        match &self.result_dir {
+            Some(d) => d.join(name),
+            None => PathBuf::from(name),
+        }
+    }
+}
+
+/// Print progress while a run is going: a bar on a terminal, a line every 10 s otherwise.
+fn spawn_progress(progress: Arc<Progress>, total: usize, warmups: usize, quiet: bool) -> tokio::task::JoinHandle<()> {
+    let tty = std::io::stderr().is_terminal() && !quiet;
+    tokio::spawn(async move {
+        let bar = tty.then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} requests [{elapsed_precise}<{eta_precise}] {msg}")
+                    .expect("template parses"),
+            );
+            b
+        });
+        let started = std::time::Instant::now();
+        let mut last_line = started;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let done = progress.done.load(Ordering::Relaxed) as usize;
+            let failed = progress.failed.load(Ordering::Relaxed);
+            let w = progress.warmups_done.load(Ordering::Relaxed) as usize;
+            if let Some(b) = &bar {
+                b.set_position(done as u64);
+                b.set_message(if w < warmups { format!("warmup {w}/{warmups}") } else { format!("{failed} failed") });
+            } else if last_line.elapsed() >= Duration::from_secs(10) {
+                last_line = std::time::Instant::now();
+                eprintln!(
+                    "progress: warmup {w}/{warmups}, requests {done}/{total} done, {failed} failed, {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            if done >= total {
+                if let Some(b) = bar {
+                    b.finish();
+                }
+                return;
+            }
+        }
+    })
+}
+
+/// `runner bench`.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run_async(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.resolve().await?;
+    if args.save_prompts.is_some() || args.dataset_only {
+        let (tok, params, seed) = (cfg.tokenizer.clone(), cfg.dataset.clone(), cfg.seed);
+        let t0 = std::time::Instant::now();
+        let ds = tokio::task::spawn_blocking(move || client::dataset::sample_random(&tok, &params, seed))
+            .await
+            .context("dataset generation")??;
+        eprintln!(
+            "generated {} prompts in {:.2} s",
+            ds.prompts.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        if let Some(path) = &args.save_prompts {
+            let mut text = String::new();
+            for p in &ds.prompts {
+                text.push_str(&serde_json::json!({"prompt": p.text, "prompt_len": p.prompt_len, "output_len": p.output_len}).to_string());
+                text.push('\n');
+            }
+            crate::fsutil::write_atomic(path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if args.dataset_only {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let progress = Arc::new(Progress::default());
+    let reporter = spawn_progress(progress.clone(), cfg.dataset.num_prompts, cfg.num_warmups, args.disable_tqdm);
+    let out = client::run(&cfg, progress).await?;
+    reporter.abort();
+    eprint!("{}", out.dataset_stats);
+    println!("{}", out.table.trim_end());
+    if args.save_result {
+        let date = out.result["date"].as_str().unwrap_or("").to_string();
+        let path = args.result_path(&cfg, &date);
+        let text = crate::pyjson::to_python_json(&out.result);
+        crate::fsutil::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("result written to {}", path.display());
+    }
+    if out.too_many_failures() {
+        eprintln!(
+            "error: {} of {} requests failed (more than 5%); first errors: {}",
+            out.failed,
+            out.failed + out.completed,
+            out.result["error_samples"]
+        );
+        return Ok(ExitCode::from(FAILED_REQUESTS_EXIT));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,287 @@
+//! One streamed request: the body the reference sends, and the timing of what comes back.
+//!
+//! Bodies are serialised before the run starts; during the run a request costs one POST and,
+//! per arriving network chunk, one clock read and a borrowed parse of its lines. Times are
+//! taken on a monotonic clock when a chunk arrives, not after it is parsed.
+
+use super::sse::{parse_line, Event, LineSplitter};
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+/// Request API, by the reference's `--backend` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// POST /v1/completions (also `openai`, `sglang`, `lmdeploy`, `scalellm` in the reference).
+    Vllm,
+    Openai,
+    Sglang,
+    Lmdeploy,
+    Scalellm,
+    /// POST /v1/chat/completions.
+    #[value(name = "openai-chat")]
+    OpenaiChat,
+}
+
+impl Backend {
+    /// The reference's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Vllm => "vllm",
+            Backend::Openai => "openai",
+            Backend::Sglang => "sglang",
+            Backend::Lmdeploy => "lmdeploy",
+            Backend::Scalellm => "scalellm",
+            Backend::OpenaiChat => "openai-chat",
+        }
+    }
+
+    /// Whether it speaks /v1/chat/completions.
+    pub fn is_chat(self) -> bool {
+        self == Backend::OpenaiChat
+    }
+
+    /// Default `--endpoint`.
+    pub fn default_endpoint(self) -> &'static str {
+        if self.is_chat() {
+            "/v1/chat/completions"
+        } else {
+            "/v1/completions"
+        }
+    }
+}
+
+/// Everything that shapes request bodies.
+#[derive(Debug, Clone)]
+pub struct BodyOptions {
+    pub backend: Backend,
+    /// `model` field (`--served-model-name`, else `--model`).
+    pub model: String,
+    pub best_of: u32,
+    /// `logprobs` (null unless `--logprobs`).
+    pub logprobs: Option<u32>,
+    pub ignore_eos: bool,
+}
+
+/// The JSON body the reference sends for one prompt.
+pub fn body(o: &BodyOptions, prompt: &str, max_tokens: u32) -> Bytes {
+    let mut v = if o.backend.is_chat() {
+        serde_json::json!({
+            "model": o.model,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+            "temperature": 0.0,
+            "max_completion_tokens": max_tokens,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        })
+    } else {
+        serde_json::json!({
+            "model": o.model,
+            "prompt": prompt,
+            "temperature": 0.0,
+            "best_of": o.best_of,
+            "max_tokens": max_tokens,
+            "logprobs": o.logprobs,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        })
+    };
+    if o.ignore_eos {
+        v["ignore_eos"] = serde_json::Value::Bool(true);
+    }
+    Bytes::from(serde_json::to_vec(&v).expect("body serialises"))
+}
+
+/// What happened to one request (the reference's `RequestFuncOutput`, plus queue time).
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub success: bool,
+    /// Seconds from send to the first token event.
+    pub ttft: f64,
+    /// Seconds between consecutive token events.
+    pub itl: Vec<f64>,
+    /// Seconds from send to the last token event (chat: the last data chunk, as the
+    /// reference measures it).
+    pub latency: f64,
+    /// `usage.completion_tokens`, when the engine reported it.
+    pub output_tokens: Option<u64>,
+    /// Concatenated text of all token events.
+    pub generated_text: String,
+    /// Client-side prompt length.
+    pub prompt_len: u32,
+    /// Why it failed (empty on success), at most [`MAX_ERROR_LEN`] bytes.
+    pub error: String,
+    /// Seconds spent waiting for a concurrency slot before sending (not part of TTFT).
+    pub queue: f64,
+}
+
+/// Longest error string kept per request.
+pub const MAX_ERROR_LEN: usize = 1000;
+
+/// Limits that turn a hung engine into a failed request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Whole request, send to last byte (the reference: 6 h).
+    pub total: Duration,
+    /// No bytes at all for this long.
+    pub stall: Duration,
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_ERROR_LEN {
+        let mut cut = MAX_ERROR_LEN;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Send one request and time its stream.
+pub async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    api_key: Option<&str>,
+    body: Bytes,
+    prompt_len: u32,
+    expected_tokens: u32,
+    chat: bool,
+    t: Timeouts,
+) -> Outcome {
+    let mut out = Outcome {
+        prompt_len,
+        itl: Vec::with_capacity(expected_tokens as usize),
+        ..Outcome::default()
+    };
+    let st = Instant::now();
+    let deadline = tokio::time::Instant::from_std(st + t.total);
+    match tokio::time::timeout_at(deadline, stream(client, url, api_key, body, st, chat, t, &mut out)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            out.success = false;
+            out.error = truncate(e);
+        }
+        Err(_) => {
+            out.success = false;
+            out.error = format!("request timed out after {:.0} s", t.total.as_secs_f64());
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    client: &reqwest::Client,
+    url: &str,
+    api_key: Option<&str>,
+    body: Bytes,
+    st: Instant,
+    chat: bool,
+    t: Timeouts,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let mut req = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    if let Some(k) = api_key {
+        req = req.bearer_auth(k);
+    }
+    let mut resp = tokio::time::timeout(t.stall, req.send())
+        .await
+        .map_err(|_| format!("no response headers within {:.0} s", t.stall.as_secs_f64()))?
+        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+    let status = resp.status();
+    if status != reqwest::StatusCode::OK {
+        let text = tokio::time::timeout(t.stall, resp.text()).await.ok().and_then(Result::ok).unwrap_or_default();
+        return Err(format!("HTTP {status}: {}", text.trim()));
+    }
+    let mut lines = LineSplitter::default();
+    let mut first = true;
+    let mut last_token = st;
+    let mut last_any = st;
+    let mut done = false;
+    let mut failure: Option<String> = None;
+    loop {
+        let chunk = match tokio::time::timeout(t.stall, resp.chunk()).await {
+            Err(_) => {
+                return Err(format!(
+                    "stream stalled: no data for {:.0} s after {} tokens",
+                    t.stall.as_secs_f64(),
+                    out.itl.len() + usize::from(!first)
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "stream broken after {} tokens: {}",
+                    out.itl.len() + usize::from(!first),
+                    error_chain(&e)
+                ))
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(c))) => c,
+        };
+        let now = Instant::now();
+        lines.feed(&chunk, |line| {
+            let ev = parse_line(line);
+            if !matches!(ev, Event::Ignore | Event::Done) {
+                last_any = now;
+            }
+            match ev {
+                Event::Token { text, usage } => {
+                    if first {
+                        first = false;
+                        out.ttft = (now - st).as_secs_f64();
+                    } else {
+                        out.itl.push((now - last_token).as_secs_f64());
+                    }
+                    last_token = now;
+                    out.generated_text.push_str(&text);
+                    if usage.is_some() {
+                        out.output_tokens = usage;
+                    }
+                }
+                Event::Usage(u) => out.output_tokens = Some(u),
+                Event::Done => done = true,
+                Event::Error(e) => failure = Some(format!("engine error in stream: {e}")),
+                Event::Malformed(e) => failure = Some(format!("malformed stream chunk: {e}")),
+                Event::Ignore => {}
+            }
+        });
+        if let Some(f) = failure.take() {
+            return Err(f);
+        }
+    }
+    if let Some(rest) = lines.finish() {
+        if parse_line(&rest) == Event::Done {
+            done = true;
+        }
+    }
+    if first {
+        return Err("Never received a valid chunk to calculate TTFT. This response will be marked as failed!".into());
+    }
+    if !done {
+        return Err(format!(
+            "stream ended without [DONE] after {} tokens",
+            out.itl.len() + 1
+        ));
+    }
+    out.latency = ((if chat { last_any } else { last_token }) - st).as_secs_f64();
+    out.success = true;
+    Ok(())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}

@@ -1,0 +1,269 @@
+//! The load client: its dataset against an independently computed fixture, and real runs of
+//! `runner bench` against the simulated engine (clean and with each fault) and against a
+//! hand-written HTTP server that checks exactly what goes over the wire.
+
+use crate::util::fixture;
+use infmax::client::dataset::{sample_random, RandomParams};
+use infmax::sim::config::{CutFault, FailFault, StallFault};
+use infmax::sim::{Handle, Server, SimConfig};
+use infmax::tokenizer::HfTokenizer;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+#[test]
+fn dataset_matches_independent_fixture() {
+    let text = std::fs::read_to_string(fixture("client/random-dataset.json")).unwrap();
+    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let tok = HfTokenizer::embedded();
+    for c in cases {
+        let p = RandomParams {
+            input_len: c["isl"].as_u64().unwrap() as u32,
+            output_len: c["osl"].as_u64().unwrap() as u32,
+            range_ratio: c["range_ratio"].as_f64().unwrap(),
+            prefix_len: c["prefix_len"].as_u64().unwrap() as u32,
+            num_prompts: c["num_prompts"].as_u64().unwrap() as usize,
+            use_chat_template: false,
+        };
+        assert_eq!(tok.vocab_size() as u64, c["vocab_size"].as_u64().unwrap());
+        let mut ds = sample_random(&tok, &p, c["seed"].as_u64().unwrap() as u32).unwrap();
+        let want = c["prompts"].as_array().unwrap();
+        assert_eq!(ds.prompts.len(), want.len());
+        for (i, (got, want)) in ds.prompts.iter().zip(want).enumerate() {
+            assert_eq!(got.text, want["text"].as_str().unwrap(), "prompt {i} text");
+            assert_eq!(u64::from(got.prompt_len), want["prompt_len"].as_u64().unwrap(), "prompt {i} len");
+            assert_eq!(u64::from(got.output_len), want["output_len"].as_u64().unwrap(), "prompt {i} output len");
+        }
+        // The generator continues into the arrival process exactly where numpy's would.
+        assert_eq!(ds.rng.gamma(1.0, 0.1), c["next_gamma_1_0.1"].as_f64().unwrap());
+    }
+}
+
+/// A sim engine on its own runtime, kept alive while the test runs `runner bench`.
+struct Sim {
+    handle: Handle,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn sim(cfg: SimConfig) -> Sim {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let handle = rt.block_on(Server::start_local(cfg)).unwrap();
+    Sim { handle, _rt: rt }
+}
+
+fn exact(ttft_ms: f64, itl_ms: f64) -> SimConfig {
+    let mut c = SimConfig::preset("exact").unwrap();
+    let x = c.exact.as_mut().unwrap();
+    x.ttft_ms = ttft_ms;
+    x.itl_ms = itl_ms;
+    c
+}
+
+/// Run `runner bench` against `url` writing `out/r.json`; returns the process output and the
+/// result file (if written).
+fn bench(url: &str, out: &std::path::Path, extra: &[&str]) -> (Output, Option<Value>) {
+    let mut args = vec![
+        "bench", "--base-url", url, "--random-input-len", "64", "--random-output-len", "16",
+        "--num-prompts", "20", "--max-concurrency", "4", "--ignore-eos", "--disable-tqdm",
+        "--save-result", "--result-filename", "r.json", "--percentile-metrics", "ttft,tpot,itl,e2el",
+        "--metric-percentiles", "90,99,99.9",
+    ];
+    let dir = out.display().to_string();
+    args.extend(["--result-dir", &dir]);
+    args.extend_from_slice(extra);
+    let o = Command::new(env!("CARGO_BIN_EXE_runner")).args(&args).env_remove("OPENAI_API_KEY").output().unwrap();
+    let r = std::fs::read_to_string(out.join("r.json")).ok().map(|t| serde_json::from_str(&t).unwrap());
+    (o, r)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bench_against_exact_sim() {
+    let s = sim(exact(20.0, 1.0));
+    let d = tempfile::tempdir().unwrap();
+    let (o, r) = bench(&s.handle.url(), d.path(), &["--num-warmups", "3", "--random-range-ratio", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = r.expect("result written");
+    assert_eq!(r["completed"], 20);
+    assert_eq!(r["failed"], 0);
+    assert_eq!(r["request_rate"], "inf");
+    assert_eq!(r["max_concurrency"], 4);
+    assert_eq!(r["num_warmups"], 3);
+    assert!(r["request_goodput:"].is_null());
+    // Physical lower bounds: nothing arrives before the engine sends it.
+    assert!(r["median_ttft_ms"].as_f64().unwrap() >= 20.0, "{}", r["median_ttft_ms"]);
+    assert!(r["median_itl_ms"].as_f64().unwrap() > 0.0);
+    for p in ["90", "99", "99.9"] {
+        for m in ["ttft", "tpot", "itl", "e2el"] {
+            assert!(r[format!("p{p}_{m}_ms")].is_number(), "p{p}_{m}_ms");
+        }
+    }
+    // Output lengths drawn in [8, 16]; with ignore_eos every request returns exactly that
+    // many tokens, counted from the engine's usage chunks.
+    let total = r["total_output_tokens"].as_u64().unwrap();
+    assert!((20 * 8..=20 * 16).contains(&total), "{total}");
+    // The engine saw 3 warmups + 20 timed requests.
+    assert_eq!(s.handle.schedule().requests.len(), 23);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("Serving Benchmark Result") && table.contains("P99.9 ITL (ms):"), "{table}");
+}
+
+#[test]
+fn too_many_failures_exit_nonzero_after_writing() {
+    let mut c = exact(5.0, 1.0);
+    c.faults.fail = Some(FailFault { rate: 0.25, status: 500 });
+    let s = sim(c);
+    let d = tempfile::tempdir().unwrap();
+    let (o, r) = bench(&s.handle.url(), d.path(), &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let r = r.expect("result written before exiting");
+    assert_eq!(r["failed"], 5);
+    assert_eq!(r["completed"], 15);
+    assert!(r["error_samples"][0].as_str().unwrap().starts_with("HTTP 500"), "{}", r["error_samples"]);
+    assert!(stderr(&o).contains("5 of 20 requests failed"), "{}", stderr(&o));
+}
+
+#[test]
+fn cut_and_stalled_streams_are_clear_errors() {
+    let mut c = exact(5.0, 1.0);
+    c.faults.cut = Some(CutFault { after_tokens: 3, rate: 1.0 });
+    let s = sim(c);
+    let d = tempfile::tempdir().unwrap();
+    let (o, r) = bench(&s.handle.url(), d.path(), &[]);
+    assert_eq!(o.status.code(), Some(4));
+    let e = r.unwrap()["error_samples"][0].as_str().unwrap().to_string();
+    assert!(e.contains("after 3 tokens"), "{e}");
+
+    let mut c = exact(5.0, 1.0);
+    c.faults.stall = Some(StallFault { after_tokens: 2, for_ms: None, rate: 1.0 });
+    let s = sim(c);
+    let d = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let (o, r) = bench(&s.handle.url(), d.path(), &["--stall-timeout", "1", "--num-prompts", "4"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(t.elapsed().as_secs() < 60, "stalls end at the stall timeout");
+    let e = r.unwrap()["error_samples"][0].as_str().unwrap().to_string();
+    assert!(e.contains("stream stalled: no data for 1 s after 2 tokens"), "{e}");
+}
+
+#[test]
+fn engine_that_dies_mid_run_fails_requests_not_the_client() {
+    let mut c = exact(5.0, 2.0);
+    c.faults.exit_after_requests = Some(8);
+    let s = sim(c);
+    let d = tempfile::tempdir().unwrap();
+    let (o, r) = bench(&s.handle.url(), d.path(), &["--stall-timeout", "5"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let r = r.expect("partial result written");
+    assert_eq!(r["completed"].as_u64().unwrap() + r["failed"].as_u64().unwrap(), 20);
+    assert!(r["failed"].as_u64().unwrap() >= 12);
+}
+
+/// A one-shot HTTP/1.1 server that records each request head and body, and answers with a
+/// vLLM-style stream written in awkward pieces (lines split across TCP writes).
+fn fake_vllm(requests: usize) -> (String, std::thread::JoinHandle<Vec<(String, String)>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/prefix", l.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let mut seen = vec![];
+        for _ in 0..requests {
+            let (mut s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            seen.push((head, String::from_utf8(body).unwrap()));
+            let chunks = [
+                "data: {\"choices\":[{\"index\":0,\"text\":\"Hel\",\"finish_reason\":null}],\"usage\":null}\n\n",
+                "data: {\"choices\":[{\"index\":0,\"text\":\"lo\",\"finish_reason\":null}],\"usage\":null}\n\ndata: {\"choices\":[{\"index\":0,\"te",
+                "xt\":\" w\\u00f6rld\",\"finish_reason\":\"length\"}],\"usage\":null}\n\n",
+                "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":3,\"total_tokens\":6}}\n\ndata: [DONE]\n\n",
+            ];
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n").unwrap();
+            for c in chunks {
+                write!(s, "{:x}\r\n{c}\r\n", c.len()).unwrap();
+                s.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            s.write_all(b"0\r\n\r\n").unwrap();
+        }
+        seen
+    });
+    (url, h)
+}
+
+#[test]
+fn wire_format_prefix_auth_and_split_lines() {
+    let (url, server) = fake_vllm(1);
+    let d = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args([
+            "bench", "--base-url", &url, "--model", "org/model", "--tokenizer", "infmax/embedded",
+            "--random-input-len", "32", "--random-output-len", "3", "--num-prompts", "1", "--ignore-eos",
+            "--save-result", "--save-detailed", "--result-dir", &d.path().display().to_string(),
+            "--result-filename", "r.json", "--disable-tqdm",
+        ])
+        .env("OPENAI_API_KEY", "sk-test-123")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen = server.join().unwrap();
+    let (head, body) = &seen[0];
+    assert!(head.starts_with("POST /prefix/v1/completions HTTP/1.1"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("authorization: bearer sk-test-123"), "{head}");
+    let b: Value = serde_json::from_str(body).unwrap();
+    let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["model", "prompt", "temperature", "best_of", "max_tokens", "logprobs", "stream", "stream_options", "ignore_eos"]);
+    assert_eq!(b["model"], "org/model");
+    assert_eq!(b["temperature"], 0.0);
+    assert_eq!(b["max_tokens"], 3);
+    assert!(b["logprobs"].is_null());
+    assert_eq!(b["stream_options"]["include_usage"], true);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["generated_texts"][0], "Hello wörld");
+    assert_eq!(r["output_lens"][0], 3);
+    assert_eq!(r["itls"][0].as_array().unwrap().len(), 2);
+    assert_eq!(r["model_id"], "org/model");
+    assert_eq!(r["tokenizer_id"], "infmax/embedded");
+    // The API key never reaches the result.
+    assert!(!std::fs::read_to_string(d.path().join("r.json")).unwrap().contains("sk-test-123"));
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_runner")).arg("bench").args(args).output().unwrap();
+        (o.status.code(), stderr(&o))
+    };
+    let (c, e) = run(&["--goodput", "ttft=5"]);
+    assert_eq!(c, Some(1));
+    assert!(e.contains("KEY:VALUE"), "{e}");
+    let (_, e) = run(&["--percentile-metrics", "ttft,latency"]);
+    assert!(e.contains("unknown metric `latency`"), "{e}");
+    let (_, e) = run(&["--dataset-name", "sharegpt"]);
+    assert!(e.contains("only `random` is supported"), "{e}");
+    let (_, e) = run(&["--tokenizer", "/nonexistent/tok.json"]);
+    assert!(e.contains("tokenizer"), "{e}");
+    // Nothing listening: every request fails with a connection error, exit 4.
+    let d = tempfile::tempdir().unwrap();
+    let (o, r) = bench("http://127.0.0.1:9", d.path(), &["--num-prompts", "3"]);
+    assert_eq!(o.status.code(), Some(4));
+    let e = r.unwrap()["error_samples"][0].as_str().unwrap().to_string();
+    assert!(e.contains("request failed"), "{e}");
+}
