@@ -287,6 +287,12 @@ fn completion_ask(e: &Engine, body: &[u8]) -> Result<Ask, Reject> {
             "echo is not supported with stream by the simulated engine",
         ));
     }
+    if r.stream_options.is_some() && !r.stream {
+        return Err(reject(
+            400,
+            "stream_options can only be given with stream: true",
+        ));
+    }
     let opts = r.stream_options.unwrap_or_default();
     if opts.continuous_usage_stats {
         return Err(reject(
@@ -329,6 +335,12 @@ fn chat_ask(e: &Engine, body: &[u8]) -> Result<Ask, Reject> {
         return Err(reject(400, "messages must not be empty"));
     }
     let prompt = encode(e, &messages_text(&r.messages)?)?;
+    if r.stream_options.is_some() && !r.stream {
+        return Err(reject(
+            400,
+            "stream_options can only be given with stream: true",
+        ));
+    }
     let opts = r.stream_options.unwrap_or_default();
     if opts.continuous_usage_stats {
         return Err(reject(

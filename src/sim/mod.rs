@@ -65,9 +65,7 @@ impl Server {
     pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<Handle, SimError> {
         cfg.validate().map_err(|(p, m)| SimError::Config(p, m))?;
         let vocab = tokenizer::Vocab::load(cfg.tokenizer.as_deref())?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| SimError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| SimError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| SimError::Bind { addr, source })?;
@@ -96,6 +94,19 @@ impl Server {
     pub async fn start_local(cfg: SimConfig) -> Result<Handle, SimError> {
         Self::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
+}
+
+/// Bind with a deep accept queue: a load client opening 1,000+ connections at once must not
+/// overflow it (an overflow drops the SYN and the client retries a second later).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn accept_loop(

@@ -252,6 +252,7 @@ async fn chat_stream_and_non_stream() {
 
     let mut plain = body;
     plain["stream"] = json!(false);
+    plain.as_object_mut().unwrap().remove("stream_options");
     let v: Value = post(&h, "/v1/chat/completions", plain)
         .await
         .json()
@@ -897,4 +898,46 @@ async fn fault_cut_with_the_batching_model() {
         .map(|r| r.send_ns.len())
         .collect();
     assert_eq!(cut, [4, 4]);
+}
+
+/// Median gap between consecutive token sends over all recorded requests, in ms.
+fn median_itl_ms(s: &infmax::sim::Schedule) -> f64 {
+    let mut gaps: Vec<u64> = s
+        .requests
+        .iter()
+        .flat_map(|r| r.send_ns.windows(2).map(|w| w[1] - w[0]))
+        .collect();
+    gaps.sort_unstable();
+    gaps[gaps.len() / 2] as f64 / 1e6
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b200_preset_serves_the_baseline_interactivity() {
+    // 1k-token prompts at conc 4 and 64: the engine's median ITL should be near the B200
+    // DSR1 baseline's median TPOT (135.46 and 55.476 tok/s/user at 1k/1k).
+    for (conc, baseline) in [(4usize, 135.46), (64, 55.476)] {
+        let mut cfg = SimConfig::preset("b200-dsr1").unwrap();
+        cfg.startup_delay_ms = 0;
+        cfg.record_schedule = true;
+        let h = start(cfg).await;
+        let reqs = (0..conc).map(|i| {
+            let prompt: Vec<u32> = (0..1024)
+                .map(|j| (i * 1024 + j) as u32 % 8000 + 3)
+                .collect();
+            let h = &h;
+            async move {
+                let body = streamed(completion(json!(prompt), 48), false);
+                sse(&stream_text(h, "/v1/completions", body).await).len()
+            }
+        });
+        for n in futures_util::future::join_all(reqs).await {
+            assert_eq!(n, 48);
+        }
+        let intvty = 1000.0 / median_itl_ms(&h.schedule());
+        eprintln!("conc {conc}: median {intvty:.1} tok/s/user (baseline {baseline})");
+        assert!(
+            (intvty / baseline - 1.0).abs() < 0.2,
+            "conc {conc}: {intvty:.1} tok/s/user vs baseline {baseline}"
+        );
+    }
 }
