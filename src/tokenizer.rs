@@ -136,12 +136,14 @@ impl HfTokenizer {
             message: e.to_string(),
         })?;
         let cfg_text = match config {
-            Some(c) if c.is_file() => Some(std::fs::read_to_string(&c).map_err(|e| {
-                TokenizerError::Load {
-                    file: c.display().to_string(),
-                    message: e.to_string(),
-                }
-            })?),
+            Some(c) if c.is_file() => {
+                Some(
+                    std::fs::read_to_string(&c).map_err(|e| TokenizerError::Load {
+                        file: c.display().to_string(),
+                        message: e.to_string(),
+                    })?,
+                )
+            }
             _ => None,
         };
         Self::from_parts(id, &bytes, cfg_text.as_deref(), &json.display().to_string())
@@ -167,15 +169,24 @@ impl HfTokenizer {
         };
         let chat_template = cfg.chat_template.and_then(|t| match t {
             ChatTemplate::One(s) => Some(s),
-            ChatTemplate::Named(v) => v.into_iter().find(|t| t.name == "default").map(|t| t.template),
+            ChatTemplate::Named(v) => v
+                .into_iter()
+                .find(|t| t.name == "default")
+                .map(|t| t.template),
         });
         Ok(HfTokenizer {
             id: id.to_string(),
             inner: Arc::new(inner),
             clean_up: cfg.clean_up_tokenization_spaces.unwrap_or(false),
             chat_template: chat_template.map(Arc::from),
-            bos: cfg.bos_token.map(|t| t.text().to_string()).unwrap_or_default(),
-            eos: cfg.eos_token.map(|t| t.text().to_string()).unwrap_or_default(),
+            bos: cfg
+                .bos_token
+                .map(|t| t.text().to_string())
+                .unwrap_or_default(),
+            eos: cfg
+                .eos_token
+                .map(|t| t.text().to_string())
+                .unwrap_or_default(),
         })
     }
 
@@ -215,9 +226,15 @@ impl HfTokenizer {
         let mut env = minijinja::Environment::new();
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> Result<(), minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<(), minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
         let render = env.render_str(
             tpl,
             minijinja::context! {
@@ -270,14 +287,21 @@ pub fn hub_cache_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(p).join("hub");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
     home.join(".cache/huggingface/hub")
 }
 
 /// Whether `HF_HUB_OFFLINE` forbids downloads (huggingface_hub's truthy values).
 pub fn hub_offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -303,10 +327,13 @@ async fn hub_files(id: &str) -> Result<(PathBuf, Option<PathBuf>), TokenizerErro
             message: e.to_string(),
         })?;
     let r = api.model(id.to_string());
-    let json = r.get("tokenizer.json").await.map_err(|e| TokenizerError::Download {
-        id: id.to_string(),
-        message: e.to_string(),
-    })?;
+    let json = r
+        .get("tokenizer.json")
+        .await
+        .map_err(|e| TokenizerError::Download {
+            id: id.to_string(),
+            message: e.to_string(),
+        })?;
     let config = r.get("tokenizer_config.json").await.ok();
     Ok((json, config))
 }

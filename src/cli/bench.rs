@@ -112,6 +112,22 @@ pub struct BenchArgs {
     /// Generate (and save) the prompts, print their statistics, send nothing.
     #[arg(long)]
     pub dataset_only: bool,
+    /// Measure the client itself against the built-in exact-schedule engine (CPU per token,
+    /// events/s, TTFT/ITL error) instead of benchmarking a server.
+    #[arg(long)]
+    pub self_test: bool,
+    /// Self-test: concurrent stream counts to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 64, 1024])]
+    pub self_test_streams: Vec<usize>,
+    /// Self-test: tokens per stream.
+    #[arg(long, default_value_t = 400)]
+    pub self_test_tokens: u32,
+    /// Self-test: the engine's true inter-token latency (ms).
+    #[arg(long, default_value_t = 2.0)]
+    pub self_test_itl_ms: f64,
+    /// Self-test: the engine's true time to first token (ms).
+    #[arg(long, default_value_t = 50.0)]
+    pub self_test_ttft_ms: f64,
     /// Fail a request that takes longer than this many seconds in total.
     #[arg(long, default_value_t = 6.0 * 3600.0)]
     pub request_timeout: f64,
@@ -124,7 +140,10 @@ impl BenchArgs {
     /// Validate and resolve into a run configuration.
     pub async fn resolve(&self) -> anyhow::Result<BenchConfig> {
         if self.dataset_name != "random" {
-            bail!("--dataset-name {}: only `random` is supported", self.dataset_name);
+            bail!(
+                "--dataset-name {}: only `random` is supported",
+                self.dataset_name
+            );
         }
         if !(self.random_range_ratio >= 0.0 && self.random_range_ratio <= 1.0) {
             bail!("--random-range-ratio must be within [0, 1]");
@@ -138,7 +157,11 @@ impl BenchArgs {
         if self.max_concurrency == Some(0) {
             bail!("--max-concurrency must be at least 1");
         }
-        let metrics: Vec<String> = self.percentile_metrics.split(',').map(|s| s.trim().to_string()).collect();
+        let metrics: Vec<String> = self
+            .percentile_metrics
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect();
         for m in &metrics {
             if !METRICS.iter().any(|(n, _, _)| n == m) {
                 bail!("--percentile-metrics: unknown metric `{m}` (valid: ttft, tpot, itl, e2el)");
@@ -148,7 +171,10 @@ impl BenchArgs {
             .metric_percentiles
             .split(',')
             .map(|p| {
-                let v: f64 = p.trim().parse().with_context(|| format!("--metric-percentiles: `{p}` is not a number"))?;
+                let v: f64 = p
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--metric-percentiles: `{p}` is not a number"))?;
                 if !(0.0..=100.0).contains(&v) {
                     bail!("--metric-percentiles: {v} is outside [0, 100]");
                 }
@@ -163,7 +189,9 @@ impl BenchArgs {
             if !["ttft", "tpot", "e2el"].contains(&k) {
                 bail!("--goodput: invalid metric name `{k}`; use one of ttft, tpot, e2el");
             }
-            let v: f64 = v.parse().with_context(|| format!("--goodput `{g}`: `{v}` is not a number"))?;
+            let v: f64 = v
+                .parse()
+                .with_context(|| format!("--goodput `{g}`: `{v}` is not a number"))?;
             if v < 0.0 {
                 bail!("--goodput `{g}`: the value must be non-negative");
             }
@@ -183,7 +211,9 @@ impl BenchArgs {
             None if self.model == crate::sim::config::DEFAULT_MODEL => EMBEDDED_NAME.to_string(),
             None => self.model.clone(),
         };
-        let tokenizer = HfTokenizer::load(&tok_spec).await.context("loading the tokenizer")?;
+        let tokenizer = HfTokenizer::load(&tok_spec)
+            .await
+            .context("loading the tokenizer")?;
         let base_url = self
             .base_url
             .clone()
@@ -195,12 +225,17 @@ impl BenchArgs {
             if v > 0.0 && v.is_finite() {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(anyhow::anyhow!("--{name} must be a positive number of seconds"))
+                Err(anyhow::anyhow!(
+                    "--{name} must be a positive number of seconds"
+                ))
             }
         };
         Ok(BenchConfig {
             base_url,
-            endpoint: self.endpoint.clone().unwrap_or_else(|| self.backend.default_endpoint().into()),
+            endpoint: self
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| self.backend.default_endpoint().into()),
             backend: self.backend,
             model: self.model.clone(),
             served_model_name: self.served_model_name.clone(),
@@ -225,10 +260,16 @@ impl BenchArgs {
                 total: secs(self.request_timeout, "request-timeout")?,
                 stall: secs(self.stall_timeout, "stall-timeout")?,
             },
-            selection: Selection { metrics, percentiles, goodput },
+            selection: Selection {
+                metrics,
+                percentiles,
+                goodput,
+            },
             metadata,
             detailed: self.save_detailed,
-            api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+            api_key: std::env::var("OPENAI_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
         })
     }
 
@@ -236,7 +277,10 @@ impl BenchArgs {
     pub fn result_path(&self, cfg: &BenchConfig, date: &str) -> PathBuf {
         let name = self.result_filename.clone().unwrap_or_else(|| {
             let base = cfg.model.rsplit('/').next().unwrap_or(&cfg.model);
-            let conc = cfg.max_concurrency.map(|c| format!("-concurrency{c}")).unwrap_or_default();
+            let conc = cfg
+                .max_concurrency
+                .map(|c| format!("-concurrency{c}"))
+                .unwrap_or_default();
             format!(
                 "{}-{}qps{conc}-{base}-{date}.json",
                 cfg.backend.name(),
@@ -251,14 +295,21 @@ impl BenchArgs {
 }
 
 /// Print progress while a run is going: a bar on a terminal, a line every 10 s otherwise.
-fn spawn_progress(progress: Arc<Progress>, total: usize, warmups: usize, quiet: bool) -> tokio::task::JoinHandle<()> {
+fn spawn_progress(
+    progress: Arc<Progress>,
+    total: usize,
+    warmups: usize,
+    quiet: bool,
+) -> tokio::task::JoinHandle<()> {
     let tty = std::io::stderr().is_terminal() && !quiet;
     tokio::spawn(async move {
         let bar = tty.then(|| {
             let b = indicatif::ProgressBar::new(total as u64);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} requests [{elapsed_precise}<{eta_precise}] {msg}")
-                    .expect("template parses"),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} requests [{elapsed_precise}<{eta_precise}] {msg}",
+                )
+                .expect("template parses"),
             );
             b
         });
@@ -271,7 +322,11 @@ fn spawn_progress(progress: Arc<Progress>, total: usize, warmups: usize, quiet: 
             let w = progress.warmups_done.load(Ordering::Relaxed) as usize;
             if let Some(b) = &bar {
                 b.set_position(done as u64);
-                b.set_message(if w < warmups { format!("warmup {w}/{warmups}") } else { format!("{failed} failed") });
+                b.set_message(if w < warmups {
+                    format!("warmup {w}/{warmups}")
+                } else {
+                    format!("{failed} failed")
+                });
             } else if last_line.elapsed() >= Duration::from_secs(10) {
                 last_line = std::time::Instant::now();
                 eprintln!(
@@ -291,7 +346,24 @@ fn spawn_progress(progress: Arc<Progress>, total: usize, warmups: usize, quiet: 
 
 /// `runner bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    if args.self_test {
+        return match super::selftest::run(
+            &args.self_test_streams,
+            args.self_test_tokens,
+            args.self_test_ttft_ms,
+            args.self_test_itl_ms,
+        ) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(run_async(args)) {
         Ok(code) => code,
         Err(e) => {
@@ -306,9 +378,11 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.save_prompts.is_some() || args.dataset_only {
         let (tok, params, seed) = (cfg.tokenizer.clone(), cfg.dataset.clone(), cfg.seed);
         let t0 = std::time::Instant::now();
-        let ds = tokio::task::spawn_blocking(move || client::dataset::sample_random(&tok, &params, seed))
-            .await
-            .context("dataset generation")??;
+        let ds = tokio::task::spawn_blocking(move || {
+            client::dataset::sample_random(&tok, &params, seed)
+        })
+        .await
+        .context("dataset generation")??;
         eprintln!(
             "generated {} prompts in {:.2} s",
             ds.prompts.len(),
@@ -328,7 +402,12 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let progress = Arc::new(Progress::default());
-    let reporter = spawn_progress(progress.clone(), cfg.dataset.num_prompts, cfg.num_warmups, args.disable_tqdm);
+    let reporter = spawn_progress(
+        progress.clone(),
+        cfg.dataset.num_prompts,
+        cfg.num_warmups,
+        args.disable_tqdm,
+    );
     let out = client::run(&cfg, progress).await?;
     reporter.abort();
     eprint!("{}", out.dataset_stats);

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod runner;
 pub mod scheduler;
+pub mod selftest;
 
 /// Set up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {

@@ -53,7 +53,9 @@ pub struct Dataset {
 pub enum DatasetError {
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
-    #[error("--random-input-len {input_len} is shorter than the chat template's {template} tokens")]
+    #[error(
+        "--random-input-len {input_len} is shorter than the chat template's {template} tokens"
+    )]
     TemplateTooLong { input_len: u32, template: usize },
     #[error("tokenizer has an empty vocabulary")]
     EmptyVocab,
@@ -71,7 +73,11 @@ enum Partial {
 const MAX_RETRIES: u32 = 10;
 
 /// Generate the dataset as `sample_random_requests` does, seeded with `np.random.seed(seed)`.
-pub fn sample_random(tok: &HfTokenizer, p: &RandomParams, seed: u32) -> Result<Dataset, DatasetError> {
+pub fn sample_random(
+    tok: &HfTokenizer,
+    p: &RandomParams,
+    seed: u32,
+) -> Result<Dataset, DatasetError> {
     let v = tok.vocab_size() as i64;
     if v == 0 {
         return Err(DatasetError::EmptyVocab);
@@ -112,7 +118,10 @@ pub fn sample_random(tok: &HfTokenizer, p: &RandomParams, seed: u32) -> Result<D
             let mut enc = tok.encode(&text)?;
             match enc.len().cmp(&target) {
                 std::cmp::Ordering::Less => {
-                    return Ok(Partial::NeedsPadding { ids: enc, iteration })
+                    return Ok(Partial::NeedsPadding {
+                        ids: enc,
+                        iteration,
+                    })
                 }
                 std::cmp::Ordering::Greater => enc.truncate(target),
                 std::cmp::Ordering::Equal => break,
@@ -177,7 +186,9 @@ fn parallel_map<T: Send, E: Send>(
     n: usize,
     f: impl Fn(usize) -> Result<T, E> + Sync,
 ) -> Result<Vec<T>, E> {
-    let threads = std::thread::available_parallelism().map_or(1, |c| c.get()).min(n.max(1));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .min(n.max(1));
     let per = n.div_ceil(threads.max(1)).max(1);
     let f = &f;
     let chunks: Vec<Result<Vec<T>, E>> = std::thread::scope(|s| {
@@ -185,7 +196,10 @@ fn parallel_map<T: Send, E: Send>(
             .step_by(per)
             .map(|start| s.spawn(move || (start..(start + per).min(n)).map(f).collect()))
             .collect();
-        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect()
     });
     let mut out = Vec::with_capacity(n);
     for c in chunks {

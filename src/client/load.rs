@@ -106,8 +106,13 @@ pub async fn run(
         let sem = cap(plan.max_concurrency.unwrap_or(Semaphore::MAX_PERMITS));
         let handles: Vec<_> = (0..plan.num_warmups)
             .map(|_| {
-                let (client, reqs, plan, sem, progress) =
-                    (client.clone(), reqs.clone(), plan.clone(), sem.clone(), progress.clone());
+                let (client, reqs, plan, sem, progress) = (
+                    client.clone(),
+                    reqs.clone(),
+                    plan.clone(),
+                    sem.clone(),
+                    progress.clone(),
+                );
                 tokio::spawn(async move {
                     let _permit = sem.acquire_owned().await.expect("semaphore open");
                     let o = one(&client, &plan, &reqs[0]).await;
@@ -132,8 +137,13 @@ pub async fn run(
     let start = Instant::now();
     let mut handles = Vec::with_capacity(reqs.len());
     for i in 0..reqs.len() {
-        let (c, r, p, sem, progress) =
-            (client.clone(), reqs.clone(), plan.clone(), sem.clone(), progress.clone());
+        let (c, r, p, sem, progress) = (
+            client.clone(),
+            reqs.clone(),
+            plan.clone(),
+            sem.clone(),
+            progress.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let released = Instant::now();
             let _permit = match &sem {

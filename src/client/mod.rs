@@ -116,7 +116,10 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
     let dataset_stats = dataset_stats(&ds);
     let body_opts = BodyOptions {
         backend: cfg.backend,
-        model: cfg.served_model_name.clone().unwrap_or_else(|| cfg.model.clone()),
+        model: cfg
+            .served_model_name
+            .clone()
+            .unwrap_or_else(|| cfg.model.clone()),
         best_of: cfg.best_of,
         logprobs: cfg.logprobs,
         ignore_eos: cfg.ignore_eos,
@@ -141,7 +144,14 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         chat: cfg.backend.is_chat(),
     };
     let date = local_timestamp();
-    let lr = load::run(load::http_client(), Arc::new(reqs), Arc::new(plan), ds.rng, progress).await;
+    let lr = load::run(
+        load::http_client(),
+        Arc::new(reqs),
+        Arc::new(plan),
+        ds.rng,
+        progress,
+    )
+    .await;
     let tok = cfg.tokenizer.clone();
     let sel = cfg.selection.clone();
     let outcomes = lr.outcomes;
@@ -169,7 +179,14 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         warmups: cfg.num_warmups,
         warmup_failed: lr.warmup_failed,
     };
-    let result = result::result_json(&header, &m, &cfg.selection, &outcomes, cfg.detailed, &extras);
+    let result = result::result_json(
+        &header,
+        &m,
+        &cfg.selection,
+        &outcomes,
+        cfg.detailed,
+        &extras,
+    );
     Ok(BenchOutput {
         result,
         table: result::summary_table(&m, &cfg.selection),
@@ -186,7 +203,11 @@ fn dataset_stats(ds: &dataset::Dataset) -> String {
     let outs: Vec<u32> = ds.prompts.iter().map(|p| p.output_len).collect();
     let mean = |v: &[u32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
     let mism = ds.mismatches.iter().sum::<i64>() as f64 / n;
-    let header = format!("{}  Input/Output Length Statistics  {}", "-".repeat(19), "-".repeat(19));
+    let header = format!(
+        "{}  Input/Output Length Statistics  {}",
+        "-".repeat(19),
+        "-".repeat(19)
+    );
     format!(
         "{header}\n input_lens : min={:<4}  max={:<4}  mean={:<7.2}  avg_token_mismatch={:<5.2} \n output_lens: min={:<4}  max={:<4}  mean={:<7.2} \n{}\n",
         ins.iter().min().unwrap_or(&0),

@@ -156,7 +156,12 @@ pub async fn send(
     };
     let st = Instant::now();
     let deadline = tokio::time::Instant::from_std(st + t.total);
-    match tokio::time::timeout_at(deadline, stream(client, url, api_key, body, st, chat, t, &mut out)).await {
+    match tokio::time::timeout_at(
+        deadline,
+        stream(client, url, api_key, body, st, chat, t, &mut out),
+    )
+    .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             out.success = false;
@@ -194,7 +199,11 @@ async fn stream(
         .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
     let status = resp.status();
     if status != reqwest::StatusCode::OK {
-        let text = tokio::time::timeout(t.stall, resp.text()).await.ok().and_then(Result::ok).unwrap_or_default();
+        let text = tokio::time::timeout(t.stall, resp.text())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         return Err(format!("HTTP {status}: {}", text.trim()));
     }
     let mut lines = LineSplitter::default();

@@ -47,7 +47,10 @@ pub struct Metrics {
 fn output_len(o: &Outcome, tok: &HfTokenizer) -> u64 {
     match o.output_tokens {
         Some(n) => n,
-        None => tok.encode(&o.generated_text).map(|v| v.len() as u64).unwrap_or(0),
+        None => tok
+            .encode(&o.generated_text)
+            .map(|v| v.len() as u64)
+            .unwrap_or(0),
     }
 }
 
@@ -108,7 +111,10 @@ pub fn compute(outcomes: &[Outcome], duration: f64, tok: &HfTokenizer, sel: &Sel
 
 impl Metrics {
     fn samples(&self, metric: &str) -> &[f64] {
-        let i = METRICS.iter().position(|(n, _, _)| *n == metric).expect("known metric");
+        let i = METRICS
+            .iter()
+            .position(|(n, _, _)| *n == metric)
+            .expect("known metric");
         &self.samples[i]
     }
 
@@ -158,7 +164,14 @@ pub struct Extras {
 
 /// The result JSON in the reference's key order, then our keys. `detailed` adds the
 /// per-request lists (`--save-detailed`).
-pub fn result_json(h: &Header, m: &Metrics, sel: &Selection, outcomes: &[Outcome], detailed: bool, x: &Extras) -> Map<String, Value> {
+pub fn result_json(
+    h: &Header,
+    m: &Metrics,
+    sel: &Selection,
+    outcomes: &[Outcome],
+    detailed: bool,
+    x: &Extras,
+) -> Map<String, Value> {
     let mut r = Map::new();
     r.insert("date".into(), json!(h.date));
     r.insert("backend".into(), json!(h.backend));
@@ -171,7 +184,11 @@ pub fn result_json(h: &Header, m: &Metrics, sel: &Selection, outcomes: &[Outcome
     }
     r.insert(
         "request_rate".into(),
-        if h.request_rate.is_finite() { json!(h.request_rate) } else { json!("inf") },
+        if h.request_rate.is_finite() {
+            json!(h.request_rate)
+        } else {
+            json!("inf")
+        },
     );
     r.insert("burstiness".into(), json!(h.burstiness));
     r.insert("max_concurrency".into(), json!(h.max_concurrency));
@@ -182,17 +199,42 @@ pub fn result_json(h: &Header, m: &Metrics, sel: &Selection, outcomes: &[Outcome
     r.insert("request_throughput".into(), json!(m.request_throughput()));
     r.insert(
         "request_goodput:".into(),
-        if sel.goodput.is_empty() { Value::Null } else { json!(m.good_completed as f64 / m.duration) },
+        if sel.goodput.is_empty() {
+            Value::Null
+        } else {
+            json!(m.good_completed as f64 / m.duration)
+        },
     );
     r.insert("output_throughput".into(), json!(m.output_throughput()));
-    r.insert("total_token_throughput".into(), json!(m.total_token_throughput()));
+    r.insert(
+        "total_token_throughput".into(),
+        json!(m.total_token_throughput()),
+    );
     if detailed {
-        r.insert("input_lens".into(), json!(outcomes.iter().map(|o| o.prompt_len).collect::<Vec<_>>()));
+        r.insert(
+            "input_lens".into(),
+            json!(outcomes.iter().map(|o| o.prompt_len).collect::<Vec<_>>()),
+        );
         r.insert("output_lens".into(), json!(m.output_lens));
-        r.insert("ttfts".into(), json!(outcomes.iter().map(|o| o.ttft).collect::<Vec<_>>()));
-        r.insert("itls".into(), json!(outcomes.iter().map(|o| &o.itl).collect::<Vec<_>>()));
-        r.insert("generated_texts".into(), json!(outcomes.iter().map(|o| &o.generated_text).collect::<Vec<_>>()));
-        r.insert("errors".into(), json!(outcomes.iter().map(|o| &o.error).collect::<Vec<_>>()));
+        r.insert(
+            "ttfts".into(),
+            json!(outcomes.iter().map(|o| o.ttft).collect::<Vec<_>>()),
+        );
+        r.insert(
+            "itls".into(),
+            json!(outcomes.iter().map(|o| &o.itl).collect::<Vec<_>>()),
+        );
+        r.insert(
+            "generated_texts".into(),
+            json!(outcomes
+                .iter()
+                .map(|o| &o.generated_text)
+                .collect::<Vec<_>>()),
+        );
+        r.insert(
+            "errors".into(),
+            json!(outcomes.iter().map(|o| &o.error).collect::<Vec<_>>()),
+        );
     }
     for (name, _, _) in METRICS {
         if !sel.metrics.iter().any(|s| s == name) {
@@ -201,7 +243,10 @@ pub fn result_json(h: &Header, m: &Metrics, sel: &Selection, outcomes: &[Outcome
         let s = m.samples(name);
         let sorted = stats::sorted(s);
         r.insert(format!("mean_{name}_ms"), json!(stats::mean(s) * 1000.0));
-        r.insert(format!("median_{name}_ms"), json!(stats::median_sorted(&sorted) * 1000.0));
+        r.insert(
+            format!("median_{name}_ms"),
+            json!(stats::median_sorted(&sorted) * 1000.0),
+        );
         r.insert(format!("std_{name}_ms"), json!(stats::std(s) * 1000.0));
         for p in &sel.percentiles {
             r.insert(
@@ -213,9 +258,18 @@ pub fn result_json(h: &Header, m: &Metrics, sel: &Selection, outcomes: &[Outcome
     // Additions.
     r.insert("failed".into(), json!(m.failed));
     let q = stats::sorted(&m.queue);
-    r.insert("mean_queue_ms".into(), json!(stats::mean(&m.queue) * 1000.0));
-    r.insert("median_queue_ms".into(), json!(stats::median_sorted(&q) * 1000.0));
-    r.insert("p99_queue_ms".into(), json!(stats::percentile_sorted(&q, 99.0) * 1000.0));
+    r.insert(
+        "mean_queue_ms".into(),
+        json!(stats::mean(&m.queue) * 1000.0),
+    );
+    r.insert(
+        "median_queue_ms".into(),
+        json!(stats::median_sorted(&q) * 1000.0),
+    );
+    r.insert(
+        "p99_queue_ms".into(),
+        json!(stats::percentile_sorted(&q, 99.0) * 1000.0),
+    );
     let mut samples: Vec<&str> = vec![];
     for o in outcomes.iter().filter(|o| !o.success) {
         if samples.len() >= 10 {
@@ -245,15 +299,39 @@ pub fn summary_table(m: &Metrics, sel: &Selection) -> String {
     if m.failed > 0 {
         line(&mut s, "Failed requests:", m.failed.to_string());
     }
-    line(&mut s, "Benchmark duration (s):", format!("{:.2}", m.duration));
+    line(
+        &mut s,
+        "Benchmark duration (s):",
+        format!("{:.2}", m.duration),
+    );
     line(&mut s, "Total input tokens:", m.total_input.to_string());
-    line(&mut s, "Total generated tokens:", m.total_output.to_string());
-    line(&mut s, "Request throughput (req/s):", format!("{:.2}", m.request_throughput()));
+    line(
+        &mut s,
+        "Total generated tokens:",
+        m.total_output.to_string(),
+    );
+    line(
+        &mut s,
+        "Request throughput (req/s):",
+        format!("{:.2}", m.request_throughput()),
+    );
     if !sel.goodput.is_empty() {
-        line(&mut s, "Request goodput (req/s):", format!("{:.2}", m.good_completed as f64 / m.duration));
+        line(
+            &mut s,
+            "Request goodput (req/s):",
+            format!("{:.2}", m.good_completed as f64 / m.duration),
+        );
     }
-    line(&mut s, "Output token throughput (tok/s):", format!("{:.2}", m.output_throughput()));
-    line(&mut s, "Total Token throughput (tok/s):", format!("{:.2}", m.total_token_throughput()));
+    line(
+        &mut s,
+        "Output token throughput (tok/s):",
+        format!("{:.2}", m.output_throughput()),
+    );
+    line(
+        &mut s,
+        "Total Token throughput (tok/s):",
+        format!("{:.2}", m.total_token_throughput()),
+    );
     for (name, label, header) in METRICS {
         if !sel.metrics.iter().any(|x| x == name) {
             continue;
@@ -261,8 +339,16 @@ pub fn summary_table(m: &Metrics, sel: &Selection) -> String {
         let v = m.samples(name);
         let sorted = stats::sorted(v);
         s.push_str(&format!("{header:-^50}\n"));
-        line(&mut s, &format!("Mean {label} (ms):"), format!("{:.2}", stats::mean(v) * 1000.0));
-        line(&mut s, &format!("Median {label} (ms):"), format!("{:.2}", stats::median_sorted(&sorted) * 1000.0));
+        line(
+            &mut s,
+            &format!("Mean {label} (ms):"),
+            format!("{:.2}", stats::mean(v) * 1000.0),
+        );
+        line(
+            &mut s,
+            &format!("Median {label} (ms):"),
+            format!("{:.2}", stats::median_sorted(&sorted) * 1000.0),
+        );
         for p in &sel.percentiles {
             line(
                 &mut s,
@@ -299,7 +385,11 @@ mod tests {
         let outcomes = vec![
             ok(0.1, vec![0.02, 0.03, 0.05], 4, 10, 0.2),
             ok(0.3, vec![], 1, 20, 0.3),
-            Outcome { prompt_len: 30, error: "HTTP 500".into(), ..Outcome::default() },
+            Outcome {
+                prompt_len: 30,
+                error: "HTTP 500".into(),
+                ..Outcome::default()
+            },
         ];
         let sel = Selection {
             metrics: vec!["ttft".into(), "tpot".into(), "itl".into(), "e2el".into()],
@@ -307,7 +397,10 @@ mod tests {
             goodput: vec![("ttft".into(), 200.0), ("tpot".into(), 40.0)],
         };
         let m = compute(&outcomes, 2.0, &tok, &sel);
-        assert_eq!((m.completed, m.failed, m.total_input, m.total_output), (2, 1, 30, 5));
+        assert_eq!(
+            (m.completed, m.failed, m.total_input, m.total_output),
+            (2, 1, 30, 5)
+        );
         assert_eq!(m.output_lens, [4, 1, 0]);
         // tpot only for the 4-token request: (0.2 - 0.1) / 3.
         assert_eq!(m.samples("tpot"), [(0.2 - 0.1) / 3.0]);
@@ -326,7 +419,11 @@ mod tests {
             burstiness: 1.0,
             max_concurrency: Some(2),
         };
-        let x = Extras { seed: 0, warmups: 0, warmup_failed: 0 };
+        let x = Extras {
+            seed: 0,
+            warmups: 0,
+            warmup_failed: 0,
+        };
         let r = result_json(&h, &m, &sel, &outcomes, false, &x);
         assert_eq!(r["request_rate"], "inf");
         assert_eq!(r["request_goodput:"], 0.5);
@@ -341,9 +438,25 @@ mod tests {
         let keys: Vec<&String> = r.keys().take(17).collect();
         assert_eq!(
             keys,
-            ["date", "backend", "model_id", "tokenizer_id", "best_of", "num_prompts", "request_rate", "burstiness",
-             "max_concurrency", "duration", "completed", "total_input_tokens", "total_output_tokens",
-             "request_throughput", "request_goodput:", "output_throughput", "total_token_throughput"]
+            [
+                "date",
+                "backend",
+                "model_id",
+                "tokenizer_id",
+                "best_of",
+                "num_prompts",
+                "request_rate",
+                "burstiness",
+                "max_concurrency",
+                "duration",
+                "completed",
+                "total_input_tokens",
+                "total_output_tokens",
+                "request_throughput",
+                "request_goodput:",
+                "output_throughput",
+                "total_token_throughput"
+            ]
         );
     }
 

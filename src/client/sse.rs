@@ -127,14 +127,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
                 let Some(first) = s.next_element::<ChoiceView<'a>>()? else {
-                    return Ok(FirstChoice { any: false, text: None });
+                    return Ok(FirstChoice {
+                        any: false,
+                        text: None,
+                    });
                 };
                 while s.next_element::<IgnoredAny>()?.is_some() {}
                 let text = first.text.or(first.delta.and_then(|d| d.content));
                 Ok(FirstChoice { any: true, text })
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(FirstChoice { any: false, text: None })
+                Ok(FirstChoice {
+                    any: false,
+                    text: None,
+                })
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
@@ -227,8 +233,14 @@ mod tests {
             parse_line(br#"data: {"error":{"message":"boom","code":500}}"#),
             Event::Error("boom".into())
         );
-        assert_eq!(parse_line(br#"data: {"error":"bad"}"#), Event::Error("bad".into()));
-        assert!(matches!(parse_line(b"data: {\"choices\": [{"), Event::Malformed(_)));
+        assert_eq!(
+            parse_line(br#"data: {"error":"bad"}"#),
+            Event::Error("bad".into())
+        );
+        assert!(matches!(
+            parse_line(b"data: {\"choices\": [{"),
+            Event::Malformed(_)
+        ));
     }
 
     #[test]

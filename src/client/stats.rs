@@ -108,7 +108,9 @@ mod tests {
         assert_eq!(percentile_sorted(&s, 99.0), 9.635000000000002);
         assert_eq!(percentile_sorted(&s, 99.9), 9.873500000000005);
         assert_eq!(percentile_sorted(&s, 90.0), 7.25);
-        let b: Vec<f64> = (0..300).map(|i| 0.1 * i as f64 + 0.013 * (i % 7) as f64).collect();
+        let b: Vec<f64> = (0..300)
+            .map(|i| 0.1 * i as f64 + 0.013 * (i % 7) as f64)
+            .collect();
         let s = sorted(&b);
         assert_eq!(pairwise_sum(&b), 4496.661);
         assert_eq!(mean(&b), 14.98887);
@@ -121,6 +123,14 @@ mod tests {
         assert_eq!((mean(&s), std(&s), median_sorted(&s)), (1.5, 0.5, 1.5));
         assert_eq!(percentile_sorted(&s, 99.0), 1.99);
         assert_eq!(percentile_sorted(&s, 99.9), 1.999);
-        assert_eq!((mean(&[]), std(&[]), median_sorted(&[]), percentile_sorted(&[], 99.0)), (0.0, 0.0, 0.0, 0.0));
+        assert_eq!(
+            (
+                mean(&[]),
+                std(&[]),
+                median_sorted(&[]),
+                percentile_sorted(&[], 99.0)
+            ),
+            (0.0, 0.0, 0.0, 0.0)
+        );
     }
 }

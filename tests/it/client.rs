@@ -32,11 +32,22 @@ fn dataset_matches_independent_fixture() {
         assert_eq!(ds.prompts.len(), want.len());
         for (i, (got, want)) in ds.prompts.iter().zip(want).enumerate() {
             assert_eq!(got.text, want["text"].as_str().unwrap(), "prompt {i} text");
-            assert_eq!(u64::from(got.prompt_len), want["prompt_len"].as_u64().unwrap(), "prompt {i} len");
-            assert_eq!(u64::from(got.output_len), want["output_len"].as_u64().unwrap(), "prompt {i} output len");
+            assert_eq!(
+                u64::from(got.prompt_len),
+                want["prompt_len"].as_u64().unwrap(),
+                "prompt {i} len"
+            );
+            assert_eq!(
+                u64::from(got.output_len),
+                want["output_len"].as_u64().unwrap(),
+                "prompt {i} output len"
+            );
         }
         // The generator continues into the arrival process exactly where numpy's would.
-        assert_eq!(ds.rng.gamma(1.0, 0.1), c["next_gamma_1_0.1"].as_f64().unwrap());
+        assert_eq!(
+            ds.rng.gamma(1.0, 0.1),
+            c["next_gamma_1_0.1"].as_f64().unwrap()
+        );
     }
 }
 
@@ -47,7 +58,11 @@ struct Sim {
 }
 
 fn sim(cfg: SimConfig) -> Sim {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let handle = rt.block_on(Server::start_local(cfg)).unwrap();
     Sim { handle, _rt: rt }
 }
@@ -64,16 +79,38 @@ fn exact(ttft_ms: f64, itl_ms: f64) -> SimConfig {
 /// result file (if written).
 fn bench(url: &str, out: &std::path::Path, extra: &[&str]) -> (Output, Option<Value>) {
     let mut args = vec![
-        "bench", "--base-url", url, "--random-input-len", "64", "--random-output-len", "16",
-        "--num-prompts", "20", "--max-concurrency", "4", "--ignore-eos", "--disable-tqdm",
-        "--save-result", "--result-filename", "r.json", "--percentile-metrics", "ttft,tpot,itl,e2el",
-        "--metric-percentiles", "90,99,99.9",
+        "bench",
+        "--base-url",
+        url,
+        "--random-input-len",
+        "64",
+        "--random-output-len",
+        "16",
+        "--num-prompts",
+        "20",
+        "--max-concurrency",
+        "4",
+        "--ignore-eos",
+        "--disable-tqdm",
+        "--save-result",
+        "--result-filename",
+        "r.json",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--metric-percentiles",
+        "90,99,99.9",
     ];
     let dir = out.display().to_string();
     args.extend(["--result-dir", &dir]);
     args.extend_from_slice(extra);
-    let o = Command::new(env!("CARGO_BIN_EXE_runner")).args(&args).env_remove("OPENAI_API_KEY").output().unwrap();
-    let r = std::fs::read_to_string(out.join("r.json")).ok().map(|t| serde_json::from_str(&t).unwrap());
+    let o = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(&args)
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    let r = std::fs::read_to_string(out.join("r.json"))
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap());
     (o, r)
 }
 
@@ -85,7 +122,11 @@ fn stderr(o: &Output) -> String {
 fn bench_against_exact_sim() {
     let s = sim(exact(20.0, 1.0));
     let d = tempfile::tempdir().unwrap();
-    let (o, r) = bench(&s.handle.url(), d.path(), &["--num-warmups", "3", "--random-range-ratio", "0.5"]);
+    let (o, r) = bench(
+        &s.handle.url(),
+        d.path(),
+        &["--num-warmups", "3", "--random-range-ratio", "0.5"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let r = r.expect("result written");
     assert_eq!(r["completed"], 20);
@@ -95,7 +136,11 @@ fn bench_against_exact_sim() {
     assert_eq!(r["num_warmups"], 3);
     assert!(r["request_goodput:"].is_null());
     // Physical lower bounds: nothing arrives before the engine sends it.
-    assert!(r["median_ttft_ms"].as_f64().unwrap() >= 20.0, "{}", r["median_ttft_ms"]);
+    assert!(
+        r["median_ttft_ms"].as_f64().unwrap() >= 20.0,
+        "{}",
+        r["median_ttft_ms"]
+    );
     assert!(r["median_itl_ms"].as_f64().unwrap() > 0.0);
     for p in ["90", "99", "99.9"] {
         for m in ["ttft", "tpot", "itl", "e2el"] {
@@ -109,13 +154,19 @@ fn bench_against_exact_sim() {
     // The engine saw 3 warmups + 20 timed requests.
     assert_eq!(s.handle.schedule().requests.len(), 23);
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("Serving Benchmark Result") && table.contains("P99.9 ITL (ms):"), "{table}");
+    assert!(
+        table.contains("Serving Benchmark Result") && table.contains("P99.9 ITL (ms):"),
+        "{table}"
+    );
 }
 
 #[test]
 fn too_many_failures_exit_nonzero_after_writing() {
     let mut c = exact(5.0, 1.0);
-    c.faults.fail = Some(FailFault { rate: 0.25, status: 500 });
+    c.faults.fail = Some(FailFault {
+        rate: 0.25,
+        status: 500,
+    });
     let s = sim(c);
     let d = tempfile::tempdir().unwrap();
     let (o, r) = bench(&s.handle.url(), d.path(), &[]);
@@ -123,14 +174,28 @@ fn too_many_failures_exit_nonzero_after_writing() {
     let r = r.expect("result written before exiting");
     assert_eq!(r["failed"], 5);
     assert_eq!(r["completed"], 15);
-    assert!(r["error_samples"][0].as_str().unwrap().starts_with("HTTP 500"), "{}", r["error_samples"]);
-    assert!(stderr(&o).contains("5 of 20 requests failed"), "{}", stderr(&o));
+    assert!(
+        r["error_samples"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP 500"),
+        "{}",
+        r["error_samples"]
+    );
+    assert!(
+        stderr(&o).contains("5 of 20 requests failed"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn cut_and_stalled_streams_are_clear_errors() {
     let mut c = exact(5.0, 1.0);
-    c.faults.cut = Some(CutFault { after_tokens: 3, rate: 1.0 });
+    c.faults.cut = Some(CutFault {
+        after_tokens: 3,
+        rate: 1.0,
+    });
     let s = sim(c);
     let d = tempfile::tempdir().unwrap();
     let (o, r) = bench(&s.handle.url(), d.path(), &[]);
@@ -139,15 +204,29 @@ fn cut_and_stalled_streams_are_clear_errors() {
     assert!(e.contains("after 3 tokens"), "{e}");
 
     let mut c = exact(5.0, 1.0);
-    c.faults.stall = Some(StallFault { after_tokens: 2, for_ms: None, rate: 1.0 });
+    c.faults.stall = Some(StallFault {
+        after_tokens: 2,
+        for_ms: None,
+        rate: 1.0,
+    });
     let s = sim(c);
     let d = tempfile::tempdir().unwrap();
     let t = std::time::Instant::now();
-    let (o, r) = bench(&s.handle.url(), d.path(), &["--stall-timeout", "1", "--num-prompts", "4"]);
+    let (o, r) = bench(
+        &s.handle.url(),
+        d.path(),
+        &["--stall-timeout", "1", "--num-prompts", "4"],
+    );
     assert_eq!(o.status.code(), Some(4));
-    assert!(t.elapsed().as_secs() < 60, "stalls end at the stall timeout");
+    assert!(
+        t.elapsed().as_secs() < 60,
+        "stalls end at the stall timeout"
+    );
     let e = r.unwrap()["error_samples"][0].as_str().unwrap().to_string();
-    assert!(e.contains("stream stalled: no data for 1 s after 2 tokens"), "{e}");
+    assert!(
+        e.contains("stream stalled: no data for 1 s after 2 tokens"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -159,7 +238,10 @@ fn engine_that_dies_mid_run_fails_requests_not_the_client() {
     let (o, r) = bench(&s.handle.url(), d.path(), &["--stall-timeout", "5"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let r = r.expect("partial result written");
-    assert_eq!(r["completed"].as_u64().unwrap() + r["failed"].as_u64().unwrap(), 20);
+    assert_eq!(
+        r["completed"].as_u64().unwrap() + r["failed"].as_u64().unwrap(),
+        20
+    );
     assert!(r["failed"].as_u64().unwrap() >= 12);
 }
 
@@ -214,10 +296,27 @@ fn wire_format_prefix_auth_and_split_lines() {
     let d = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_runner"))
         .args([
-            "bench", "--base-url", &url, "--model", "org/model", "--tokenizer", "infmax/embedded",
-            "--random-input-len", "32", "--random-output-len", "3", "--num-prompts", "1", "--ignore-eos",
-            "--save-result", "--save-detailed", "--result-dir", &d.path().display().to_string(),
-            "--result-filename", "r.json", "--disable-tqdm",
+            "bench",
+            "--base-url",
+            &url,
+            "--model",
+            "org/model",
+            "--tokenizer",
+            "infmax/embedded",
+            "--random-input-len",
+            "32",
+            "--random-output-len",
+            "3",
+            "--num-prompts",
+            "1",
+            "--ignore-eos",
+            "--save-result",
+            "--save-detailed",
+            "--result-dir",
+            &d.path().display().to_string(),
+            "--result-filename",
+            "r.json",
+            "--disable-tqdm",
         ])
         .env("OPENAI_API_KEY", "sk-test-123")
         .output()
@@ -225,30 +324,57 @@ fn wire_format_prefix_auth_and_split_lines() {
     assert!(o.status.success(), "{}", stderr(&o));
     let seen = server.join().unwrap();
     let (head, body) = &seen[0];
-    assert!(head.starts_with("POST /prefix/v1/completions HTTP/1.1"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("authorization: bearer sk-test-123"), "{head}");
+    assert!(
+        head.starts_with("POST /prefix/v1/completions HTTP/1.1"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer sk-test-123"),
+        "{head}"
+    );
     let b: Value = serde_json::from_str(body).unwrap();
     let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["model", "prompt", "temperature", "best_of", "max_tokens", "logprobs", "stream", "stream_options", "ignore_eos"]);
+    assert_eq!(
+        keys,
+        [
+            "model",
+            "prompt",
+            "temperature",
+            "best_of",
+            "max_tokens",
+            "logprobs",
+            "stream",
+            "stream_options",
+            "ignore_eos"
+        ]
+    );
     assert_eq!(b["model"], "org/model");
     assert_eq!(b["temperature"], 0.0);
     assert_eq!(b["max_tokens"], 3);
     assert!(b["logprobs"].is_null());
     assert_eq!(b["stream_options"]["include_usage"], true);
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("r.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(r["generated_texts"][0], "Hello wörld");
     assert_eq!(r["output_lens"][0], 3);
     assert_eq!(r["itls"][0].as_array().unwrap().len(), 2);
     assert_eq!(r["model_id"], "org/model");
     assert_eq!(r["tokenizer_id"], "infmax/embedded");
     // The API key never reaches the result.
-    assert!(!std::fs::read_to_string(d.path().join("r.json")).unwrap().contains("sk-test-123"));
+    assert!(!std::fs::read_to_string(d.path().join("r.json"))
+        .unwrap()
+        .contains("sk-test-123"));
 }
 
 #[test]
 fn bad_flags_are_clear_errors() {
     let run = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_runner")).arg("bench").args(args).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .arg("bench")
+            .args(args)
+            .output()
+            .unwrap();
         (o.status.code(), stderr(&o))
     };
     let (c, e) = run(&["--goodput", "ttft=5"]);
