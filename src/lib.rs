@@ -15,6 +15,10 @@
 //! * [`fsutil`] — atomic file writes: no stage ever leaves half a file.
 //! * [`sim`] — the simulated engine (`runner sim`): OpenAI-compatible, continuous-batching
 //!   latency model, exact-schedule mode, fault injection, the embedded tokenizer.
+//! * [`report`] — agg rows (`agg.json`), baselines and ratios, the eligibility verdict,
+//!   plots (SVG/PNG) and Markdown summaries, GitHub Actions annotations.
+//! * [`publish`] — leaderboard sinks (HF Space Gradio call API, JSON webhook) behind a
+//!   durable outbox that retries with backoff and never submits a row twice.
 //!
 //! The binaries in `src/bin/` are thin: they parse flags, call into these modules and turn
 //! errors into exit codes.
@@ -23,7 +27,9 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod fsutil;
+pub mod publish;
 pub mod pyjson;
+pub mod report;
 pub mod sim;
 pub mod sweep;
 pub mod tokenizer;

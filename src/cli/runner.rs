@@ -23,6 +23,10 @@ pub enum Cmd {
     },
     /// Serve the simulated engine (OpenAI-compatible, vLLM-shaped) until Ctrl-C.
     Sim(SimArgs),
+    /// Summary, eligibility verdict and plots for any set of result directories.
+    Report(crate::report::cli::ReportArgs),
+    /// Publish result rows to the leaderboard sinks through the durable outbox.
+    Publish(crate::publish::cli::PublishArgs),
     /// The load client alone against any endpoint (benchmark_serving.py's flags; as with
     /// argparse, a repeated flag overrides the earlier one).
     #[command(args_override_self = true)]
@@ -52,6 +56,8 @@ pub struct SimArgs {
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.cmd {
+        Cmd::Report(args) => edge(crate::report::cli::run(args)),
+        Cmd::Publish(args) => edge(crate::publish::cli::run(args)),
         Cmd::Bench(args) => super::bench::run(*args),
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,
@@ -74,6 +80,19 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
     }
+}
+
+/// Turn a subcommand's result into its exit code; errors print as `error: …` (or an
+/// Actions annotation) and exit 1.
+fn edge(r: anyhow::Result<ExitCode>) -> ExitCode {
+    r.unwrap_or_else(|e| {
+        let msg = format!("{e:#}");
+        if crate::report::gha::in_actions() {
+            crate::report::gha::error("runner", &msg);
+        }
+        eprintln!("error: {msg}");
+        ExitCode::FAILURE
+    })
 }
 
 /// Exit code of `runner sim` when a fault knob crashed it on purpose.

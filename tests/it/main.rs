@@ -4,6 +4,8 @@
 mod client;
 mod config;
 mod golden;
+mod publish;
+mod report;
 mod scheduler;
 mod sim;
 mod util;

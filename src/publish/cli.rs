@@ -1,0 +1,182 @@
+//! `runner publish`: enqueue result rows for the leaderboard sinks and drain the outbox.
+//! Command-line edge: errors become `anyhow` here and exit codes in `cli::runner`.
+//!
+//! Exit codes: 0 — everything handled is confirmed; 2 — rows remain in the outbox (pending,
+//! submitted-but-unconfirmed, or held); 1 — an error (bad flags or config, a row whose
+//! payload cannot be built).
+
+use super::outbox::entry_line;
+use super::transport::ConfirmTimeouts;
+use super::{enqueue_rows, DrainOptions, Enqueued, Outbox, SinksConfig};
+use crate::report::gha;
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code when rows remain queued.
+pub const EXIT_REMAINING: u8 = 2;
+
+/// Flags of `runner publish`.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// Result directories whose agg rows to enqueue (needs --sinks and a run id).
+    #[arg(long = "dir", num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// The sinks file (YAML).
+    #[arg(long)]
+    pub sinks: Option<PathBuf>,
+    /// Run id for idempotency keys (default: $INFMAX_RUN_ID, else $GITHUB_RUN_ID).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Baselines directory for the ratio fields (default as for `runner report`; when none
+    /// is found the rows' own baseline records are used).
+    #[arg(long, env = "INFMAX_BASELINES")]
+    pub baselines: Option<PathBuf>,
+    /// Outbox directory (default: $INFMAX_OUTBOX, else ~/.local/state/infmax/outbox).
+    #[arg(long)]
+    pub outbox: Option<PathBuf>,
+    /// Drain rows already in the outbox.
+    #[arg(long)]
+    pub pending: bool,
+    /// Print the outbox status and exit.
+    #[arg(long, conflicts_with_all = ["pending", "dirs", "mark_delivered"])]
+    pub status: bool,
+    /// Resubmit rows held as unconfirmed (a duplicate on the board is possible).
+    #[arg(long)]
+    pub resubmit_unconfirmed: bool,
+    /// After checking the board by hand: mark the row with this idempotency key delivered.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["pending", "dirs"])]
+    pub mark_delivered: Option<String>,
+    /// Attempts per row in this run before leaving it queued.
+    #[arg(long, default_value_t = 6)]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (doubles per attempt).
+    #[arg(long, default_value_t = 1000)]
+    pub backoff_ms: u64,
+    /// Largest retry delay in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub backoff_cap_ms: u64,
+    /// Timeout of one submission, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout_s: u64,
+    /// Longest wait for a confirmation, seconds.
+    #[arg(long, default_value_t = 600)]
+    pub confirm_timeout_s: u64,
+    /// Longest silence on a confirmation stream, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub confirm_idle_s: u64,
+}
+
+fn run_id(flag: Option<String>) -> Option<String> {
+    flag.or_else(|| std::env::var("INFMAX_RUN_ID").ok())
+        .or_else(|| std::env::var("GITHUB_RUN_ID").ok())
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Run `runner publish`.
+pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.outbox.clone().unwrap_or_else(Outbox::default_dir);
+    let outbox = Outbox::open(&dir)?;
+    if args.status {
+        print!("{}", outbox.status_text()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(key) = &args.mark_delivered {
+        let n = outbox.mark_delivered(key)?;
+        if n == 0 {
+            bail!("no pending row has key `{key}` (see `runner publish --status`)");
+        }
+        println!("marked {n} row(s) with key {key} delivered");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dirs.is_empty() && !args.pending {
+        bail!("nothing to do: give --dir DIR... (with --sinks) to publish results, or --pending to drain the outbox");
+    }
+    let mut failed = false;
+    if !args.dirs.is_empty() {
+        let Some(sinks) = &args.sinks else {
+            bail!("--dir needs --sinks FILE");
+        };
+        let cfg = SinksConfig::load(sinks)?;
+        let Some(run_id) = run_id(args.run_id.clone()) else {
+            bail!("--dir needs a run id: --run-id, $INFMAX_RUN_ID or $GITHUB_RUN_ID (it keeps a retry from publishing a row twice)");
+        };
+        let baselines = crate::report::cli::load_baselines(args.baselines.as_deref(), None)?;
+        let rows: Vec<_> = crate::report::load_agg_rows(&args.dirs)?
+            .into_iter()
+            .map(|l| {
+                let mut r = l.row;
+                // Same ratios as `runner report` prints, from the baselines in force.
+                if !baselines.sets.is_empty() {
+                    r.baseline = baselines.record_for(&r);
+                }
+                r
+            })
+            .collect();
+        for r in enqueue_rows(&outbox, &cfg, &rows, &run_id)? {
+            match r {
+                Ok((e, how)) => {
+                    let word = match how {
+                        Enqueued::Added => "queued",
+                        Enqueued::AlreadyQueued => "already queued",
+                        Enqueued::AlreadyDelivered => "already delivered",
+                    };
+                    println!("{word}: sink={} key={}", e.sink, e.key);
+                }
+                Err(err) => {
+                    failed = true;
+                    gha::error("row not published", &err.to_string());
+                }
+            }
+        }
+    }
+    let opts = DrainOptions {
+        max_attempts: args.max_attempts.max(1),
+        backoff: Duration::from_millis(args.backoff_ms),
+        backoff_cap: Duration::from_millis(args.backoff_cap_ms),
+        request_timeout: Duration::from_secs(args.request_timeout_s),
+        confirm: ConfirmTimeouts {
+            idle: Duration::from_secs(args.confirm_idle_s),
+            total: Duration::from_secs(args.confirm_timeout_s),
+        },
+        resubmit_unconfirmed: args.resubmit_unconfirmed,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = rt.block_on(outbox.drain(&opts))?;
+    if report.busy {
+        gha::warning("another publisher is draining this outbox; rows stay queued for it");
+    }
+    gha::group("publish status", || {
+        for (sink, key) in &report.delivered {
+            println!("delivered: sink={sink} key={key}");
+        }
+        for e in &report.remaining {
+            println!("{}", entry_line(e));
+        }
+        println!(
+            "outbox {}: {} delivered now, {} remaining",
+            outbox.dir().display(),
+            report.delivered.len(),
+            report.remaining.len()
+        );
+    });
+    for e in &report.remaining {
+        if matches!(e.state, super::State::Unconfirmed { .. }) {
+            gha::warning(&format!(
+                "leaderboard row {} ({}) is unconfirmed: check the board",
+                e.key, e.sink
+            ));
+        }
+    }
+    if failed {
+        return Ok(ExitCode::FAILURE);
+    }
+    if !report.remaining.is_empty() {
+        return Ok(ExitCode::from(EXIT_REMAINING));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,173 @@
+//! Getting rows onto leaderboards without losing or duplicating one.
+//!
+//! A leaderboard submission crosses a network we do not control, to a service (an HF Space)
+//! that may be asleep, restarting or rate-limiting. So publishing is two steps: every row is
+//! first written to a durable [`outbox::Outbox`] (result files are already on disk by then),
+//! then the outbox is drained: submit, confirm, and only then move the row to `done/`.
+//! Anything not confirmed stays and is retried with exponential backoff — in this run up
+//! to a cap, later by `runner publish --pending`. The outbox module documents the
+//! idempotency scheme and where exactly-once ends and at-least-once begins.
+//!
+//! Sinks: an HF Space through the Gradio call API (payload fields and Space per model ×
+//! ISL/OSL[× conc] from a config file, `HF_TOKEN` bearer) and a generic JSON webhook.
+//! Tokens are read from the environment when a request is sent; they are never written to
+//! the outbox, logged, or put into any result file.
+
+pub mod cli;
+pub mod config;
+pub mod outbox;
+pub mod payload;
+pub mod transport;
+
+pub use config::{OnUnconfirmed, SinkKind, SinksConfig};
+pub use outbox::{DrainOptions, DrainReport, Enqueued, Entry, Outbox, Request, State};
+
+use crate::config::ConfigError;
+use crate::report::{AggRow, ReportError};
+use std::path::Path;
+
+/// Why publishing could not proceed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// A sinks file or an outbox entry is malformed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Writing an outbox file failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Reading the outbox failed.
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A row cannot be turned into the sink's payload (a field has no value).
+    #[error("sink `{sink}`, row {key}: {reason}")]
+    Payload {
+        sink: String,
+        key: String,
+        reason: String,
+    },
+    /// Another publisher is draining this outbox.
+    #[error("another publisher holds the outbox lock; try again when it is done")]
+    Busy,
+}
+
+impl PublishError {
+    pub(crate) fn io(file: &Path, source: std::io::Error) -> Self {
+        PublishError::Io {
+            file: file.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// The idempotency key of a row: run id + recipe fingerprint + ISL×OSL + conc. The
+/// scenario is part of it because one recipe (same engine, same context length) can serve
+/// two scenarios, and two different rows must never share a key. Without a fingerprint the
+/// row's model, hardware, framework and parallelism stand in for it.
+pub fn idempotency_key(run_id: &str, row: &AggRow) -> String {
+    let recipe = if row.recipe_fingerprint.is_empty() {
+        format!(
+            "{}:{}:{}:tp{}:ep{}",
+            row.model_key(),
+            row.hw,
+            row.framework,
+            row.tp,
+            row.ep
+        )
+    } else {
+        row.recipe_fingerprint.clone()
+    };
+    format!("{run_id}:{recipe}:{}x{}:c{}", row.isl, row.osl, row.conc)
+}
+
+/// The outbox entries for `row`: one per sink that takes it (a Gradio sink takes rows
+/// matching one of its routes; a webhook takes every row). A route whose fields have no
+/// value for this row yields an error for that sink — the row is not sent with made-up
+/// values.
+pub fn entries_for(
+    cfg: &SinksConfig,
+    row: &AggRow,
+    run_id: &str,
+) -> Vec<Result<Entry, PublishError>> {
+    let key = idempotency_key(run_id, row);
+    let mut out = Vec::new();
+    for sink in &cfg.sinks {
+        let request = match &sink.kind {
+            SinkKind::Gradio { routes } => {
+                let line = row.line();
+                let Some(route) = routes.iter().find(|r| {
+                    r.matches.model == line.model
+                        && r.matches.isl == line.isl
+                        && r.matches.osl == line.osl
+                        && r.matches
+                            .conc
+                            .as_ref()
+                            .is_none_or(|c| c.contains(&row.conc))
+                }) else {
+                    continue;
+                };
+                match payload::gradio_data(&route.fields, row, &cfg.values, run_id, &key) {
+                    Ok(data) => Ok(Request::Gradio {
+                        space: route.space.clone(),
+                        api_name: route.api_name.clone(),
+                        data,
+                    }),
+                    Err(reason) => Err(PublishError::Payload {
+                        sink: sink.name.clone(),
+                        key: key.clone(),
+                        reason,
+                    }),
+                }
+            }
+            SinkKind::Webhook { url } => Ok(Request::Webhook {
+                url: url.clone(),
+                body: serde_json::json!({
+                    "idempotency_key": key,
+                    "sink": sink.name,
+                    "run_id": run_id,
+                    "row": row,
+                }),
+            }),
+        };
+        out.push(request.map(|request| {
+            Entry::new(
+                key.clone(),
+                sink.name.clone(),
+                run_id.to_string(),
+                request,
+                sink.token_env().map(str::to_string),
+                sink.on_unconfirmed(),
+            )
+        }));
+    }
+    out
+}
+
+/// One entry's enqueue outcome, or why its payload could not be built.
+pub type EnqueueOutcome = Result<(Entry, Enqueued), PublishError>;
+
+/// Enqueue `rows` for every sink of `cfg`. Returns, per entry, its key, sink and outcome;
+/// rows whose payload cannot be built come back as errors (nothing is enqueued for them).
+pub fn enqueue_rows(
+    outbox: &Outbox,
+    cfg: &SinksConfig,
+    rows: &[AggRow],
+    run_id: &str,
+) -> Result<Vec<EnqueueOutcome>, PublishError> {
+    let mut out = Vec::new();
+    for row in rows {
+        for e in entries_for(cfg, row, run_id) {
+            match e {
+                Ok(entry) => {
+                    let r = outbox.enqueue(&entry)?;
+                    out.push(Ok((entry, r)));
+                }
+                Err(err) => out.push(Err(err)),
+            }
+        }
+    }
+    Ok(out)
+}

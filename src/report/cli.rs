@@ -1,0 +1,150 @@
+//! `runner report`: summary, verdict and plots for any set of result directories.
+//! Command-line edge: errors become `anyhow` here and exit codes in `cli::runner`.
+
+use super::gha;
+use super::plot::{write_plots, Formats};
+use super::verdict::verdict_markdown;
+use super::{
+    load_agg_rows, summary_markdown, verdict, AccuracyStatus, AggRow, Baselines, SummaryRow,
+};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Flags of `runner report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Result directories: each holds an `agg.json`, or has them somewhere below.
+    #[arg(long = "dir", required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// Baselines directory (default: `./baselines`, else the one shipped with the source).
+    #[arg(long, env = "INFMAX_BASELINES")]
+    pub baselines: Option<PathBuf>,
+    /// Label of the reference set to compare with (default: the only `reference` set).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Where to write summary.md, verdict.md, verdict.json and the plots.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// Title of the summary.
+    #[arg(long, default_value = "infmax results")]
+    pub title: String,
+    /// Write SVG plots only.
+    #[arg(long)]
+    pub no_png: bool,
+    /// Exit 1 unless every line is eligible.
+    #[arg(long)]
+    pub require_eligible: bool,
+}
+
+/// The baselines directory in force: the flag, else `./baselines`, else the source tree's.
+pub fn baselines_dir(flag: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        return Some(p.to_path_buf());
+    }
+    let local = PathBuf::from("baselines");
+    if local.is_dir() {
+        return Some(local);
+    }
+    let shipped = Baselines::default_dir();
+    shipped.is_dir().then_some(shipped)
+}
+
+/// Load baselines per the flags (none found is not an error: every point is then missing).
+pub fn load_baselines(dir: Option<&Path>, label: Option<&str>) -> anyhow::Result<Baselines> {
+    let b = match baselines_dir(dir) {
+        Some(d) => Baselines::load_dir(&d)
+            .with_context(|| format!("loading baselines from {}", d.display()))?,
+        None => Baselines::default(),
+    };
+    Ok(match label {
+        Some(l) => b.with_primary(l)?,
+        None => b,
+    })
+}
+
+/// Run `runner report`.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let baselines = load_baselines(args.baselines.as_deref(), args.baseline.as_deref())?;
+    let loaded = load_agg_rows(&args.dirs)?;
+    // Re-attach baselines: the set in force now may differ from the one at job time.
+    let rows: Vec<AggRow> = loaded
+        .into_iter()
+        .map(|l| {
+            let mut r = l.row;
+            r.baseline = baselines.record_for(&r);
+            r
+        })
+        .collect();
+    let summary = summary_markdown(
+        &args.title,
+        &rows.iter().map(SummaryRow::from).collect::<Vec<_>>(),
+    );
+    let verdicts = verdict(&rows, &baselines);
+    let mut vmd = String::from("## Eligibility verdict\n\n");
+    for v in &verdicts {
+        vmd.push_str(&verdict_markdown(v));
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    super::write_atomic(&args.out.join("summary.md"), summary.as_bytes())?;
+    super::write_atomic(&args.out.join("verdict.md"), vmd.as_bytes())?;
+    let vjson = serde_json::to_string_pretty(&verdicts).expect("verdicts serialise");
+    super::write_atomic(
+        &args.out.join("verdict.json"),
+        format!("{vjson}\n").as_bytes(),
+    )?;
+    let plots = write_plots(
+        &args.out,
+        &rows,
+        &baselines,
+        Formats {
+            svg: true,
+            png: !args.no_png,
+        },
+    )?;
+
+    gha::group("summary", || print!("{summary}"));
+    gha::group("verdict", || print!("{vmd}"));
+    for r in &rows {
+        if let Some(a) = &r.accuracy {
+            if a.status == AccuracyStatus::Fail {
+                gha::error(
+                    "accuracy gate failed",
+                    &format!(
+                        "{} {} {} tp{} conc {}: {} {:?}",
+                        r.hw,
+                        r.model_key(),
+                        r.framework,
+                        r.tp,
+                        r.conc,
+                        a.task,
+                        a.metrics
+                    ),
+                );
+            }
+        }
+    }
+    for v in &verdicts {
+        if !v.eligible {
+            gha::warning(&format!(
+                "{}: not eligible: {}",
+                v.line,
+                v.reasons.join("; ")
+            ));
+        }
+    }
+    gha::append_step_summary(&format!("{summary}\n{vmd}"))
+        .context("appending to $GITHUB_STEP_SUMMARY")?;
+    eprintln!(
+        "report: {} rows, {} lines; wrote {} (summary.md, verdict.md, verdict.json, {} plot files)",
+        rows.len(),
+        verdicts.len(),
+        args.out.display(),
+        plots.len()
+    );
+    if args.require_eligible && verdicts.iter().any(|v| !v.eligible) {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
