@@ -6,9 +6,9 @@ mod diff;
 mod expand;
 mod matrix;
 
+pub use crate::pyjson::to_python_json;
 pub use diff::{changed_configs, load_at_rev};
 pub use expand::{concurrencies, expand, seq_name, Evals, Filters, RowShape, SeqLenName};
-pub use crate::pyjson::to_python_json;
 pub use matrix::{chunk, write_github_output, Chunked};
 
 use crate::config::ConfigError;
