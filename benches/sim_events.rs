@@ -75,6 +75,22 @@ fn main() {
         f64::from(n) / d.as_secs_f64() / 1e6
     );
 
+    // Per request, not per token: text prompts are tokenized on arrival.
+    let vocab = infmax::sim::tokenizer::Vocab::load(None).unwrap();
+    let ids: Vec<u32> = (0..1024u32).map(|j| (j * 7919 + 13) % 8000 + 3).collect();
+    let text = vocab.decode(&ids);
+    let t = Instant::now();
+    let reps = 200;
+    let mut n = 0;
+    for _ in 0..reps {
+        n += vocab.encode(&text).unwrap().len();
+    }
+    println!(
+        "prompt tokenization: {:.0} µs per request with a {}-token text prompt",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(reps),
+        n / reps as usize
+    );
+
     let mut cfg = SimConfig::preset("exact").unwrap();
     cfg.exact.as_mut().unwrap().itl_ms = itl_ms;
     cfg.max_model_len = 1 << 20;

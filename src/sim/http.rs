@@ -24,6 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// Request bodies up to this size are parsed (and their prompts tokenized) inline.
+const TOKENIZE_INLINE_MAX: usize = 2048;
+
 /// State shared by every request.
 pub(crate) struct Engine {
     pub cfg: SimConfig,
@@ -365,16 +368,16 @@ fn chat_ask(e: &Engine, body: &[u8]) -> Result<Ask, Reject> {
 }
 
 async fn completions(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
-    generate(e, &body, completion_ask).await
+    generate(e, body, completion_ask).await
 }
 
 async fn chat(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
-    generate(e, &body, chat_ask).await
+    generate(e, body, chat_ask).await
 }
 
 async fn generate(
     e: Arc<Engine>,
-    body: &[u8],
+    body: Bytes,
     ask: fn(&Engine, &[u8]) -> Result<Ask, Reject>,
 ) -> Response {
     let arrival = Instant::now();
@@ -399,7 +402,18 @@ async fn generate(
         }
         return r;
     }
-    let a = match ask(&e, body) {
+    // Tokenizing a long text prompt takes milliseconds (BPE on unusual words); keep it off
+    // the thread that sends tokens on schedule. The schedule counts from `arrival`.
+    let parsed = if body.len() > TOKENIZE_INLINE_MAX {
+        let e2 = e.clone();
+        match tokio::task::spawn_blocking(move || ask(&e2, &body)).await {
+            Ok(r) => r,
+            Err(_) => return error(500, "request parsing failed"),
+        }
+    } else {
+        ask(&e, &body)
+    };
+    let a = match parsed {
         Ok(a) => a,
         Err(r) => return *r,
     };

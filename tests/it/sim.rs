@@ -223,6 +223,25 @@ async fn prompt_as_token_ids_equals_text() {
     assert_eq!(a["choices"][0]["text"], b["choices"][0]["text"]);
     assert_eq!(a["choices"][0]["text"], c["choices"][0]["text"]);
     assert_eq!(a["usage"], b["usage"]);
+    // Long bodies are parsed off the event loop; same result.
+    let long = text.repeat(60);
+    let ids = embedded()
+        .encode(long.as_str(), false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    let a: Value = post(&h, "/v1/completions", completion(json!(long), 12))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b: Value = post(&h, "/v1/completions", completion(json!(ids), 12))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["choices"][0]["text"], b["choices"][0]["text"]);
+    assert_eq!(a["usage"]["prompt_tokens"], ids.len());
 }
 
 #[tokio::test]
