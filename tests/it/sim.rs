@@ -556,21 +556,36 @@ async fn batching_model_queues_beyond_capacity() {
         let h = &h;
         async move {
             let t0 = Instant::now();
-            let r = post(h, "/v1/completions", completion(json!([i + 10, 5, 6]), 10)).await;
-            assert_eq!(r.status(), 200);
-            let _: Value = r.json().await.unwrap();
+            let body = streamed(completion(json!([i + 10, 5, 6]), 10), false);
+            assert_eq!(
+                sse(&stream_text(h, "/v1/completions", body).await).len(),
+                10
+            );
             t0.elapsed()
         }
     });
     let mut times = futures_util::future::join_all(reqs).await;
     times.sort();
-    // Two run at once: ~10 steps of 5 ms (prefill step + 9 decode steps) for the first
-    // pair, the second pair waits for a free slot and takes about as long again.
+    // Two run at once: 10 steps of 5 ms (a prefill step that also yields the first token,
+    // then 9 decode steps) for the first pair; the second pair waits for free slots.
     assert!(times[1] >= Duration::from_millis(45), "{times:?}");
-    assert!(times[1] < Duration::from_millis(90), "{times:?}");
     assert!(times[3] >= Duration::from_millis(95), "{times:?}");
-    let s = h.schedule();
-    assert_eq!(s.requests.len(), 4);
+    let mut recs = h.schedule().requests;
+    assert_eq!(recs.len(), 4);
+    recs.sort_by_key(|r| r.send_ns[0]);
+    let first_pair_end = recs[..2].iter().map(|r| r.send_ns[9]).min().unwrap();
+    for r in &recs[2..] {
+        assert!(
+            r.send_ns[0] > first_pair_end,
+            "queued request started early"
+        );
+    }
+    for r in &recs {
+        // One token per 5 ms step (steps keep to their schedule, so a late one is followed
+        // by a shorter gap; the span is what is fixed).
+        let span = r.send_ns[9] - r.send_ns[0];
+        assert!(span >= 9 * 5_000_000 - 2_000_000, "span {span} ns");
+    }
 }
 
 #[test]
@@ -594,7 +609,7 @@ fn b200_preset_resembles_the_baseline_curve() {
 #[tokio::test]
 async fn startup_delay_and_never_ready() {
     let mut cfg = tiny();
-    cfg.startup_delay_ms = 300;
+    cfg.startup_delay_ms = 500;
     let h = start(cfg).await;
     let c = client();
     let health = || c.get(format!("{}/health", h.url())).send();
@@ -602,7 +617,7 @@ async fn startup_delay_and_never_ready() {
     let r = post(&h, "/v1/completions", completion(json!("x"), 2)).await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.json::<Value>().await.unwrap()["object"], "error");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(health().await.unwrap().status(), 200);
 
     let mut cfg = tiny();
@@ -739,11 +754,12 @@ async fn fault_slow_loris_trickles_bytes() {
     let v: Value = serde_json::from_slice(&bytes).expect("the trickled body is whole");
     assert_eq!(v["usage"]["completion_tokens"], 1);
     assert!(
-        reads > bytes.len() / 2,
+        reads > bytes.len() / 10,
         "{reads} reads for {} bytes",
         bytes.len()
     );
-    assert!(t0.elapsed() >= Duration::from_millis(bytes.len() as u64 / 2));
+    // One byte per interval at the soonest: the response cannot arrive any faster.
+    assert!(t0.elapsed() >= Duration::from_millis(bytes.len() as u64 - 2));
 }
 
 #[tokio::test]
