@@ -8,6 +8,10 @@
 //!
 //! * [`config`] — strict, located parsing of master configs, runners.yaml and job rows.
 //! * [`sweep`] — master configs → job rows, filters, GitHub matrix chunks, git diffs.
+//! * [`recipe`] — the shell-safe launch script for a row, from `benchmarks/`, and its
+//!   fingerprint.
+//! * [`launch`] — launch profiles (`runners/`), engine spawn, readiness and teardown.
+//! * [`exec`] — `runner exec` / `runner batch`: one row end to end, exit code per stage.
 //! * [`client`] — the load client: benchmark_serving.py's prompts, request stream and
 //!   metrics, reproduced exactly and measured without client-side bottlenecks.
 //! * [`tokenizer`] — HF tokenizers with `transformers` semantics; one ships embedded.
@@ -26,9 +30,12 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod exec;
 pub mod fsutil;
+pub mod launch;
 pub mod publish;
 pub mod pyjson;
+pub mod recipe;
 pub mod report;
 pub mod sim;
 pub mod sweep;

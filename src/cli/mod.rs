@@ -2,6 +2,7 @@
 //! a few lines and so tests can drive the same code paths.
 
 pub mod bench;
+pub mod exec;
 pub mod runner;
 pub mod scheduler;
 pub mod selftest;

@@ -27,6 +27,10 @@ pub enum Cmd {
     Report(crate::report::cli::ReportArgs),
     /// Publish result rows to the leaderboard sinks through the durable outbox.
     Publish(crate::publish::cli::PublishArgs),
+    /// Run one matrix row end to end: recipe, launch, ready, load, report.
+    Exec(super::exec::ExecArgs),
+    /// Run rows (or one row at several CONC), keeping the engine up while the recipe is equal.
+    Batch(super::exec::BatchArgs),
     /// The load client alone against any endpoint (benchmark_serving.py's flags; as with
     /// argparse, a repeated flag overrides the earlier one).
     #[command(args_override_self = true)]
@@ -59,6 +63,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Report(args) => edge(crate::report::cli::run(args)),
         Cmd::Publish(args) => edge(crate::publish::cli::run(args)),
         Cmd::Bench(args) => super::bench::run(*args),
+        Cmd::Exec(args) => super::exec::run_exec(args),
+        Cmd::Batch(args) => super::exec::run_batch(args),
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,
             Err(e) => {

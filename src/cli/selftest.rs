@@ -8,7 +8,7 @@
 //! machine decides them, and the README records what one machine measured.
 
 use crate::client::load::{self, LoadPlan, Prepared, Progress};
-use crate::client::request::{self, Backend, BodyOptions, Timeouts};
+use crate::client::request::{self, Backend, BodyOptions, Target, Timeouts};
 use crate::client::rng::NumpyRandom;
 use crate::client::stats;
 use crate::sim::{Handle, Server, SimConfig};
@@ -102,17 +102,19 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
         .collect();
     let reqs = Arc::new(reqs);
     let plan = |warmups: usize| LoadPlan {
-        url: format!("{}/v1/completions", engine.url()),
-        api_key: None,
+        target: Target {
+            url: format!("{}/v1/completions", engine.url()),
+            api_key: None,
+            chat: false,
+            timeouts: Timeouts {
+                total: Duration::from_secs(600),
+                stall: Duration::from_secs(60),
+            },
+        },
         max_concurrency: Some(streams),
         request_rate: f64::INFINITY,
         burstiness: 1.0,
         num_warmups: warmups,
-        timeouts: Timeouts {
-            total: Duration::from_secs(600),
-            stall: Duration::from_secs(60),
-        },
-        chat: false,
     };
     // The client: one thread, so its CPU time is exactly the client's.
     let (reqs2, plan_w) = (reqs.clone(), plan(0));

@@ -6,30 +6,19 @@
 //! in request order, after the last response (oha's per-task statistics, nothing locked per
 //! event).
 
-use super::request::{send, Outcome, Timeouts};
+pub use super::request::Prepared;
+use super::request::{send, Outcome, Target};
 use super::rng::NumpyRandom;
-use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// A request ready to send.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// Serialised JSON body.
-    pub body: Bytes,
-    pub prompt_len: u32,
-    pub output_len: u32,
-}
-
 /// How requests are released.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    /// Full endpoint URL (base URL with its path prefix, then the endpoint).
-    pub url: String,
-    /// `OPENAI_API_KEY`, sent as a bearer token when set.
-    pub api_key: Option<String>,
+    /// Where requests go.
+    pub target: Target,
     /// At most this many requests in flight (`--max-concurrency`).
     pub max_concurrency: Option<usize>,
     /// Requests per second; infinity releases all at once.
@@ -38,9 +27,6 @@ pub struct LoadPlan {
     pub burstiness: f64,
     /// Copies of request 0 sent before the timed phase.
     pub num_warmups: usize,
-    pub timeouts: Timeouts,
-    /// Chat streams time latency to the last data chunk.
-    pub chat: bool,
 }
 
 /// Counters the progress display reads.
@@ -78,17 +64,7 @@ pub fn http_client() -> reqwest::Client {
 }
 
 async fn one(client: &reqwest::Client, plan: &LoadPlan, r: &Prepared) -> Outcome {
-    send(
-        client,
-        &plan.url,
-        plan.api_key.as_deref(),
-        r.body.clone(),
-        r.prompt_len,
-        r.output_len,
-        plan.chat,
-        plan.timeouts,
-    )
-    .await
+    send(client, &plan.target, r).await
 }
 
 /// Run warmups and the timed phase. `rng` continues numpy's global generator after dataset

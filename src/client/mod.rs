@@ -18,7 +18,7 @@ pub mod stats;
 use crate::tokenizer::HfTokenizer;
 use dataset::RandomParams;
 use load::{LoadPlan, Prepared, Progress};
-use request::{Backend, BodyOptions, Timeouts};
+use request::{Backend, BodyOptions, Target, Timeouts};
 use result::{Extras, Header, Selection};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -134,14 +134,16 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         })
         .collect();
     let plan = LoadPlan {
-        url: format!("{}{}", cfg.base_url.trim_end_matches('/'), cfg.endpoint),
-        api_key: cfg.api_key.clone(),
+        target: Target {
+            url: format!("{}{}", cfg.base_url.trim_end_matches('/'), cfg.endpoint),
+            api_key: cfg.api_key.clone(),
+            chat: cfg.backend.is_chat(),
+            timeouts: cfg.timeouts,
+        },
         max_concurrency: cfg.max_concurrency,
         request_rate: cfg.request_rate,
         burstiness: cfg.burstiness,
         num_warmups: cfg.num_warmups,
-        timeouts: cfg.timeouts,
-        chat: cfg.backend.is_chat(),
     };
     let date = local_timestamp();
     let lr = load::run(

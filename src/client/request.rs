@@ -138,29 +138,39 @@ fn truncate(mut s: String) -> String {
     s
 }
 
+/// Where and how requests are sent.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Full endpoint URL (base URL with its path prefix, then the endpoint).
+    pub url: String,
+    /// `OPENAI_API_KEY`, sent as a bearer token when set.
+    pub api_key: Option<String>,
+    /// Chat streams time latency to the last data chunk, as the reference does.
+    pub chat: bool,
+    pub timeouts: Timeouts,
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Serialised JSON body.
+    pub body: Bytes,
+    pub prompt_len: u32,
+    pub output_len: u32,
+}
+
 /// Send one request and time its stream.
-pub async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    api_key: Option<&str>,
-    body: Bytes,
-    prompt_len: u32,
-    expected_tokens: u32,
-    chat: bool,
-    t: Timeouts,
-) -> Outcome {
+pub async fn send(client: &reqwest::Client, target: &Target, r: &Prepared) -> Outcome {
     let mut out = Outcome {
-        prompt_len,
-        itl: Vec::with_capacity(expected_tokens as usize),
+        prompt_len: r.prompt_len,
+        itl: Vec::with_capacity(r.output_len as usize),
         ..Outcome::default()
     };
+    let t = target.timeouts;
     let st = Instant::now();
     let deadline = tokio::time::Instant::from_std(st + t.total);
-    match tokio::time::timeout_at(
-        deadline,
-        stream(client, url, api_key, body, st, chat, t, &mut out),
-    )
-    .await
+    match tokio::time::timeout_at(deadline, stream(client, target, r.body.clone(), st, &mut out))
+        .await
     {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -175,22 +185,19 @@ pub async fn send(
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn stream(
     client: &reqwest::Client,
-    url: &str,
-    api_key: Option<&str>,
+    target: &Target,
     body: Bytes,
     st: Instant,
-    chat: bool,
-    t: Timeouts,
     out: &mut Outcome,
 ) -> Result<(), String> {
+    let (t, chat) = (target.timeouts, target.chat);
     let mut req = client
-        .post(url)
+        .post(&target.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
-    if let Some(k) = api_key {
+    if let Some(k) = &target.api_key {
         req = req.bearer_auth(k);
     }
     let mut resp = tokio::time::timeout(t.stall, req.send())

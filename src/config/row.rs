@@ -200,6 +200,17 @@ impl MatrixRow {
     }
 }
 
+/// `1k1k`, `1k8k`, `8k1k` for the three standard scenarios, else `<isl>_<osl>`: the
+/// scenario part of `exp-name`.
+pub fn seq_name(isl: u32, osl: u32) -> String {
+    match (isl, osl) {
+        (1024, 1024) => "1k1k".into(),
+        (1024, 8192) => "1k8k".into(),
+        (8192, 1024) => "8k1k".into(),
+        _ => format!("{isl}_{osl}"),
+    }
+}
+
 impl JobRow {
     /// Read one row from a `.json`, `.yaml` or `.yml` file (by extension; anything else is
     /// tried as JSON when it starts with `{`, else YAML).
@@ -242,15 +253,17 @@ impl JobRow {
         Ok(row)
     }
 
-    /// The model family: `model-prefix` when present, else `exp-name` up to its last `_`
-    /// (exp-name is `<model-prefix>_<seq>` and model prefixes may themselves contain `_`).
+    /// The model family: `model-prefix` when present, else `exp-name` without its
+    /// `_<seq>` suffix (exp-name is `<model-prefix>_<seq_name(isl, osl)>`, and both model
+    /// prefixes and non-standard seq names contain `_`).
     pub fn model_prefix(&self) -> &str {
         if let Some(p) = &self.model_prefix {
             return p;
         }
+        let suffix = format!("_{}", seq_name(self.isl, self.osl));
         self.exp_name
-            .rsplit_once('_')
-            .map(|(p, _)| p)
+            .strip_suffix(&suffix)
+            .or_else(|| self.exp_name.rsplit_once('_').map(|(p, _)| p))
             .unwrap_or(&self.exp_name)
     }
 

@@ -2,6 +2,7 @@
 
 use super::SweepError;
 use crate::config::master::{Concurrency, Entry, MasterConfig, Schema, SearchSpace};
+pub use crate::config::row::seq_name;
 use crate::config::row::{JobRow, KeyOrder, MatrixRow, MultinodeRow};
 use crate::config::runners::Runners;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -26,16 +27,6 @@ impl SeqLenName {
             SeqLenName::K1K8 => (1024, 8192),
             SeqLenName::K8K1 => (8192, 1024),
         }
-    }
-}
-
-/// `1k1k`, `1k8k`, `8k1k` for the three standard scenarios, else `<isl>_<osl>`.
-pub fn seq_name(isl: u32, osl: u32) -> String {
-    match (isl, osl) {
-        (1024, 1024) => "1k1k".into(),
-        (1024, 8192) => "1k8k".into(),
-        (8192, 1024) => "8k1k".into(),
-        _ => format!("{isl}_{osl}"),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod exec;
 mod golden;
 mod publish;
 mod report;

@@ -1,0 +1,209 @@
+//! `runner exec` and `runner batch` command lines.
+
+use crate::config::row::JobRow;
+use crate::exec::{self, ExecError, ExecOptions, Planned, Stage};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Flags shared by `exec` and `batch`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecFlags {
+    /// Result directories go here (one per job, named like InferenceMAX's RESULT_FILENAME).
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Launch profile in runners/ (default: chosen by runners/map.yaml from RUNNER_NAME and
+    /// the row's runner).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Engine port (default: a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Print the materialised script and launch command; start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, default_value = "benchmarks")]
+    pub benchmarks: PathBuf,
+    #[arg(long, default_value = "runners")]
+    pub runners: PathBuf,
+    /// Baselines directory (default: ./baselines when present).
+    #[arg(long)]
+    pub baselines: Option<PathBuf>,
+    /// Tokenizer for the client (default: the row's model; the embedded one on `sim`).
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// NUM_PROMPTS = CONC × this.
+    #[arg(long, default_value_t = 10)]
+    pub prompts_multiplier: usize,
+    #[arg(long, default_value_t = 0.8)]
+    pub random_range_ratio: f64,
+    /// Warmup requests (default 2 × CONC).
+    #[arg(long)]
+    pub num_warmups: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// Seconds to wait for the engine to become ready (first starts compile for a while).
+    #[arg(long, default_value_t = 3600)]
+    pub ready_timeout_s: u64,
+    /// Fail a request whose stream sends nothing for this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub stall_timeout_s: u64,
+    /// GitHub runner name (defaults to $RUNNER_NAME, else the row's runner).
+    #[arg(long, env = "RUNNER_NAME")]
+    pub runner_name: Option<String>,
+}
+
+/// `runner exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// The job row (JSON or YAML).
+    #[arg(long)]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub flags: ExecFlags,
+}
+
+/// `runner batch`.
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    /// Job rows (JSON or YAML), run in order.
+    #[arg(long, required = true, num_args = 1..)]
+    pub config: Vec<PathBuf>,
+    /// Run every row at each of these concurrencies instead of its own.
+    #[arg(long, value_delimiter = ',')]
+    pub conc: Vec<u32>,
+    #[command(flatten)]
+    pub flags: ExecFlags,
+}
+
+impl ExecFlags {
+    fn options(&self) -> anyhow::Result<ExecOptions> {
+        if self.prompts_multiplier == 0 {
+            anyhow::bail!("--prompts-multiplier must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.random_range_ratio) {
+            anyhow::bail!("--random-range-ratio must be within [0, 1]");
+        }
+        Ok(ExecOptions {
+            out: self.out.clone(),
+            benchmarks_dir: self.benchmarks.clone(),
+            runners_dir: self.runners.clone(),
+            baselines_dir: self.baselines.clone(),
+            profile: self.profile.clone(),
+            port: self.port,
+            runner_name: self.runner_name.clone().filter(|n| !n.is_empty()),
+            tokenizer: self.tokenizer.clone(),
+            prompts_multiplier: self.prompts_multiplier,
+            range_ratio: self.random_range_ratio,
+            num_warmups: self.num_warmups,
+            seed: self.seed,
+            ready_timeout: Duration::from_secs(self.ready_timeout_s.max(1)),
+            stall_timeout: Duration::from_secs(self.stall_timeout_s.max(1)),
+        })
+    }
+}
+
+fn report_error(e: &ExecError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.stage.exit_code())
+}
+
+/// Plan rows (config errors exit 10), then run or print them.
+fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
+    let o = match flags.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(Stage::Config.exit_code());
+        }
+    };
+    let port = match o.port {
+        Some(p) => p,
+        None => match crate::launch::engine::free_port() {
+            Ok(p) => p,
+            Err(e) => return report_error(&ExecError { stage: Stage::Launch, message: format!("no free port: {e}") }),
+        },
+    };
+    let mut planned: Vec<Planned> = vec![];
+    for r in &rows {
+        match exec::plan(r, &o, port) {
+            Ok(p) => planned.push(p),
+            Err(e) => return report_error(&e),
+        }
+    }
+    if flags.dry_run {
+        for p in &planned {
+            println!("# job: {}  profile: {} ({})  fingerprint: {}", p.result_name, p.profile.name, p.profile.profile.kind(), p.recipe.fingerprint);
+            println!("# template: {}  inputs read: {}", p.recipe.source, p.recipe.inputs_read.join(" "));
+            println!("# launch command: {}", p.launch_command.join(" "));
+            println!("{}", p.recipe.script);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let outcome = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            r = exec::run_jobs(&planned, &o) => Ok(r),
+            _ = term.recv() => Err("SIGTERM"),
+            _ = int.recv() => Err("SIGINT"),
+        }
+    });
+    // Dropping the run above stopped any engine it had started.
+    let (rows, err) = match outcome {
+        Ok(r) => r,
+        Err(sig) => {
+            eprintln!("error: interrupted by {sig}; the engine was stopped and partial results are in {}", o.out.display());
+            return ExitCode::from(if sig == "SIGTERM" { 143 } else { 130 });
+        }
+    };
+    if batch && !rows.is_empty() {
+        if let Err(e) = exec::write_batch_outputs(&o, &rows) {
+            eprintln!("error: batch summary: {e:#}");
+        }
+    }
+    match err {
+        Some(e) => ExitCode::from(e.stage.exit_code()),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<JobRow, ExitCode> {
+    JobRow::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(Stage::Config.exit_code())
+    })
+}
+
+/// `runner exec`.
+pub fn run_exec(a: ExecArgs) -> ExitCode {
+    match load(&a.config) {
+        Ok(row) => go(vec![row], &a.flags, false),
+        Err(c) => c,
+    }
+}
+
+/// `runner batch`.
+pub fn run_batch(a: BatchArgs) -> ExitCode {
+    let mut rows = vec![];
+    for p in &a.config {
+        match load(p) {
+            Ok(r) => rows.push(r),
+            Err(c) => return c,
+        }
+    }
+    if !a.conc.is_empty() {
+        if a.conc.contains(&0) {
+            eprintln!("error: --conc values must be at least 1");
+            return ExitCode::from(Stage::Config.exit_code());
+        }
+        rows = rows
+            .iter()
+            .flat_map(|r| a.conc.iter().map(move |&c| JobRow { conc: c, ..r.clone() }))
+            .collect();
+    }
+    go(rows, &a.flags, true)
+}

@@ -1,0 +1,382 @@
+//! `runner exec` and `runner batch`: one matrix row (or several CONC values) end to end.
+//!
+//! recipe → launch → ready → load client → report, with every file written atomically into
+//! `<out>/<RESULT_FILENAME>/` and the engine stopped on every path. The exit code says which
+//! stage failed, so a workflow can tell a broken config from a dead engine from a slow one.
+//! In a batch the engine is kept up while the next row's recipe fingerprint is unchanged.
+
+use crate::client::load::Progress;
+use crate::client::request::{Backend, Timeouts};
+use crate::client::result::Selection;
+use crate::client::{self, BenchConfig};
+use crate::config::row::JobRow;
+use crate::launch::engine::{self, Engine, LaunchSpec};
+use crate::launch::profile::{self, NamedProfile, Profile};
+use crate::recipe::{self, Recipe, TemplateSource};
+use crate::report::{self, AggInputs, AggRow, Baselines, ClientInfo};
+use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which stage failed; each has its own exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Config,
+    Launch,
+    Readiness,
+    Load,
+    Accuracy,
+    Report,
+    Interrupted,
+}
+
+impl Stage {
+    /// The process exit code for a failure in this stage.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Stage::Config => 10,
+            Stage::Launch => 11,
+            Stage::Readiness => 12,
+            Stage::Load => 13,
+            Stage::Accuracy => 14,
+            Stage::Report => 15,
+            Stage::Interrupted => 130,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Config => "config",
+            Stage::Launch => "launch",
+            Stage::Readiness => "readiness",
+            Stage::Load => "load",
+            Stage::Accuracy => "accuracy",
+            Stage::Report => "report",
+            Stage::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A failed job: the stage and a message that says what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{} failed: {message}", stage.name())]
+pub struct ExecError {
+    pub stage: Stage,
+    pub message: String,
+}
+
+fn fail(stage: Stage, e: impl std::fmt::Display) -> ExecError {
+    ExecError {
+        stage,
+        message: format!("{e:#}"),
+    }
+}
+
+/// Settings of a run that are not in the row.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Result directories go under here.
+    pub out: PathBuf,
+    /// Launch templates.
+    pub benchmarks_dir: PathBuf,
+    /// Launch profiles and `map.yaml`.
+    pub runners_dir: PathBuf,
+    /// Reference points; `None` = `./baselines` if present.
+    pub baselines_dir: Option<PathBuf>,
+    /// Profile name (else chosen by `runners/map.yaml` from the runner name and row).
+    pub profile: Option<String>,
+    /// Engine port (else a free one).
+    pub port: Option<u16>,
+    /// The GitHub runner's name (`RUNNER_NAME`), else the row's runner label.
+    pub runner_name: Option<String>,
+    /// Tokenizer for real engines (default: the row's model).
+    pub tokenizer: Option<String>,
+    /// NUM_PROMPTS = CONC × this.
+    pub prompts_multiplier: usize,
+    /// `--random-range-ratio`.
+    pub range_ratio: f64,
+    /// Warmup requests (default 2 × CONC).
+    pub num_warmups: Option<usize>,
+    pub seed: u32,
+    /// Readiness timeout.
+    pub ready_timeout: Duration,
+    /// Per-request stall timeout of the client.
+    pub stall_timeout: Duration,
+}
+
+/// A row with its profile and recipe, ready to run.
+pub struct Planned {
+    pub row: JobRow,
+    pub runner_name: String,
+    pub profile: NamedProfile,
+    pub recipe: Recipe,
+    /// The profile's launch command (symbolic), shown by `--dry-run`.
+    pub launch_command: Vec<String>,
+    pub result_name: String,
+    pub port: u16,
+}
+
+/// Validate the row, pick the profile and materialise the recipe. No side effects.
+pub fn plan(row: &JobRow, o: &ExecOptions, port: u16) -> Result<Planned, ExecError> {
+    let runner_name = o.runner_name.clone().unwrap_or_else(|| row.runner.clone());
+    recipe::validate(row, &runner_name).map_err(|e| fail(Stage::Config, e))?;
+    let profile = match &o.profile {
+        Some(p) => profile::load(&o.runners_dir, p),
+        None => profile::resolve(&o.runners_dir, &[&runner_name, &row.runner]),
+    }
+    .map_err(|e| fail(Stage::Config, e))?;
+    let launch_command = engine::describe(&profile.profile, &row.image, row.tp);
+    let mut inputs = recipe::inputs(row, port, &runner_name);
+    let (source, text) = match &profile.profile {
+        Profile::Sim { preset } => {
+            if crate::sim::SimConfig::preset(preset).is_none() {
+                return Err(fail(
+                    Stage::Config,
+                    format!("{}: unknown sim preset `{preset}` (have: {})", profile.file.display(), crate::sim::config::PRESETS.join(", ")),
+                ));
+            }
+            inputs.push(("SIM_PRESET".into(), preset.clone()));
+            (TemplateSource::Builtin("sim"), recipe::SIM_TEMPLATE.to_string())
+        }
+        _ => {
+            let p = recipe::find_template(&o.benchmarks_dir, row).map_err(|e| fail(Stage::Config, e))?;
+            let t = recipe::read_template(&p).map_err(|e| fail(Stage::Config, e))?;
+            (TemplateSource::File(p), t)
+        }
+    };
+    let recipe = recipe::materialise(source, &text, inputs, &launch_command, &row.image);
+    Ok(Planned {
+        result_name: recipe::result_filename(row, &runner_name),
+        row: row.clone(),
+        runner_name,
+        profile,
+        recipe,
+        launch_command,
+        port,
+    })
+}
+
+/// The running engine of a batch and the fingerprint it was started for.
+struct Running {
+    engine: Engine,
+    fingerprint: String,
+    started_s: f64,
+}
+
+/// Write `status.json` for a job that did not finish, so collectors list it as failed.
+fn write_status(dir: &Path, e: &ExecError) {
+    let v = serde_json::json!({"status": "failed", "stage": e.stage.name(), "exit_code": e.stage.exit_code(), "error": e.message});
+    let _ = crate::fsutil::write_atomic(&dir.join("status.json"), format!("{v:#}\n").as_bytes());
+}
+
+/// Run planned jobs in order, reusing the engine while fingerprints match. Returns the agg
+/// rows of the jobs that finished and the first failure (later jobs still run unless the
+/// engine itself failed).
+pub async fn run_jobs(jobs: &[Planned], o: &ExecOptions) -> (Vec<AggRow>, Option<ExecError>) {
+    let baselines = match report::cli::load_baselines(o.baselines_dir.as_deref(), None) {
+        Ok(b) => b,
+        Err(e) => return (vec![], Some(fail(Stage::Config, e))),
+    };
+    let mut running: Option<Running> = None;
+    let mut rows = vec![];
+    let mut first_err = None;
+    let mut engines = 0;
+    for job in jobs {
+        let dir = o.out.join(&job.result_name);
+        match run_one(job, o, &dir, &mut running, &mut engines, &baselines).await {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                write_status(&dir, &e);
+                eprintln!("error: {}: {e}", job.result_name);
+                if crate::report::gha::in_actions() {
+                    crate::report::gha::error(&format!("{} {}", job.result_name, e.stage.name()), &e.message);
+                }
+                let engine_broken = matches!(e.stage, Stage::Launch | Stage::Readiness | Stage::Load);
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+                if engine_broken {
+                    if let Some(mut r) = running.take() {
+                        r.engine.stop();
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mut r) = running.take() {
+        r.engine.stop();
+    }
+    (rows, first_err)
+}
+
+async fn run_one(
+    job: &Planned,
+    o: &ExecOptions,
+    dir: &Path,
+    running: &mut Option<Running>,
+    engines: &mut usize,
+    baselines: &Baselines,
+) -> Result<AggRow, ExecError> {
+    std::fs::create_dir_all(dir).map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.display())))?;
+    let write = |name: &str, bytes: &[u8]| {
+        crate::fsutil::write_atomic(&dir.join(name), bytes).map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.join(name).display())))
+    };
+    write("launch.sh", job.recipe.script.as_bytes())?;
+    write("row.json", format!("{}\n", serde_json::to_string_pretty(&job.row).expect("row serialises")).as_bytes())?;
+    let _ = std::fs::remove_file(dir.join("status.json"));
+
+    // Launch unless the running engine serves this exact recipe.
+    let reuse = running.as_ref().is_some_and(|r| r.fingerprint == job.recipe.fingerprint && r.engine.exited().is_none());
+    if !reuse {
+        if let Some(mut r) = running.take() {
+            r.engine.stop();
+        }
+        *engines += 1;
+        let script_path = o.out.join(format!(".engine-{}", *engines)).join("launch.sh");
+        crate::fsutil::write_atomic(&script_path, job.recipe.script.as_bytes()).map_err(|e| fail(Stage::Launch, e))?;
+        let log_path = o.out.join(format!(".engine-{}", *engines)).join("server.log");
+        let mut env = vec![];
+        if matches!(job.profile.profile, Profile::Sim { .. }) {
+            let exe = std::env::current_exe().map_err(|e| fail(Stage::Launch, e))?;
+            env.push(("INFMAX_RUNNER".to_string(), exe.display().to_string()));
+        }
+        let spec = LaunchSpec {
+            script_path,
+            log_path,
+            port: job.port,
+            image: job.row.image.clone(),
+            gpus: job.row.tp,
+            job_name: format!("infmax-{}", job.runner_name),
+            env,
+        };
+        let eng = Engine::launch(&job.profile.profile, &spec).map_err(|e| fail(Stage::Launch, e))?;
+        let started = eng.wait_ready(o.ready_timeout, Duration::from_secs(1)).await;
+        let started = match started {
+            Ok(d) => d,
+            Err(e) => {
+                copy_log(&eng, dir);
+                return Err(fail(Stage::Readiness, e));
+            }
+        };
+        tracing::info!("engine ready after {:.1} s", started.as_secs_f64());
+        *running = Some(Running {
+            engine: eng,
+            fingerprint: job.recipe.fingerprint.clone(),
+            started_s: started.as_secs_f64(),
+        });
+    } else {
+        tracing::info!("reusing the running engine (same recipe fingerprint)");
+    }
+    let run = running.as_ref().expect("engine running");
+    let result = bench(job, o, &run.engine.base_url).await;
+    copy_log(&run.engine, dir);
+    let out = result.map_err(|e| fail(Stage::Load, e))?;
+    let bench_text = crate::pyjson::to_python_json(&out.result);
+    write("bench.json", bench_text.as_bytes())?;
+    let bench_json = serde_json::Value::Object(out.result.clone());
+    let inputs = AggInputs {
+        // A simulated run must never pass for the hardware its row names.
+        hw: matches!(job.profile.profile, Profile::Sim { .. }).then(|| "sim".to_string()),
+        recipe_fingerprint: job.recipe.fingerprint.clone(),
+        engine_start_s: Some(run.started_s),
+        accuracy: None,
+        client: Some(ClientInfo {
+            version: format!("infmax {}", env!("CARGO_PKG_VERSION")),
+            seed: Some(u64::from(o.seed)),
+            host: hostname(),
+        }),
+    };
+    let agg = report::agg_row(&bench_json, &job.row, &inputs, baselines).map_err(|e| fail(Stage::Report, e))?;
+    let md = report::write_job_outputs(dir, &agg).map_err(|e| fail(Stage::Report, e))?;
+    println!("{md}");
+    let _ = crate::report::gha::append_step_summary(&md);
+    if out.too_many_failures() {
+        return Err(fail(
+            Stage::Load,
+            format!(
+                "{} of {} requests failed (more than 5%); first errors: {}; results kept in {}",
+                out.failed,
+                out.failed + out.completed,
+                out.result["error_samples"],
+                dir.display()
+            ),
+        ));
+    }
+    Ok(agg)
+}
+
+fn copy_log(engine: &Engine, dir: &Path) {
+    if let Ok(bytes) = std::fs::read(&engine.log_path) {
+        let _ = crate::fsutil::write_atomic(&dir.join("server.log"), &bytes);
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())
+}
+
+/// The load client with InferenceMAX's settings for this row.
+async fn bench(job: &Planned, o: &ExecOptions, base_url: &str) -> anyhow::Result<client::BenchOutput> {
+    let row = &job.row;
+    let sim = matches!(job.profile.profile, Profile::Sim { .. });
+    let tok_spec = match (&o.tokenizer, sim) {
+        (Some(t), _) => t.clone(),
+        (None, true) => EMBEDDED_NAME.to_string(),
+        (None, false) => row.model.clone(),
+    };
+    let tokenizer = HfTokenizer::load(&tok_spec).await?;
+    let conc = row.conc as usize;
+    let cfg = BenchConfig {
+        base_url: base_url.to_string(),
+        endpoint: "/v1/completions".into(),
+        backend: Backend::Vllm,
+        model: row.model.clone(),
+        served_model_name: sim.then(|| crate::sim::config::DEFAULT_MODEL.to_string()),
+        tokenizer,
+        dataset: client::dataset::RandomParams {
+            input_len: row.isl,
+            output_len: row.osl,
+            range_ratio: o.range_ratio,
+            prefix_len: 0,
+            num_prompts: conc * o.prompts_multiplier,
+            use_chat_template: false,
+        },
+        seed: o.seed,
+        best_of: 1,
+        logprobs: None,
+        ignore_eos: true,
+        max_concurrency: Some(conc),
+        request_rate: f64::INFINITY,
+        burstiness: 1.0,
+        num_warmups: o.num_warmups.unwrap_or(2 * conc),
+        timeouts: Timeouts {
+            total: Duration::from_secs(6 * 3600),
+            stall: o.stall_timeout,
+        },
+        selection: Selection {
+            metrics: ["ttft", "tpot", "itl", "e2el"].map(String::from).to_vec(),
+            percentiles: vec![90.0, 99.0, 99.9],
+            goodput: vec![],
+        },
+        metadata: vec![],
+        detailed: false,
+        api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+    };
+    let progress = std::sync::Arc::new(Progress::default());
+    Ok(client::run(&cfg, progress).await?)
+}
+
+/// A batch's own files in `out/`: the summary of every job and the plots of its lines.
+pub fn write_batch_outputs(o: &ExecOptions, rows: &[AggRow]) -> anyhow::Result<()> {
+    let baselines = report::cli::load_baselines(o.baselines_dir.as_deref(), None)?;
+    let summary_rows: Vec<report::SummaryRow> = rows.iter().map(report::SummaryRow::from).collect();
+    let md = report::summary_markdown("Batch summary", &summary_rows);
+    crate::fsutil::write_atomic(&o.out.join("summary.md"), md.as_bytes())?;
+    println!("{md}");
+    let _ = report::gha::append_step_summary(&md);
+    let files = report::plot::write_plots(&o.out, rows, &baselines, report::plot::Formats::default())?;
+    for f in files {
+        eprintln!("plot: {}", f.display());
+    }
+    Ok(())
+}

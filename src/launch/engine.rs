@@ -1,0 +1,460 @@
+//! One running engine: spawn, readiness, teardown.
+
+use super::profile::{Gpus, Profile};
+use std::io::{BufRead, Seek};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why an engine could not be started or did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("port {port} is already in use (another engine still running?); free it or pick another with --port")]
+    PortInUse { port: u16 },
+    #[error("cannot start the engine ({what}): {source}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the engine exited with {status} after {secs:.1} s before becoming ready; last lines of {log}:\n{tail}")]
+    ExitedEarly {
+        status: String,
+        secs: f64,
+        log: String,
+        tail: String,
+    },
+    #[error("the engine did not become ready within {secs:.0} s (/health then /v1/models at {url}); last lines of {log}:\n{tail}")]
+    NotReady {
+        secs: f64,
+        url: String,
+        log: String,
+        tail: String,
+    },
+    #[error("slurm: {0}")]
+    Slurm(String),
+}
+
+/// What to launch and where its files go.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// The materialised script (already written to `script_path`).
+    pub script_path: PathBuf,
+    /// Engine output goes here.
+    pub log_path: PathBuf,
+    /// Port the engine listens on.
+    pub port: u16,
+    /// The row's image (docker, pyxis).
+    pub image: String,
+    /// GPUs the engine uses (Slurm `--gres`).
+    pub gpus: u32,
+    /// Used for container and Slurm job names.
+    pub job_name: String,
+    /// Extra environment for the script (never secrets from files; those are inherited).
+    pub env: Vec<(String, String)>,
+}
+
+/// How the engine must be torn down besides killing its process group.
+#[derive(Debug, Clone, PartialEq)]
+enum Teardown {
+    Process,
+    Docker { name: String },
+    Slurm { job_id: String },
+}
+
+/// A launched engine. Dropping it stops it.
+pub struct Engine {
+    /// The child (bash running the recipe, or the docker / srun client), in its own group.
+    handle: duct::Handle,
+    /// Its process group, killed as a whole.
+    pgid: i32,
+    teardown: Teardown,
+    /// `http://host:port` of the engine's API.
+    pub base_url: String,
+    /// The engine's output.
+    pub log_path: PathBuf,
+    /// When it was launched.
+    pub started: Instant,
+    stopped: bool,
+}
+
+/// Fail before launching when the port is taken (an engine binds all interfaces).
+pub fn check_port_free(port: u16) -> Result<(), LaunchError> {
+    match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(LaunchError::PortInUse { port }),
+        Err(_) => Ok(()),
+    }
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// The last `n` lines of a log file (lossy UTF-8), for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return "(no log)".into();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let lines: Vec<String> = std::io::BufReader::new(f)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .collect();
+    let start = lines.len().saturating_sub(n);
+    let t = lines[start..].join("\n");
+    if t.trim().is_empty() {
+        "(log is empty)".into()
+    } else {
+        t
+    }
+}
+
+fn hf_cache() -> PathBuf {
+    crate::tokenizer::hub_cache_dir()
+}
+
+/// Container names allow `[a-zA-Z0-9][a-zA-Z0-9_.-]`.
+fn container_name(job: &str) -> String {
+    let clean: String = job
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' })
+        .collect();
+    format!("infmax-{}-{}", clean.chars().take(80).collect::<String>(), std::process::id())
+}
+
+/// The command a profile runs for a spec (argv, no shell), and its teardown.
+fn command(profile: &Profile, spec: &LaunchSpec, slurm_job: Option<&str>) -> (Vec<String>, Teardown) {
+    let script = spec.script_path.display().to_string();
+    match profile {
+        Profile::Local {} | Profile::Sim { .. } => (vec!["bash".into(), script], Teardown::Process),
+        Profile::Docker { gpus, shm_size, hf_cache: mount_cache, extra_args } => {
+            let name = container_name(&spec.job_name);
+            let dir = spec.script_path.parent().unwrap_or(Path::new(".")).display().to_string();
+            let mut a: Vec<String> = vec![
+                "docker".into(), "run".into(), "--rm".into(), "--name".into(), name.clone(),
+                "--network".into(), "host".into(), "--ipc".into(), "host".into(),
+                "--shm-size".into(), shm_size.clone(),
+            ];
+            match gpus {
+                Gpus::Amd => a.extend(
+                    ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video", "--security-opt", "seccomp=unconfined"]
+                        .map(String::from),
+                ),
+                Gpus::Nvidia => a.extend(["--gpus", "all"].map(String::from)),
+                Gpus::None => {}
+            }
+            if *mount_cache {
+                a.push("-v".into());
+                a.push(format!("{}:/root/.cache/huggingface/hub", hf_cache().display()));
+                a.push("-e".into());
+                a.push("HF_HUB_CACHE=/root/.cache/huggingface/hub".into());
+            }
+            // Secrets by name only: docker copies the value from our environment.
+            a.push("-e".into());
+            a.push("HF_TOKEN".into());
+            a.push("-v".into());
+            a.push(format!("{dir}:/infmax:ro"));
+            a.extend(extra_args.iter().cloned());
+            a.push(spec.image.clone());
+            a.push("bash".into());
+            a.push(format!(
+                "/infmax/{}",
+                spec.script_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            ));
+            (a, Teardown::Docker { name })
+        }
+        Profile::Slurm { pyxis, .. } => {
+            let job = slurm_job.unwrap_or("$SLURM_JOB_ID").to_string();
+            let mut a: Vec<String> = vec!["srun".into(), format!("--jobid={job}"), "--overlap".into()];
+            if let Some(p) = pyxis {
+                a.push(format!("--container-image={}", p.image.clone().unwrap_or_else(|| spec.image.clone())));
+                let dir = spec.script_path.parent().unwrap_or(Path::new(".")).display().to_string();
+                let mut mounts = vec![format!("{}:/root/.cache/huggingface/hub", hf_cache().display()), format!("{dir}:{dir}")];
+                mounts.extend(p.mounts.iter().cloned());
+                a.push(format!("--container-mounts={}", mounts.join(",")));
+                if let Some(w) = &p.workdir {
+                    a.push(format!("--container-workdir={w}"));
+                }
+            }
+            a.push("bash".into());
+            a.push(script);
+            (a, Teardown::Slurm { job_id: job })
+        }
+    }
+}
+
+/// The launch command a profile would run, for `--dry-run` and the recipe fingerprint
+/// (the script path and per-run names are left symbolic so equal recipes hash equally).
+pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
+    let spec = LaunchSpec {
+        script_path: PathBuf::from("launch.sh"),
+        log_path: PathBuf::from("server.log"),
+        port: 0,
+        image: image.into(),
+        gpus,
+        job_name: "JOB".into(),
+        env: vec![],
+    };
+    let (mut argv, _) = command(profile, &spec, Some("JOBID"));
+    if let Profile::Slurm { partition, time_minutes, gres_gpus, exclusive, alloc_wait_s, .. } = profile {
+        let mut salloc = salloc_args(partition.as_deref(), *time_minutes, *gres_gpus, *exclusive, *alloc_wait_s, gpus, "JOB");
+        salloc.push("&&".into());
+        salloc.append(&mut argv);
+        argv = salloc;
+    }
+    for a in argv.iter_mut() {
+        if a.starts_with("infmax-JOB-") {
+            *a = "infmax-JOB".into();
+        }
+    }
+    argv
+}
+
+fn salloc_args(partition: Option<&str>, minutes: u32, gres: bool, exclusive: bool, wait: u32, gpus: u32, name: &str) -> Vec<String> {
+    let mut a = vec![
+        "salloc".to_string(),
+        "--no-shell".into(),
+        format!("--job-name={name}"),
+        "-N1".into(),
+        format!("--time={minutes}"),
+        format!("--immediate={wait}"),
+    ];
+    if let Some(p) = partition {
+        a.push(format!("--partition={p}"));
+    }
+    if gres {
+        a.push(format!("--gres=gpu:{gpus}"));
+    }
+    if exclusive {
+        a.push("--exclusive".into());
+    }
+    a
+}
+
+fn run_quiet(argv: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new(argv[0]).args(&argv[1..]).stdin(std::process::Stdio::null()).output()
+}
+
+/// Slurm: cancel stale allocations with our job name, allocate, find the node.
+fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, String), LaunchError> {
+    let Profile::Slurm { partition, time_minutes, gres_gpus, exclusive, alloc_wait_s, .. } = profile else {
+        unreachable!("slurm profile");
+    };
+    let err = |m: String| LaunchError::Slurm(m);
+    let name = &spec.job_name;
+    if let Ok(o) = run_quiet(&["squeue", "-h", "-o", "%A", &format!("--name={name}")]) {
+        for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+            tracing::warn!("cancelling stale Slurm allocation {id} named {name}");
+            let _ = run_quiet(&["scancel", id]);
+        }
+    }
+    let args = salloc_args(partition.as_deref(), *time_minutes, *gres_gpus, *exclusive, *alloc_wait_s, spec.gpus, name);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run_quiet(&refs).map_err(|e| err(format!("cannot run salloc: {e}")))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let job = text
+        .split_whitespace()
+        .skip_while(|w| *w != "allocation")
+        .nth(1)
+        .map(str::to_string)
+        .filter(|id| id.chars().all(|c| c.is_ascii_digit()));
+    let Some(job) = job.filter(|_| o.status.success()) else {
+        return Err(err(format!("allocation not granted within {alloc_wait_s} s: {}", text.trim())));
+    };
+    let o = run_quiet(&["squeue", "-h", "-j", &job, "-o", "%N"]).map_err(|e| err(format!("squeue: {e}")))?;
+    let host = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    Ok((job, if host.is_empty() { "127.0.0.1".into() } else { host }))
+}
+
+impl Engine {
+    /// Start the engine for `spec` with `profile`.
+    pub fn launch(profile: &Profile, spec: &LaunchSpec) -> Result<Engine, LaunchError> {
+        check_port_free(spec.port)?;
+        let (slurm_job, host) = match profile {
+            Profile::Slurm { .. } => {
+                let (j, h) = slurm_allocate(profile, spec)?;
+                (Some(j), h)
+            }
+            _ => (None, "127.0.0.1".to_string()),
+        };
+        let (argv, teardown) = command(profile, spec, slurm_job.as_deref());
+        let mut expr = duct::cmd(&argv[0], &argv[1..])
+            .stdin_null()
+            // Order matters in duct: stderr joins stdout, then both go to the log.
+            .stderr_to_stdout()
+            .stdout_path(&spec.log_path)
+            .unchecked()
+            .before_spawn(|c| {
+                c.process_group(0);
+                Ok(())
+            });
+        for (k, v) in &spec.env {
+            expr = expr.env(k, v);
+        }
+        let handle = expr.start().map_err(|source| {
+            if let Some(j) = &slurm_job {
+                let _ = run_quiet(&["scancel", j]);
+            }
+            LaunchError::Spawn {
+                what: argv.join(" "),
+                source,
+            }
+        })?;
+        let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
+        tracing::info!("launched engine ({}) pid {pgid}: {}", profile.kind(), argv.join(" "));
+        Ok(Engine {
+            handle,
+            pgid,
+            teardown,
+            base_url: format!("http://{host}:{}", spec.port),
+            log_path: spec.log_path.clone(),
+            started: Instant::now(),
+            stopped: false,
+        })
+    }
+
+    /// The process-group id (the engine's pid), so callers can check nothing is left.
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// `Some(status)` once the engine process has exited.
+    pub fn exited(&self) -> Option<String> {
+        match self.handle.try_wait() {
+            Ok(Some(o)) => Some(o.status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("unknown status ({e})")),
+        }
+    }
+
+    /// Poll `/health` then `/v1/models` every `poll` until both answer 200. Fails as soon as
+    /// the process exits, or after `timeout`. Prints a progress line every 30 s.
+    pub async fn wait_ready(&self, timeout: Duration, poll: Duration) -> Result<Duration, LaunchError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("HTTP client builds");
+        let t0 = Instant::now();
+        let mut last_note = t0;
+        loop {
+            if let Some(status) = self.exited() {
+                return Err(LaunchError::ExitedEarly {
+                    status,
+                    secs: self.started.elapsed().as_secs_f64(),
+                    log: self.log_path.display().to_string(),
+                    tail: tail(&self.log_path, 20),
+                });
+            }
+            let ok = |r: Result<reqwest::Response, reqwest::Error>| r.map(|r| r.status().is_success()).unwrap_or(false);
+            if ok(client.get(format!("{}/health", self.base_url)).send().await)
+                && ok(client.get(format!("{}/v1/models", self.base_url)).send().await)
+            {
+                return Ok(self.started.elapsed());
+            }
+            if t0.elapsed() >= timeout {
+                return Err(LaunchError::NotReady {
+                    secs: timeout.as_secs_f64(),
+                    url: self.base_url.clone(),
+                    log: self.log_path.display().to_string(),
+                    tail: tail(&self.log_path, 20),
+                });
+            }
+            if last_note.elapsed() >= Duration::from_secs(30) {
+                last_note = Instant::now();
+                let last = tail(&self.log_path, 1);
+                tracing::info!(
+                    "waiting for the engine to become ready: {:.0} s of {:.0} s; last log line: {last}",
+                    t0.elapsed().as_secs_f64(),
+                    timeout.as_secs_f64()
+                );
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Stop the engine and everything it started: `docker rm -f` / `scancel` as the profile
+    /// needs, SIGTERM to the process group, SIGKILL after a grace period. Idempotent.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        match &self.teardown {
+            Teardown::Docker { name } => {
+                let _ = run_quiet(&["docker", "rm", "-f", name]);
+            }
+            Teardown::Slurm { job_id } => {
+                let _ = run_quiet(&["scancel", job_id]);
+            }
+            Teardown::Process => {}
+        }
+        if self.pgid > 0 {
+            // SAFETY: signalling a process group we created; no memory is touched.
+            unsafe { libc::kill(-self.pgid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && group_alive(self.pgid) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if group_alive(self.pgid) {
+                // SAFETY: as above.
+                unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+            }
+        }
+        let _ = self.handle.wait();
+    }
+}
+
+/// Whether any process of the group is still alive (zombies of our own child count until
+/// reaped, so reap first).
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: waitpid with WNOHANG on our own child; kill with signal 0 only checks.
+    unsafe {
+        let mut st = 0;
+        libc::waitpid(pgid, &mut st, libc::WNOHANG);
+        libc::kill(-pgid, 0) == 0
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_command_has_devices_and_no_secret_values() {
+        std::env::set_var("HF_TOKEN", "hf_secret_value");
+        let p = Profile::Docker { gpus: Gpus::Amd, shm_size: "16g".into(), hf_cache: true, extra_args: vec![] };
+        let argv = describe(&p, "rocm/img:1", 8);
+        let s = argv.join(" ");
+        assert!(s.starts_with("docker run --rm --name infmax-JOB --network host --ipc host --shm-size 16g --device /dev/kfd --device /dev/dri --group-add video --security-opt seccomp=unconfined"), "{s}");
+        assert!(s.contains(" -e HF_TOKEN ") && !s.contains("hf_secret_value"), "{s}");
+        assert!(s.ends_with("rocm/img:1 bash /infmax/launch.sh"), "{s}");
+        let n = Profile::Docker { gpus: Gpus::Nvidia, shm_size: "32g".into(), hf_cache: false, extra_args: vec!["--ulimit".into(), "memlock=-1".into()] };
+        let s = describe(&n, "nvcr/img", 8).join(" ");
+        assert!(s.contains("--gpus all") && s.contains("--ulimit memlock=-1") && !s.contains("huggingface"), "{s}");
+    }
+
+    #[test]
+    fn slurm_command_renders_allocation_and_pyxis() {
+        let p = Profile::Slurm {
+            partition: Some("gpu".into()),
+            time_minutes: 60,
+            gres_gpus: true,
+            exclusive: true,
+            alloc_wait_s: 30,
+            pyxis: Some(super::super::profile::Pyxis { image: None, mounts: vec!["/data:/data".into()], workdir: Some("/work".into()) }),
+        };
+        let s = describe(&p, "lmsysorg/sglang:v0.5", 4).join(" ");
+        assert!(s.starts_with("salloc --no-shell --job-name=JOB -N1 --time=60 --immediate=30 --partition=gpu --gres=gpu:4 --exclusive && srun --jobid=JOBID --overlap --container-image=lmsysorg/sglang:v0.5 --container-mounts="), "{s}");
+        assert!(s.contains(",/data:/data --container-workdir=/work bash launch.sh"), "{s}");
+    }
+}

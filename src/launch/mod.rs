@@ -1,0 +1,13 @@
+//! Launching engines and making sure they stop.
+//!
+//! A recipe becomes a running engine through a launch profile ([`profile`]); [`engine`]
+//! spawns it in its own process group with its output in `server.log`, waits until it is
+//! really ready (`/health`, then `/v1/models`), fails within seconds when it dies (quoting
+//! its last log lines), and tears it down on every path: success, failure, Ctrl-C, SIGTERM,
+//! and a dropped handle.
+
+pub mod engine;
+pub mod profile;
+
+pub use engine::{Engine, LaunchError, LaunchSpec};
+pub use profile::{NamedProfile, Profile, ProfileError};
