@@ -36,7 +36,8 @@ fn staged(path: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile>
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     // Results are shared (uploaded as artifacts, read by other users): not tempfile's 0600.
     use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     Ok(tmp)

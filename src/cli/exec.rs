@@ -122,7 +122,12 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
         Some(p) => p,
         None => match crate::launch::engine::free_port() {
             Ok(p) => p,
-            Err(e) => return report_error(&ExecError { stage: Stage::Launch, message: format!("no free port: {e}") }),
+            Err(e) => {
+                return report_error(&ExecError {
+                    stage: Stage::Launch,
+                    message: format!("no free port: {e}"),
+                })
+            }
         },
     };
     let mut planned: Vec<Planned> = vec![];
@@ -134,14 +139,27 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     }
     if flags.dry_run {
         for p in &planned {
-            println!("# job: {}  profile: {} ({})  fingerprint: {}", p.result_name, p.profile.name, p.profile.profile.kind(), p.recipe.fingerprint);
-            println!("# template: {}  inputs read: {}", p.recipe.source, p.recipe.inputs_read.join(" "));
+            println!(
+                "# job: {}  profile: {} ({})  fingerprint: {}",
+                p.result_name,
+                p.profile.name,
+                p.profile.profile.kind(),
+                p.recipe.fingerprint
+            );
+            println!(
+                "# template: {}  inputs read: {}",
+                p.recipe.source,
+                p.recipe.inputs_read.join(" ")
+            );
             println!("# launch command: {}", p.launch_command.join(" "));
             println!("{}", p.recipe.script);
         }
         return ExitCode::SUCCESS;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let outcome = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -156,7 +174,10 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     let (rows, err) = match outcome {
         Ok(r) => r,
         Err(sig) => {
-            eprintln!("error: interrupted by {sig}; the engine was stopped and partial results are in {}", o.out.display());
+            eprintln!(
+                "error: interrupted by {sig}; the engine was stopped and partial results are in {}",
+                o.out.display()
+            );
             return ExitCode::from(if sig == "SIGTERM" { 143 } else { 130 });
         }
     };
@@ -202,7 +223,12 @@ pub fn run_batch(a: BatchArgs) -> ExitCode {
         }
         rows = rows
             .iter()
-            .flat_map(|r| a.conc.iter().map(move |&c| JobRow { conc: c, ..r.clone() }))
+            .flat_map(|r| {
+                a.conc.iter().map(move |&c| JobRow {
+                    conc: c,
+                    ..r.clone()
+                })
+            })
             .collect();
     }
     go(rows, &a.flags, true)

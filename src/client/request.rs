@@ -169,8 +169,11 @@ pub async fn send(client: &reqwest::Client, target: &Target, r: &Prepared) -> Ou
     let t = target.timeouts;
     let st = Instant::now();
     let deadline = tokio::time::Instant::from_std(st + t.total);
-    match tokio::time::timeout_at(deadline, stream(client, target, r.body.clone(), st, &mut out))
-        .await
+    match tokio::time::timeout_at(
+        deadline,
+        stream(client, target, r.body.clone(), st, &mut out),
+    )
+    .await
     {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {

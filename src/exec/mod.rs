@@ -132,14 +132,22 @@ pub fn plan(row: &JobRow, o: &ExecOptions, port: u16) -> Result<Planned, ExecErr
             if crate::sim::SimConfig::preset(preset).is_none() {
                 return Err(fail(
                     Stage::Config,
-                    format!("{}: unknown sim preset `{preset}` (have: {})", profile.file.display(), crate::sim::config::PRESETS.join(", ")),
+                    format!(
+                        "{}: unknown sim preset `{preset}` (have: {})",
+                        profile.file.display(),
+                        crate::sim::config::PRESETS.join(", ")
+                    ),
                 ));
             }
             inputs.push(("SIM_PRESET".into(), preset.clone()));
-            (TemplateSource::Builtin("sim"), recipe::SIM_TEMPLATE.to_string())
+            (
+                TemplateSource::Builtin("sim"),
+                recipe::SIM_TEMPLATE.to_string(),
+            )
         }
         _ => {
-            let p = recipe::find_template(&o.benchmarks_dir, row).map_err(|e| fail(Stage::Config, e))?;
+            let p = recipe::find_template(&o.benchmarks_dir, row)
+                .map_err(|e| fail(Stage::Config, e))?;
             let t = recipe::read_template(&p).map_err(|e| fail(Stage::Config, e))?;
             (TemplateSource::File(p), t)
         }
@@ -189,9 +197,13 @@ pub async fn run_jobs(jobs: &[Planned], o: &ExecOptions) -> (Vec<AggRow>, Option
                 write_status(&dir, &e);
                 eprintln!("error: {}: {e}", job.result_name);
                 if crate::report::gha::in_actions() {
-                    crate::report::gha::error(&format!("{} {}", job.result_name, e.stage.name()), &e.message);
+                    crate::report::gha::error(
+                        &format!("{} {}", job.result_name, e.stage.name()),
+                        &e.message,
+                    );
                 }
-                let engine_broken = matches!(e.stage, Stage::Launch | Stage::Readiness | Stage::Load);
+                let engine_broken =
+                    matches!(e.stage, Stage::Launch | Stage::Readiness | Stage::Load);
                 if first_err.is_none() {
                     first_err = Some(e);
                 }
@@ -217,24 +229,42 @@ async fn run_one(
     engines: &mut usize,
     baselines: &Baselines,
 ) -> Result<AggRow, ExecError> {
-    std::fs::create_dir_all(dir).map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.display())))?;
     let write = |name: &str, bytes: &[u8]| {
-        crate::fsutil::write_atomic(&dir.join(name), bytes).map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.join(name).display())))
+        crate::fsutil::write_atomic(&dir.join(name), bytes)
+            .map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.join(name).display())))
     };
     write("launch.sh", job.recipe.script.as_bytes())?;
-    write("row.json", format!("{}\n", serde_json::to_string_pretty(&job.row).expect("row serialises")).as_bytes())?;
+    write(
+        "row.json",
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&job.row).expect("row serialises")
+        )
+        .as_bytes(),
+    )?;
     let _ = std::fs::remove_file(dir.join("status.json"));
 
     // Launch unless the running engine serves this exact recipe.
-    let reuse = running.as_ref().is_some_and(|r| r.fingerprint == job.recipe.fingerprint && r.engine.exited().is_none());
+    let reuse = running
+        .as_ref()
+        .is_some_and(|r| r.fingerprint == job.recipe.fingerprint && r.engine.exited().is_none());
     if !reuse {
         if let Some(mut r) = running.take() {
             r.engine.stop();
         }
         *engines += 1;
-        let script_path = o.out.join(format!(".engine-{}", *engines)).join("launch.sh");
-        crate::fsutil::write_atomic(&script_path, job.recipe.script.as_bytes()).map_err(|e| fail(Stage::Launch, e))?;
-        let log_path = o.out.join(format!(".engine-{}", *engines)).join("server.log");
+        let script_path = o
+            .out
+            .join(format!(".engine-{}", *engines))
+            .join("launch.sh");
+        crate::fsutil::write_atomic(&script_path, job.recipe.script.as_bytes())
+            .map_err(|e| fail(Stage::Launch, e))?;
+        let log_path = o
+            .out
+            .join(format!(".engine-{}", *engines))
+            .join("server.log");
         let mut env = vec![];
         if matches!(job.profile.profile, Profile::Sim { .. }) {
             let exe = std::env::current_exe().map_err(|e| fail(Stage::Launch, e))?;
@@ -249,8 +279,11 @@ async fn run_one(
             job_name: format!("infmax-{}", job.runner_name),
             env,
         };
-        let eng = Engine::launch(&job.profile.profile, &spec).map_err(|e| fail(Stage::Launch, e))?;
-        let started = eng.wait_ready(o.ready_timeout, Duration::from_secs(1)).await;
+        let eng =
+            Engine::launch(&job.profile.profile, &spec).map_err(|e| fail(Stage::Launch, e))?;
+        let started = eng
+            .wait_ready(o.ready_timeout, Duration::from_secs(1))
+            .await;
         let started = match started {
             Ok(d) => d,
             Err(e) => {
@@ -286,7 +319,8 @@ async fn run_one(
             host: hostname(),
         }),
     };
-    let agg = report::agg_row(&bench_json, &job.row, &inputs, baselines).map_err(|e| fail(Stage::Report, e))?;
+    let agg = report::agg_row(&bench_json, &job.row, &inputs, baselines)
+        .map_err(|e| fail(Stage::Report, e))?;
     let md = report::write_job_outputs(dir, &agg).map_err(|e| fail(Stage::Report, e))?;
     println!("{md}");
     let _ = crate::report::gha::append_step_summary(&md);
@@ -312,11 +346,17 @@ fn copy_log(engine: &Engine, dir: &Path) {
 }
 
 fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// The load client with InferenceMAX's settings for this row.
-async fn bench(job: &Planned, o: &ExecOptions, base_url: &str) -> anyhow::Result<client::BenchOutput> {
+async fn bench(
+    job: &Planned,
+    o: &ExecOptions,
+    base_url: &str,
+) -> anyhow::Result<client::BenchOutput> {
     let row = &job.row;
     let sim = matches!(job.profile.profile, Profile::Sim { .. });
     let tok_spec = match (&o.tokenizer, sim) {
@@ -360,7 +400,9 @@ async fn bench(job: &Planned, o: &ExecOptions, base_url: &str) -> anyhow::Result
         },
         metadata: vec![],
         detailed: false,
-        api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+        api_key: std::env::var("OPENAI_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
     };
     let progress = std::sync::Arc::new(Progress::default());
     Ok(client::run(&cfg, progress).await?)
@@ -374,7 +416,8 @@ pub fn write_batch_outputs(o: &ExecOptions, rows: &[AggRow]) -> anyhow::Result<(
     crate::fsutil::write_atomic(&o.out.join("summary.md"), md.as_bytes())?;
     println!("{md}");
     let _ = report::gha::append_step_summary(&md);
-    let files = report::plot::write_plots(&o.out, rows, &baselines, report::plot::Formats::default())?;
+    let files =
+        report::plot::write_plots(&o.out, rows, &baselines, report::plot::Formats::default())?;
     for f in files {
         eprintln!("plot: {}", f.display());
     }

@@ -89,7 +89,9 @@ pub fn check_port_free(port: u16) -> Result<(), LaunchError> {
 
 /// A port nobody listens on now.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
 }
 
 /// The last `n` lines of a log file (lossy UTF-8), for error messages.
@@ -121,35 +123,79 @@ fn hf_cache() -> PathBuf {
 fn container_name(job: &str) -> String {
     let clean: String = job
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    format!("infmax-{}-{}", clean.chars().take(80).collect::<String>(), std::process::id())
+    format!(
+        "infmax-{}-{}",
+        clean.chars().take(80).collect::<String>(),
+        std::process::id()
+    )
 }
 
 /// The command a profile runs for a spec (argv, no shell), and its teardown.
-fn command(profile: &Profile, spec: &LaunchSpec, slurm_job: Option<&str>) -> (Vec<String>, Teardown) {
+fn command(
+    profile: &Profile,
+    spec: &LaunchSpec,
+    slurm_job: Option<&str>,
+) -> (Vec<String>, Teardown) {
     let script = spec.script_path.display().to_string();
     match profile {
         Profile::Local {} | Profile::Sim { .. } => (vec!["bash".into(), script], Teardown::Process),
-        Profile::Docker { gpus, shm_size, hf_cache: mount_cache, extra_args } => {
+        Profile::Docker {
+            gpus,
+            shm_size,
+            hf_cache: mount_cache,
+            extra_args,
+        } => {
             let name = container_name(&spec.job_name);
-            let dir = spec.script_path.parent().unwrap_or(Path::new(".")).display().to_string();
+            let dir = spec
+                .script_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .display()
+                .to_string();
             let mut a: Vec<String> = vec![
-                "docker".into(), "run".into(), "--rm".into(), "--name".into(), name.clone(),
-                "--network".into(), "host".into(), "--ipc".into(), "host".into(),
-                "--shm-size".into(), shm_size.clone(),
+                "docker".into(),
+                "run".into(),
+                "--rm".into(),
+                "--name".into(),
+                name.clone(),
+                "--network".into(),
+                "host".into(),
+                "--ipc".into(),
+                "host".into(),
+                "--shm-size".into(),
+                shm_size.clone(),
             ];
             match gpus {
                 Gpus::Amd => a.extend(
-                    ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video", "--security-opt", "seccomp=unconfined"]
-                        .map(String::from),
+                    [
+                        "--device",
+                        "/dev/kfd",
+                        "--device",
+                        "/dev/dri",
+                        "--group-add",
+                        "video",
+                        "--security-opt",
+                        "seccomp=unconfined",
+                    ]
+                    .map(String::from),
                 ),
                 Gpus::Nvidia => a.extend(["--gpus", "all"].map(String::from)),
                 Gpus::None => {}
             }
             if *mount_cache {
                 a.push("-v".into());
-                a.push(format!("{}:/root/.cache/huggingface/hub", hf_cache().display()));
+                a.push(format!(
+                    "{}:/root/.cache/huggingface/hub",
+                    hf_cache().display()
+                ));
                 a.push("-e".into());
                 a.push("HF_HUB_CACHE=/root/.cache/huggingface/hub".into());
             }
@@ -163,17 +209,32 @@ fn command(profile: &Profile, spec: &LaunchSpec, slurm_job: Option<&str>) -> (Ve
             a.push("bash".into());
             a.push(format!(
                 "/infmax/{}",
-                spec.script_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                spec.script_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             ));
             (a, Teardown::Docker { name })
         }
         Profile::Slurm { pyxis, .. } => {
             let job = slurm_job.unwrap_or("$SLURM_JOB_ID").to_string();
-            let mut a: Vec<String> = vec!["srun".into(), format!("--jobid={job}"), "--overlap".into()];
+            let mut a: Vec<String> =
+                vec!["srun".into(), format!("--jobid={job}"), "--overlap".into()];
             if let Some(p) = pyxis {
-                a.push(format!("--container-image={}", p.image.clone().unwrap_or_else(|| spec.image.clone())));
-                let dir = spec.script_path.parent().unwrap_or(Path::new(".")).display().to_string();
-                let mut mounts = vec![format!("{}:/root/.cache/huggingface/hub", hf_cache().display()), format!("{dir}:{dir}")];
+                a.push(format!(
+                    "--container-image={}",
+                    p.image.clone().unwrap_or_else(|| spec.image.clone())
+                ));
+                let dir = spec
+                    .script_path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+                    .to_string();
+                let mut mounts = vec![
+                    format!("{}:/root/.cache/huggingface/hub", hf_cache().display()),
+                    format!("{dir}:{dir}"),
+                ];
                 mounts.extend(p.mounts.iter().cloned());
                 a.push(format!("--container-mounts={}", mounts.join(",")));
                 if let Some(w) = &p.workdir {
@@ -200,8 +261,24 @@ pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
         env: vec![],
     };
     let (mut argv, _) = command(profile, &spec, Some("JOBID"));
-    if let Profile::Slurm { partition, time_minutes, gres_gpus, exclusive, alloc_wait_s, .. } = profile {
-        let mut salloc = salloc_args(partition.as_deref(), *time_minutes, *gres_gpus, *exclusive, *alloc_wait_s, gpus, "JOB");
+    if let Profile::Slurm {
+        partition,
+        time_minutes,
+        gres_gpus,
+        exclusive,
+        alloc_wait_s,
+        ..
+    } = profile
+    {
+        let mut salloc = salloc_args(
+            partition.as_deref(),
+            *time_minutes,
+            *gres_gpus,
+            *exclusive,
+            *alloc_wait_s,
+            gpus,
+            "JOB",
+        );
         salloc.push("&&".into());
         salloc.append(&mut argv);
         argv = salloc;
@@ -214,7 +291,15 @@ pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
     argv
 }
 
-fn salloc_args(partition: Option<&str>, minutes: u32, gres: bool, exclusive: bool, wait: u32, gpus: u32, name: &str) -> Vec<String> {
+fn salloc_args(
+    partition: Option<&str>,
+    minutes: u32,
+    gres: bool,
+    exclusive: bool,
+    wait: u32,
+    gpus: u32,
+    name: &str,
+) -> Vec<String> {
     let mut a = vec![
         "salloc".to_string(),
         "--no-shell".into(),
@@ -236,12 +321,23 @@ fn salloc_args(partition: Option<&str>, minutes: u32, gres: bool, exclusive: boo
 }
 
 fn run_quiet(argv: &[&str]) -> std::io::Result<std::process::Output> {
-    std::process::Command::new(argv[0]).args(&argv[1..]).stdin(std::process::Stdio::null()).output()
+    std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
 }
 
 /// Slurm: cancel stale allocations with our job name, allocate, find the node.
 fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, String), LaunchError> {
-    let Profile::Slurm { partition, time_minutes, gres_gpus, exclusive, alloc_wait_s, .. } = profile else {
+    let Profile::Slurm {
+        partition,
+        time_minutes,
+        gres_gpus,
+        exclusive,
+        alloc_wait_s,
+        ..
+    } = profile
+    else {
         unreachable!("slurm profile");
     };
     let err = |m: String| LaunchError::Slurm(m);
@@ -252,10 +348,22 @@ fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, Strin
             let _ = run_quiet(&["scancel", id]);
         }
     }
-    let args = salloc_args(partition.as_deref(), *time_minutes, *gres_gpus, *exclusive, *alloc_wait_s, spec.gpus, name);
+    let args = salloc_args(
+        partition.as_deref(),
+        *time_minutes,
+        *gres_gpus,
+        *exclusive,
+        *alloc_wait_s,
+        spec.gpus,
+        name,
+    );
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = run_quiet(&refs).map_err(|e| err(format!("cannot run salloc: {e}")))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     let job = text
         .split_whitespace()
         .skip_while(|w| *w != "allocation")
@@ -263,11 +371,22 @@ fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, Strin
         .map(str::to_string)
         .filter(|id| id.chars().all(|c| c.is_ascii_digit()));
     let Some(job) = job.filter(|_| o.status.success()) else {
-        return Err(err(format!("allocation not granted within {alloc_wait_s} s: {}", text.trim())));
+        return Err(err(format!(
+            "allocation not granted within {alloc_wait_s} s: {}",
+            text.trim()
+        )));
     };
-    let o = run_quiet(&["squeue", "-h", "-j", &job, "-o", "%N"]).map_err(|e| err(format!("squeue: {e}")))?;
+    let o = run_quiet(&["squeue", "-h", "-j", &job, "-o", "%N"])
+        .map_err(|e| err(format!("squeue: {e}")))?;
     let host = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    Ok((job, if host.is_empty() { "127.0.0.1".into() } else { host }))
+    Ok((
+        job,
+        if host.is_empty() {
+            "127.0.0.1".into()
+        } else {
+            host
+        },
+    ))
 }
 
 impl Engine {
@@ -305,7 +424,11 @@ impl Engine {
             }
         })?;
         let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
-        tracing::info!("launched engine ({}) pid {pgid}: {}", profile.kind(), argv.join(" "));
+        tracing::info!(
+            "launched engine ({}) pid {pgid}: {}",
+            profile.kind(),
+            argv.join(" ")
+        );
         Ok(Engine {
             handle,
             pgid,
@@ -333,7 +456,11 @@ impl Engine {
 
     /// Poll `/health` then `/v1/models` every `poll` until both answer 200. Fails as soon as
     /// the process exits, or after `timeout`. Prints a progress line every 30 s.
-    pub async fn wait_ready(&self, timeout: Duration, poll: Duration) -> Result<Duration, LaunchError> {
+    pub async fn wait_ready(
+        &self,
+        timeout: Duration,
+        poll: Duration,
+    ) -> Result<Duration, LaunchError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -349,9 +476,14 @@ impl Engine {
                     tail: tail(&self.log_path, 20),
                 });
             }
-            let ok = |r: Result<reqwest::Response, reqwest::Error>| r.map(|r| r.status().is_success()).unwrap_or(false);
+            let ok = |r: Result<reqwest::Response, reqwest::Error>| {
+                r.map(|r| r.status().is_success()).unwrap_or(false)
+            };
             if ok(client.get(format!("{}/health", self.base_url)).send().await)
-                && ok(client.get(format!("{}/v1/models", self.base_url)).send().await)
+                && ok(client
+                    .get(format!("{}/v1/models", self.base_url))
+                    .send()
+                    .await)
             {
                 return Ok(self.started.elapsed());
             }
@@ -432,15 +564,33 @@ mod tests {
     #[test]
     fn docker_command_has_devices_and_no_secret_values() {
         std::env::set_var("HF_TOKEN", "hf_secret_value");
-        let p = Profile::Docker { gpus: Gpus::Amd, shm_size: "16g".into(), hf_cache: true, extra_args: vec![] };
+        let p = Profile::Docker {
+            gpus: Gpus::Amd,
+            shm_size: "16g".into(),
+            hf_cache: true,
+            extra_args: vec![],
+        };
         let argv = describe(&p, "rocm/img:1", 8);
         let s = argv.join(" ");
         assert!(s.starts_with("docker run --rm --name infmax-JOB --network host --ipc host --shm-size 16g --device /dev/kfd --device /dev/dri --group-add video --security-opt seccomp=unconfined"), "{s}");
-        assert!(s.contains(" -e HF_TOKEN ") && !s.contains("hf_secret_value"), "{s}");
+        assert!(
+            s.contains(" -e HF_TOKEN ") && !s.contains("hf_secret_value"),
+            "{s}"
+        );
         assert!(s.ends_with("rocm/img:1 bash /infmax/launch.sh"), "{s}");
-        let n = Profile::Docker { gpus: Gpus::Nvidia, shm_size: "32g".into(), hf_cache: false, extra_args: vec!["--ulimit".into(), "memlock=-1".into()] };
+        let n = Profile::Docker {
+            gpus: Gpus::Nvidia,
+            shm_size: "32g".into(),
+            hf_cache: false,
+            extra_args: vec!["--ulimit".into(), "memlock=-1".into()],
+        };
         let s = describe(&n, "nvcr/img", 8).join(" ");
-        assert!(s.contains("--gpus all") && s.contains("--ulimit memlock=-1") && !s.contains("huggingface"), "{s}");
+        assert!(
+            s.contains("--gpus all")
+                && s.contains("--ulimit memlock=-1")
+                && !s.contains("huggingface"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -451,10 +601,17 @@ mod tests {
             gres_gpus: true,
             exclusive: true,
             alloc_wait_s: 30,
-            pyxis: Some(super::super::profile::Pyxis { image: None, mounts: vec!["/data:/data".into()], workdir: Some("/work".into()) }),
+            pyxis: Some(super::super::profile::Pyxis {
+                image: None,
+                mounts: vec!["/data:/data".into()],
+                workdir: Some("/work".into()),
+            }),
         };
         let s = describe(&p, "lmsysorg/sglang:v0.5", 4).join(" ");
         assert!(s.starts_with("salloc --no-shell --job-name=JOB -N1 --time=60 --immediate=30 --partition=gpu --gres=gpu:4 --exclusive && srun --jobid=JOBID --overlap --container-image=lmsysorg/sglang:v0.5 --container-mounts="), "{s}");
-        assert!(s.contains(",/data:/data --container-workdir=/work bash launch.sh"), "{s}");
+        assert!(
+            s.contains(",/data:/data --container-workdir=/work bash launch.sh"),
+            "{s}"
+        );
     }
 }

@@ -200,7 +200,12 @@ pub fn resolve(dir: &Path, labels: &[&str]) -> Result<NamedProfile, ProfileError
     for label in labels.iter().filter(|l| !l.is_empty()) {
         for (pattern, profile) in &map {
             let g = globset::Glob::new(pattern)
-                .map_err(|e| ProfileError::Invalid(format!("{}: pattern `{pattern}`: {e}", map_file.display())))?
+                .map_err(|e| {
+                    ProfileError::Invalid(format!(
+                        "{}: pattern `{pattern}`: {e}",
+                        map_file.display()
+                    ))
+                })?
                 .compile_matcher();
             if g.is_match(label) {
                 return load(dir, profile);

@@ -232,7 +232,11 @@ fn mentions(text: &str, name: &str) -> bool {
     let mut i = 0;
     while let Some(off) = text[i..].find('$') {
         let start = i + off + 1;
-        let s = if b.get(start) == Some(&b'{') { start + 1 } else { start };
+        let s = if b.get(start) == Some(&b'{') {
+            start + 1
+        } else {
+            start
+        };
         if text[s..].starts_with(name) && !b.get(s + name.len()).copied().is_some_and(is_ident) {
             return true;
         }

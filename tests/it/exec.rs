@@ -3,7 +3,7 @@
 //! runner, shell injection in row values, a taken port, a missing template, dry runs of every
 //! shipped config entry, and a batch that keeps one engine for five concurrencies.
 
-use crate::util::{fixture, write};
+use crate::util::write;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -47,19 +47,35 @@ impl Work {
     }
     /// A template for `row()` (dsr1 fp4 mi355x sglang) that runs `body`.
     fn template(&self, body: &str) {
-        write(&self.path().join("benchmarks"), "dsr1_fp4_mi355x_sglang.sh", &format!("#!/usr/bin/env bash\nset -euo pipefail\n{body}\n"));
+        write(
+            &self.path().join("benchmarks"),
+            "dsr1_fp4_mi355x_sglang.sh",
+            &format!("#!/usr/bin/env bash\nset -euo pipefail\n{body}\n"),
+        );
     }
     /// A template that serves the simulated engine with a config of our own.
     fn sim_template(&self, sim_yaml: &str) {
         let cfg = write(self.path(), "sim.yaml", sim_yaml);
-        self.template(&format!("exec {RUNNER} sim --host 127.0.0.1 --port \"$PORT\" --config {cfg}"));
+        self.template(&format!(
+            "exec {RUNNER} sim --host 127.0.0.1 --port \"$PORT\" --config {cfg}"
+        ));
     }
     fn cmd(&self, sub: &str, args: &[&str]) -> Command {
         let mut c = Command::new(RUNNER);
         c.current_dir(self.path())
             .arg(sub)
-            .args(["--out", "out", "--runners", "runners", "--benchmarks", "benchmarks"])
-            .args(["--baselines", &root().join("baselines").display().to_string()])
+            .args([
+                "--out",
+                "out",
+                "--runners",
+                "runners",
+                "--benchmarks",
+                "benchmarks",
+            ])
+            .args([
+                "--baselines",
+                &root().join("baselines").display().to_string(),
+            ])
             // Local templates in these tests serve the simulated engine: its tokenizer.
             .args(["--tokenizer", "infmax/embedded"])
             .args(args)
@@ -72,7 +88,9 @@ impl Work {
         self.cmd(sub, args).output().unwrap()
     }
     fn job_dir(&self, conc: u32) -> PathBuf {
-        self.path().join(format!("out/dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc{conc}_mi355x"))
+        self.path().join(format!(
+            "out/dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc{conc}_mi355x"
+        ))
     }
 }
 
@@ -95,31 +113,60 @@ fn assert_group_gone(pgid: i32) {
     while Instant::now() < deadline && unsafe { libc::kill(-pgid, 0) } == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_ne!(unsafe { libc::kill(-pgid, 0) }, 0, "process group {pgid} still has processes");
+    assert_ne!(
+        unsafe { libc::kill(-pgid, 0) },
+        0,
+        "process group {pgid} still has processes"
+    );
 }
 
 #[test]
 fn exec_on_sim_writes_every_file() {
     let w = Work::new();
     let r = w.row(&row(4));
-    let o = w.run("exec", &["--config", &r, "--profile", "sim", "--prompts-multiplier", "2"]);
+    let o = w.run(
+        "exec",
+        &[
+            "--config",
+            &r,
+            "--profile",
+            "sim",
+            "--prompts-multiplier",
+            "2",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let d = w.job_dir(4);
-    for f in ["launch.sh", "row.json", "server.log", "bench.json", "agg.json", "summary.md"] {
+    for f in [
+        "launch.sh",
+        "row.json",
+        "server.log",
+        "bench.json",
+        "agg.json",
+        "summary.md",
+    ] {
         assert!(d.join(f).is_file(), "missing {f}");
     }
-    let agg: Value = serde_json::from_str(&std::fs::read_to_string(d.join("agg.json")).unwrap()).unwrap();
-    assert_eq!(agg["hw"], "sim", "a simulated run never passes for the row's hardware");
+    let agg: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("agg.json")).unwrap()).unwrap();
+    assert_eq!(
+        agg["hw"], "sim",
+        "a simulated run never passes for the row's hardware"
+    );
     assert_eq!(agg["conc"], 4);
     assert_eq!(agg["recipe_fingerprint"].as_str().unwrap().len(), 64);
     assert!(agg["engine_start_s"].as_f64().unwrap() > 0.0);
-    let bench: Value = serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
+    let bench: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
     assert_eq!(bench["num_prompts"], 8);
     assert_eq!(bench["completed"], 8);
     assert_eq!(bench["max_concurrency"], 4);
     assert!(bench["p99.9_itl_ms"].is_number());
     let script = std::fs::read_to_string(d.join("launch.sh")).unwrap();
-    assert!(script.contains("export CONC='4'") && script.contains("sim --host 127.0.0.1"), "{script}");
+    assert!(
+        script.contains("export CONC='4'") && script.contains("sim --host 127.0.0.1"),
+        "{script}"
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("| Hardware |"));
     for pid in engine_pids(&stderr(&o)) {
         assert_group_gone(pid);
@@ -131,7 +178,13 @@ fn dry_run_renders_every_shipped_entry() {
     let rows: Value = serde_json::from_slice(
         &Command::new(env!("CARGO_BIN_EXE_scheduler"))
             .current_dir(root())
-            .args(["expand", "--config-files", ".github/configs/amd-master.yaml", ".github/configs/nvidia-master.yaml", "--test-mode"])
+            .args([
+                "expand",
+                "--config-files",
+                ".github/configs/amd-master.yaml",
+                ".github/configs/nvidia-master.yaml",
+                "--test-mode",
+            ])
             .output()
             .unwrap()
             .stdout,
@@ -141,15 +194,31 @@ fn dry_run_renders_every_shipped_entry() {
     let mut templates = std::collections::BTreeSet::new();
     for (i, r) in rows.as_array().unwrap().iter().enumerate() {
         let f = write(d.path(), &format!("r{i}.json"), &r.to_string());
-        let o = Command::new(RUNNER).current_dir(root()).args(["exec", "--config", &f, "--dry-run", "--port", "8000"]).env_remove("RUNNER_NAME").output().unwrap();
+        let o = Command::new(RUNNER)
+            .current_dir(root())
+            .args(["exec", "--config", &f, "--dry-run", "--port", "8000"])
+            .env_remove("RUNNER_NAME")
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{r}: {}", stderr(&o));
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let t = out.lines().find_map(|l| l.strip_prefix("# template: ")).unwrap().split_whitespace().next().unwrap().to_string();
+        let t = out
+            .lines()
+            .find_map(|l| l.strip_prefix("# template: "))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
         assert!(out.contains("# launch command: docker run"), "{out}");
         assert!(out.contains(&format!("export MODEL='{}'", r["model"].as_str().unwrap())));
         templates.insert(t);
     }
-    assert_eq!(templates.len(), 18, "one template per shipped entry: {templates:?}");
+    assert_eq!(
+        templates.len(),
+        18,
+        "one template per shipped entry: {templates:?}"
+    );
 }
 
 #[test]
@@ -160,10 +229,18 @@ fn engine_that_exits_at_once_fails_fast_with_its_log() {
     let t = Instant::now();
     let o = w.run("exec", &["--config", &r]);
     assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
-    assert!(t.elapsed() < Duration::from_secs(20), "fails within seconds");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "fails within seconds"
+    );
     let e = stderr(&o);
-    assert!(e.contains("exited with exit status: 3") && e.contains("CUDA error: no device"), "{e}");
-    let status: Value = serde_json::from_str(&std::fs::read_to_string(w.job_dir(4).join("status.json")).unwrap()).unwrap();
+    assert!(
+        e.contains("exited with exit status: 3") && e.contains("CUDA error: no device"),
+        "{e}"
+    );
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(w.job_dir(4).join("status.json")).unwrap())
+            .unwrap();
     assert_eq!(status["stage"], "readiness");
     assert!(w.job_dir(4).join("launch.sh").is_file() && w.job_dir(4).join("server.log").is_file());
 }
@@ -175,7 +252,11 @@ fn engine_that_never_gets_ready_times_out_and_is_stopped() {
     let r = w.row(&row(4));
     let o = w.run("exec", &["--config", &r, "--ready-timeout-s", "2"]);
     assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
-    assert!(stderr(&o).contains("did not become ready within 2 s"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did not become ready within 2 s"),
+        "{}",
+        stderr(&o)
+    );
     for pid in engine_pids(&stderr(&o)) {
         assert_group_gone(pid);
     }
@@ -186,10 +267,21 @@ fn engine_that_dies_under_load_keeps_partial_results() {
     let w = Work::new();
     w.sim_template("preset: tiny\nfaults:\n  exit-after-requests: 12\n");
     let r = w.row(&row(4));
-    let o = w.run("exec", &["--config", &r, "--num-warmups", "0", "--stall-timeout-s", "5"]);
+    let o = w.run(
+        "exec",
+        &[
+            "--config",
+            &r,
+            "--num-warmups",
+            "0",
+            "--stall-timeout-s",
+            "5",
+        ],
+    );
     assert_eq!(o.status.code(), Some(13), "{}", stderr(&o));
     let d = w.job_dir(4);
-    let bench: Value = serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
+    let bench: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
     assert!(bench["failed"].as_u64().unwrap() > 0);
     assert!(d.join("agg.json").is_file() && d.join("status.json").is_file());
     assert!(stderr(&o).contains("requests failed"), "{}", stderr(&o));
@@ -201,7 +293,12 @@ fn sigterm_mid_run_stops_the_engine() {
     // A slow engine so the run is certainly in progress when the signal arrives.
     w.sim_template("preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 50\n");
     let r = w.row(&row(2));
-    let mut child = w.cmd("exec", &["--config", &r]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = w
+        .cmd("exec", &["--config", &r])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut err = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -242,10 +339,23 @@ fn shell_metacharacters_are_never_executed() {
         v[field] = json!(value);
         let r = w.row(&v);
         for dry in [true, false] {
-            let args: Vec<&str> = if dry { vec!["--config", &r, "--dry-run"] } else { vec!["--config", &r] };
+            let args: Vec<&str> = if dry {
+                vec!["--config", &r, "--dry-run"]
+            } else {
+                vec!["--config", &r]
+            };
             let o = w.run("exec", &args);
-            assert_eq!(o.status.code(), Some(10), "{field}={value:?}: {}", stderr(&o));
-            assert!(stderr(&o).contains(&format!("row field `{field}`")), "{}", stderr(&o));
+            assert_eq!(
+                o.status.code(),
+                Some(10),
+                "{field}={value:?}: {}",
+                stderr(&o)
+            );
+            assert!(
+                stderr(&o).contains(&format!("row field `{field}`")),
+                "{}",
+                stderr(&o)
+            );
         }
         assert!(!marker.exists(), "{field}={value:?} was executed");
     }
@@ -260,25 +370,56 @@ fn taken_port_and_missing_template_are_clear_errors() {
     let port = l.local_addr().unwrap().port().to_string();
     let o = w.run("exec", &["--config", &r, "--port", &port]);
     assert_eq!(o.status.code(), Some(11), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("port {port} is already in use")), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("port {port} is already in use")),
+        "{}",
+        stderr(&o)
+    );
     drop(l);
 
     std::fs::remove_file(w.path().join("benchmarks/dsr1_fp4_mi355x_sglang.sh")).unwrap();
-    write(&w.path().join("benchmarks"), "dsr1_fp8_mi355x_sglang.sh", "exec true\n");
+    write(
+        &w.path().join("benchmarks"),
+        "dsr1_fp8_mi355x_sglang.sh",
+        "exec true\n",
+    );
     let o = w.run("exec", &["--config", &r]);
     assert_eq!(o.status.code(), Some(10), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("looked for dsr1_fp4_mi355x_sglang.sh") && e.contains("templates there for `dsr1`: dsr1_fp8_mi355x_sglang.sh"), "{e}");
+    assert!(
+        e.contains("looked for dsr1_fp4_mi355x_sglang.sh")
+            && e.contains("templates there for `dsr1`: dsr1_fp8_mi355x_sglang.sh"),
+        "{e}"
+    );
     let o = w.run("exec", &["--config", &r, "--profile", "nope"]);
     assert_eq!(o.status.code(), Some(10));
-    assert!(stderr(&o).contains("no launch profile `nope`") && stderr(&o).contains("available: local, sim"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no launch profile `nope`")
+            && stderr(&o).contains("available: local, sim"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn batch_keeps_one_engine_for_five_concurrencies() {
     let w = Work::new();
     let r = w.row(&row(1));
-    let o = w.run("batch", &["--config", &r, "--conc", "1,2,4,8,16", "--profile", "sim", "--prompts-multiplier", "2", "--num-warmups", "1"]);
+    let o = w.run(
+        "batch",
+        &[
+            "--config",
+            &r,
+            "--conc",
+            "1,2,4,8,16",
+            "--profile",
+            "sim",
+            "--prompts-multiplier",
+            "2",
+            "--num-warmups",
+            "1",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     assert_eq!(engine_pids(&e).len(), 1, "engine started once: {e}");
@@ -288,7 +429,11 @@ fn batch_keeps_one_engine_for_five_concurrencies() {
         assert!(w.job_dir(c).join("agg.json").is_file(), "conc {c}");
     }
     assert!(w.path().join("out/summary.md").is_file());
-    let plots: Vec<_> = std::fs::read_dir(w.path().join("out")).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "svg")).collect();
+    let plots: Vec<_> = std::fs::read_dir(w.path().join("out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+        .collect();
     assert!(!plots.is_empty(), "batch writes plots");
     assert_group_gone(engine_pids(&e)[0]);
 }
@@ -299,10 +444,24 @@ fn batch_restarts_the_engine_when_the_recipe_changes() {
     // The template reads CONC, so each concurrency needs its own engine.
     w.sim_template("preset: tiny\n");
     let t = std::fs::read_to_string(w.path().join("benchmarks/dsr1_fp4_mi355x_sglang.sh")).unwrap();
-    w.template(&format!("echo \"conc $CONC\"\n{}", t.lines().skip(2).collect::<Vec<_>>().join("\n")));
+    w.template(&format!(
+        "echo \"conc $CONC\"\n{}",
+        t.lines().skip(2).collect::<Vec<_>>().join("\n")
+    ));
     let r = w.row(&row(1));
-    let o = w.run("batch", &["--config", &r, "--conc", "1,2", "--prompts-multiplier", "1", "--num-warmups", "0"]);
+    let o = w.run(
+        "batch",
+        &[
+            "--config",
+            &r,
+            "--conc",
+            "1,2",
+            "--prompts-multiplier",
+            "1",
+            "--num-warmups",
+            "0",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(engine_pids(&stderr(&o)).len(), 2);
-    let _ = fixture;
 }
