@@ -21,6 +21,8 @@
 //!   latency model, exact-schedule mode, fault injection, the embedded tokenizer.
 //! * [`report`] — agg rows (`agg.json`), baselines and ratios, the eligibility verdict,
 //!   plots (SVG/PNG) and Markdown summaries, GitHub Actions annotations.
+//! * [`telemetry`] — GPU power, clocks, temperature and memory from `nvidia-smi` /
+//!   `amd-smi` during the timed phase, and the energy per token they imply.
 //! * [`publish`] — leaderboard sinks (HF Space Gradio call API, JSON webhook) behind a
 //!   durable outbox that retries with backoff and never submits a row twice.
 //!
@@ -39,4 +41,5 @@ pub mod recipe;
 pub mod report;
 pub mod sim;
 pub mod sweep;
+pub mod telemetry;
 pub mod tokenizer;

@@ -4,6 +4,8 @@
 //! `<out>/<RESULT_FILENAME>/` and the engine stopped on every path. The exit code says which
 //! stage failed, so a workflow can tell a broken config from a dead engine from a slow one.
 //! In a batch the engine is kept up while the next row's recipe fingerprint is unchanged.
+//! GPU telemetry ([`crate::telemetry`]) is sampled during each job's timed phase only (after
+//! the warmups) and becomes `gpu_metrics.csv` plus the agg row's energy fields.
 
 use crate::client::load::Progress;
 use crate::client::request::{Backend, Timeouts};
@@ -14,8 +16,11 @@ use crate::launch::engine::{self, Engine, LaunchSpec};
 use crate::launch::profile::{self, NamedProfile, Profile};
 use crate::recipe::{self, Recipe, TemplateSource};
 use crate::report::{self, AggInputs, AggRow, Baselines, ClientInfo};
+use crate::telemetry::{Sample, Sampler, Tool};
 use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which stage failed; each has its own exit code.
@@ -301,7 +306,21 @@ async fn run_one(
         tracing::info!("reusing the running engine (same recipe fingerprint)");
     }
     let run = running.as_ref().expect("engine running");
-    let result = bench(job, o, &run.engine.base_url).await;
+    let progress = Arc::new(Progress::default());
+    let warmups = o.num_warmups.unwrap_or(2 * job.row.conc as usize) as u64;
+    let telemetry = telemetry_tool(&job.profile.profile).map(|tool| {
+        let wrapper = run
+            .engine
+            .slurm_job_id()
+            .map(slurm_step_wrapper)
+            .unwrap_or_default();
+        start_sampler_after_warmups(tool, wrapper, progress.clone(), warmups)
+    });
+    let result = bench(job, o, &run.engine.base_url, progress).await;
+    let samples = match telemetry {
+        Some(t) => finish_sampler(t).await,
+        None => None,
+    };
     copy_log(&run.engine, dir);
     let out = result.map_err(|e| fail(Stage::Load, e))?;
     let bench_text = crate::pyjson::to_python_json(&out.result);
@@ -319,8 +338,30 @@ async fn run_one(
             host: hostname(),
         }),
     };
-    let agg = report::agg_row(&bench_json, &job.row, &inputs, baselines)
+    let mut agg = report::agg_row(&bench_json, &job.row, &inputs, baselines)
         .map_err(|e| fail(Stage::Report, e))?;
+    if let Some((tool, samples)) = samples {
+        crate::telemetry::write_csv(dir, tool, &samples).map_err(|e| {
+            fail(
+                Stage::Report,
+                format!("{}: {e}", dir.join("gpu_metrics.csv").display()),
+            )
+        })?;
+        let f = |k: &str| out.result.get(k).and_then(serde_json::Value::as_f64);
+        let e = crate::telemetry::energy(
+            &samples,
+            f("duration").unwrap_or(0.0),
+            f("total_input_tokens").unwrap_or(0.0),
+            f("total_output_tokens").unwrap_or(0.0),
+        );
+        match e {
+            Some(e) => agg.set_energy(&e),
+            None => tracing::warn!(
+                "GPU telemetry: {} reported no power draw; agg.json gets no energy fields",
+                tool.program()
+            ),
+        }
+    }
     let md = report::write_job_outputs(dir, &agg).map_err(|e| fail(Stage::Report, e))?;
     println!("{md}");
     let _ = crate::report::gha::append_step_summary(&md);
@@ -356,6 +397,7 @@ async fn bench(
     job: &Planned,
     o: &ExecOptions,
     base_url: &str,
+    progress: Arc<Progress>,
 ) -> anyhow::Result<client::BenchOutput> {
     let row = &job.row;
     let sim = matches!(job.profile.profile, Profile::Sim { .. });
@@ -404,8 +446,97 @@ async fn bench(
             .ok()
             .filter(|k| !k.is_empty()),
     };
-    let progress = std::sync::Arc::new(Progress::default());
     Ok(client::run(&cfg, progress).await?)
+}
+
+/// The telemetry tool for a profile: the docker host's vendor, whichever of `nvidia-smi` /
+/// `amd-smi` is on `PATH` for bash and Slurm, none for the simulator (it has no GPUs). A
+/// missing tool is warned about once per process and never fails the run.
+fn telemetry_tool(profile: &Profile) -> Option<Tool> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let candidates: &[Tool] = match profile {
+        Profile::Sim { .. } => return None,
+        Profile::Docker { gpus, .. } => match gpus {
+            crate::launch::profile::Gpus::Nvidia => &[Tool::NvidiaSmi],
+            crate::launch::profile::Gpus::Amd => &[Tool::AmdSmi],
+            crate::launch::profile::Gpus::None => return None,
+        },
+        Profile::Local {} | Profile::Slurm { .. } => &[Tool::NvidiaSmi, Tool::AmdSmi],
+    };
+    let tool = Tool::detect(candidates);
+    if tool.is_none() {
+        WARNED.call_once(|| {
+            let names: Vec<&str> = candidates.iter().map(|t| t.program()).collect();
+            tracing::warn!(
+                "GPU telemetry skipped: {} not on PATH; agg.json gets no energy fields",
+                names.join(" / ")
+            );
+        });
+    }
+    tool
+}
+
+/// On Slurm the GPUs are on the allocated node: the tool runs there as an extra step.
+fn slurm_step_wrapper(job_id: &str) -> Vec<String> {
+    [
+        "srun",
+        &format!("--jobid={job_id}"),
+        "--overlap",
+        "--ntasks=1",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Start the sampler as soon as the load driver reports every warmup done, i.e. when the
+/// timed phase begins (within the 10 ms poll). The data flows one way: the driver only
+/// counts, this task watches the count.
+fn start_sampler_after_warmups(
+    tool: Tool,
+    wrapper: Vec<String>,
+    progress: Arc<Progress>,
+    warmups: u64,
+) -> tokio::task::JoinHandle<Option<Sampler>> {
+    tokio::spawn(async move {
+        while progress.warmups_done.load(Ordering::Relaxed) < warmups {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match Sampler::start(tool, Duration::from_secs(1), &wrapper) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("GPU telemetry skipped: {e}");
+                None
+            }
+        }
+    })
+}
+
+/// Stop the sampler after the timed phase; its samples, or `None` (with a warning) when it
+/// never started or produced nothing.
+async fn finish_sampler(
+    task: tokio::task::JoinHandle<Option<Sampler>>,
+) -> Option<(Tool, Vec<Sample>)> {
+    // A task still waiting for warmups (the load failed early) is cancelled; one that has
+    // started the tool returns it.
+    task.abort();
+    let sampler = task.await.ok().flatten()?;
+    let tool = sampler.tool;
+    let (samples, err) = tokio::task::spawn_blocking(move || sampler.stop())
+        .await
+        .ok()?;
+    if samples.is_empty() {
+        tracing::warn!(
+            "GPU telemetry: {} produced no readings; agg.json gets no energy fields{}",
+            tool.program(),
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!("; its stderr: {err}")
+            }
+        );
+        return None;
+    }
+    Some((tool, samples))
 }
 
 /// A batch's own files in `out/`: the summary of every job and the plots of its lines.

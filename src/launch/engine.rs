@@ -440,6 +440,14 @@ impl Engine {
         })
     }
 
+    /// The Slurm job the engine runs in, if any (telemetry runs a step there).
+    pub fn slurm_job_id(&self) -> Option<&str> {
+        match &self.teardown {
+            Teardown::Slurm { job_id } => Some(job_id),
+            _ => None,
+        }
+    }
+
     /// The process-group id (the engine's pid), so callers can check nothing is left.
     pub fn pgid(&self) -> i32 {
         self.pgid

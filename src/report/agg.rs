@@ -89,6 +89,19 @@ pub struct AggRow {
     /// Which load client produced the numbers.
     #[serde(default)]
     pub client: Option<ClientInfo>,
+    /// GPU power during the timed phase (W): the sum over GPUs of each GPU's mean draw.
+    /// Absent when no telemetry tool reported power (never estimated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_power_w: Option<f64>,
+    /// `avg_power_w` × the timed phase's duration (J). Absent without telemetry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_gpu_energy_j: Option<f64>,
+    /// `total_gpu_energy_j` / output tokens (J). Absent without telemetry or output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_output_token: Option<f64>,
+    /// `total_gpu_energy_j` / (input + output tokens) (J). Absent without telemetry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_total_token: Option<f64>,
 }
 
 fn none() -> String {
@@ -274,6 +287,10 @@ pub fn agg_row(
         baseline: BaselineRecord::default(),
         engine_start_s: inputs.engine_start_s,
         client: inputs.client.clone(),
+        avg_power_w: None,
+        total_gpu_energy_j: None,
+        joules_per_output_token: None,
+        joules_per_total_token: None,
     };
     agg.baseline = baselines.record_for(&agg);
     Ok(agg)
@@ -286,6 +303,14 @@ fn json_f64(v: f64) -> Value {
 }
 
 impl AggRow {
+    /// Record the timed phase's GPU energy (from [`crate::telemetry::energy`]).
+    pub fn set_energy(&mut self, e: &crate::telemetry::Energy) {
+        self.avg_power_w = Some(e.avg_power_w);
+        self.total_gpu_energy_j = Some(e.total_gpu_energy_j);
+        self.joules_per_output_token = e.joules_per_output_token;
+        self.joules_per_total_token = e.joules_per_total_token;
+    }
+
     /// A numeric metric by its agg-row name (`median_ttft_ms`, `median_e2el`, …).
     pub fn metric(&self, key: &str) -> Option<f64> {
         self.metrics.get(key).and_then(Value::as_f64)

@@ -9,4 +9,5 @@ mod publish;
 mod report;
 mod scheduler;
 mod sim;
+mod telemetry;
 mod util;

@@ -1,0 +1,436 @@
+//! GPU telemetry during the timed phase: power, SM clock, temperature and memory, sampled
+//! once a second by the vendor's own tool, so a result can say what it cost in energy.
+//!
+//! Why a module of its own: the numbers come from a child process (`nvidia-smi … -lms 1000`
+//! or `amd-smi metric … --watch 1 --csv`) whose output formats differ, and from which we must
+//! never invent a value. The parsers here turn either format into [`Sample`]s (a cell the
+//! tool reports as `N/A` stays `None`), [`Sampler`] runs the tool for exactly the window it
+//! is told to, and [`energy`] integrates the samples into the agg row's energy fields. A
+//! missing or failing tool means no telemetry, never a failed run.
+//!
+//! Energy is `avg_power_w × timed-phase duration`, where `avg_power_w` is the sum over GPUs
+//! of each GPU's mean power draw over its samples: with 1 Hz sampling this is steadier than
+//! integrating between samples, and it needs no clock shared with the tool.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Which vendor tool produced the samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// `nvidia-smi --query-gpu=… --format=csv,noheader,nounits -lms <ms>`.
+    NvidiaSmi,
+    /// `amd-smi metric --power --clock --temperature --mem-usage --watch <s> --csv`.
+    AmdSmi,
+}
+
+impl Tool {
+    /// The executable's name.
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::NvidiaSmi => "nvidia-smi",
+            Tool::AmdSmi => "amd-smi",
+        }
+    }
+
+    /// Arguments for one sample every `interval` (amd-smi: whole seconds, at least 1).
+    pub fn args(self, interval: Duration) -> Vec<String> {
+        match self {
+            Tool::NvidiaSmi => vec![
+                "--query-gpu=index,power.draw,clocks.sm,temperature.gpu,memory.used".into(),
+                "--format=csv,noheader,nounits".into(),
+                "-lms".into(),
+                interval.as_millis().max(1).to_string(),
+            ],
+            Tool::AmdSmi => vec![
+                "metric".into(),
+                "--power".into(),
+                "--clock".into(),
+                "--temperature".into(),
+                "--mem-usage".into(),
+                "--watch".into(),
+                interval.as_secs().max(1).to_string(),
+                "--csv".into(),
+            ],
+        }
+    }
+
+    /// The first of `candidates` found on `PATH`.
+    pub fn detect(candidates: &[Tool]) -> Option<Tool> {
+        candidates
+            .iter()
+            .copied()
+            .find(|t| which(t.program()).is_some())
+    }
+}
+
+/// Full path of `program` on `PATH`, if it is an executable file there.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// One GPU's reading at one instant. A field the tool did not report is `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Seconds since the sampler started (receipt time of the line).
+    pub t_s: f64,
+    /// GPU index as the tool numbers it.
+    pub gpu: u32,
+    /// Power draw (W); AMD: `socket_power`.
+    pub power_w: Option<f64>,
+    /// SM / graphics clock (MHz); AMD: `gfx_0_clk`, else `gfx_clk`.
+    pub sm_clock_mhz: Option<f64>,
+    /// Temperature (°C); NVIDIA: `temperature.gpu`; AMD: `hotspot`, else `edge`.
+    pub temp_c: Option<f64>,
+    /// Device memory in use (MiB); AMD: `used_vram`.
+    pub mem_used_mib: Option<f64>,
+}
+
+/// A number from a cell: `N/A`, `[N/A]`, `[Not Supported]` and empty cells are `None`; a
+/// trailing unit (`187.80 W`, `1965 MHz`) is ignored.
+fn num(cell: &str) -> Option<f64> {
+    let c = cell.trim().trim_matches('"').trim();
+    let first = c.split_whitespace().next()?;
+    first.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// One line of `nvidia-smi --query-gpu=index,power.draw,clocks.sm,temperature.gpu,memory.used
+/// --format=csv,noheader,nounits`: `0, 187.80, 1965, 61, 81234`. Other lines (errors, a
+/// header) give `None`.
+pub fn parse_nvidia_line(line: &str, t_s: f64) -> Option<Sample> {
+    let cells: Vec<&str> = line.split(',').collect();
+    if cells.len() != 5 {
+        return None;
+    }
+    let gpu = cells[0].trim().parse::<u32>().ok()?;
+    Some(Sample {
+        t_s,
+        gpu,
+        power_w: num(cells[1]),
+        sm_clock_mhz: num(cells[2]),
+        temp_c: num(cells[3]),
+        mem_used_mib: num(cells[4]),
+    })
+}
+
+/// Split a CSV line, honouring double quotes (amd-smi quotes list cells such as
+/// `"[0, 0]"`).
+fn csv_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![];
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => cells.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    cells.push(cur);
+    cells
+}
+
+/// The `amd-smi metric … --csv` reader: the header names the columns (their set and order
+/// vary with the tool version and the GPU), every later line is one GPU. A repeated header
+/// (watch mode on some versions) replaces the first.
+#[derive(Debug, Default)]
+pub struct AmdCsv {
+    /// Column names of the last header seen.
+    header: Vec<String>,
+}
+
+impl AmdCsv {
+    /// Feed one line; a data line gives a sample.
+    pub fn line(&mut self, line: &str, t_s: f64) -> Option<Sample> {
+        let cells = csv_cells(line.trim_end_matches(['\r', '\n']));
+        let is_header =
+            cells.iter().any(|c| c.trim() == "gpu") && cells.iter().all(|c| num(c).is_none());
+        if is_header {
+            self.header = cells.iter().map(|c| c.trim().to_string()).collect();
+            return None;
+        }
+        if self.header.is_empty() || cells.len() != self.header.len() {
+            return None;
+        }
+        let col = |name: &str| {
+            self.header
+                .iter()
+                .position(|h| h == name)
+                .and_then(|i| num(&cells[i]))
+        };
+        let gpu = col("gpu")?;
+        Some(Sample {
+            t_s,
+            gpu: gpu as u32,
+            power_w: col("socket_power"),
+            sm_clock_mhz: col("gfx_0_clk").or_else(|| col("gfx_clk")),
+            temp_c: col("hotspot").or_else(|| col("edge")),
+            mem_used_mib: col("used_vram"),
+        })
+    }
+}
+
+/// Parse a whole recorded output of `tool` (each line stamped with its line number in
+/// seconds: recorded outputs of `nvidia-smi` carry no time).
+pub fn parse(tool: Tool, text: &str) -> Vec<Sample> {
+    let mut amd = AmdCsv::default();
+    let mut round = 0.0;
+    let mut out = vec![];
+    for line in text.lines() {
+        let s = match tool {
+            Tool::NvidiaSmi => parse_nvidia_line(line, round),
+            Tool::AmdSmi => amd.line(line, round),
+        };
+        if let Some(s) = s {
+            out.push(s);
+        }
+        round += 1.0;
+    }
+    out
+}
+
+/// `gpu_metrics.csv`: one line per sample, empty cells where the tool reported nothing.
+pub fn to_csv(tool: Tool, samples: &[Sample]) -> String {
+    let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut s = String::from("t_s,tool,gpu,power_w,sm_clock_mhz,temp_c,mem_used_mib\n");
+    for x in samples {
+        s.push_str(&format!(
+            "{:.3},{},{},{},{},{},{}\n",
+            x.t_s,
+            tool.program(),
+            x.gpu,
+            cell(x.power_w),
+            cell(x.sm_clock_mhz),
+            cell(x.temp_c),
+            cell(x.mem_used_mib)
+        ));
+    }
+    s
+}
+
+/// The energy fields of an agg row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Energy {
+    /// Sum over GPUs of each GPU's mean power draw during the timed phase (W).
+    pub avg_power_w: f64,
+    /// `avg_power_w × duration` (J).
+    pub total_gpu_energy_j: f64,
+    /// Energy per generated token (J); `None` when no token was generated.
+    pub joules_per_output_token: Option<f64>,
+    /// Energy per input + output token (J); `None` when there were no tokens.
+    pub joules_per_total_token: Option<f64>,
+}
+
+/// Energy of a timed phase of `duration_s` seconds that moved `input_tokens` and produced
+/// `output_tokens`. `None` when no sample has a power reading (nothing is invented).
+pub fn energy(
+    samples: &[Sample],
+    duration_s: f64,
+    input_tokens: f64,
+    output_tokens: f64,
+) -> Option<Energy> {
+    let mut per_gpu: std::collections::BTreeMap<u32, (f64, usize)> = Default::default();
+    for s in samples {
+        if let Some(p) = s.power_w {
+            let e = per_gpu.entry(s.gpu).or_default();
+            e.0 += p;
+            e.1 += 1;
+        }
+    }
+    if per_gpu.is_empty() || !(duration_s.is_finite() && duration_s > 0.0) {
+        return None;
+    }
+    let avg_power_w: f64 = per_gpu.values().map(|(sum, n)| sum / *n as f64).sum();
+    let total = avg_power_w * duration_s;
+    let per = |tokens: f64| (tokens > 0.0).then(|| total / tokens);
+    Some(Energy {
+        avg_power_w,
+        total_gpu_energy_j: total,
+        joules_per_output_token: per(output_tokens),
+        joules_per_total_token: per(input_tokens + output_tokens),
+    })
+}
+
+/// Why a sampler could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The tool (or its wrapper) could not be spawned.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        /// The command line.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running sampler: the tool as a child in its own process group, and a thread parsing
+/// its output as it arrives.
+pub struct Sampler {
+    /// The tool (or `srun … tool`).
+    child: std::process::Child,
+    /// Collects the samples until the tool's output closes.
+    reader: std::thread::JoinHandle<Vec<Sample>>,
+    /// Its stderr, for the warning when nothing came out.
+    stderr: std::thread::JoinHandle<String>,
+    /// Which tool runs.
+    pub tool: Tool,
+    /// When it started.
+    started: Instant,
+}
+
+impl Sampler {
+    /// Start `tool` sampling every `interval`, run through `wrapper` (e.g. `srun --jobid=J
+    /// --overlap` so it runs on the allocated node; empty to run it here).
+    pub fn start(
+        tool: Tool,
+        interval: Duration,
+        wrapper: &[String],
+    ) -> Result<Sampler, TelemetryError> {
+        use std::os::unix::process::CommandExt;
+        let mut argv: Vec<String> = wrapper.to_vec();
+        argv.push(tool.program().into());
+        argv.extend(tool.args(interval));
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|source| TelemetryError::Spawn {
+            what: argv.join(" "),
+            source,
+        })?;
+        let started = Instant::now();
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        let reader = std::thread::spawn(move || {
+            let mut amd = AmdCsv::default();
+            let mut samples = vec![];
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let t = started.elapsed().as_secs_f64();
+                let s = match tool {
+                    Tool::NvidiaSmi => parse_nvidia_line(&line, t),
+                    Tool::AmdSmi => amd.line(&line, t),
+                };
+                samples.extend(s);
+            }
+            samples
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(err), &mut s);
+            s
+        });
+        Ok(Sampler {
+            child,
+            reader,
+            stderr,
+            tool,
+            started,
+        })
+    }
+
+    /// Stop the tool (SIGTERM to its group, SIGKILL after 3 s) and return its samples and
+    /// the tail of its stderr.
+    pub fn stop(mut self) -> (Vec<Sample>, String) {
+        let pid = self.child.id() as i32;
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: signalling the process group we created for the tool.
+            unsafe { libc::kill(-pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.wait();
+        let samples = self.reader.join().unwrap_or_default();
+        let err = self.stderr.join().unwrap_or_default();
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        tracing::debug!(
+            "{} sampled {} readings in {:.1} s",
+            self.tool.program(),
+            samples.len(),
+            self.started.elapsed().as_secs_f64()
+        );
+        (samples, tail)
+    }
+}
+
+/// Write `gpu_metrics.csv` into `dir`.
+pub fn write_csv(dir: &Path, tool: Tool, samples: &[Sample]) -> std::io::Result<()> {
+    crate::fsutil::write_atomic(
+        &dir.join("gpu_metrics.csv"),
+        to_csv(tool, samples).as_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_with_units_and_na() {
+        assert_eq!(num(" 187.80 W"), Some(187.8));
+        assert_eq!(num("[N/A]"), None);
+        assert_eq!(num("N/A"), None);
+        assert_eq!(num(""), None);
+        assert_eq!(
+            csv_cells(r#"1,"[0, 0]",x"#),
+            vec!["1".to_string(), "[0, 0]".into(), "x".into()]
+        );
+    }
+
+    #[test]
+    fn energy_sums_gpus_and_never_invents() {
+        let s = |gpu, p| Sample {
+            t_s: 0.0,
+            gpu,
+            power_w: p,
+            sm_clock_mhz: None,
+            temp_c: None,
+            mem_used_mib: None,
+        };
+        let e = energy(
+            &[
+                s(0, Some(100.0)),
+                s(0, Some(300.0)),
+                s(1, Some(50.0)),
+                s(1, None),
+            ],
+            10.0,
+            1000.0,
+            1000.0,
+        )
+        .unwrap();
+        assert_eq!(e.avg_power_w, 250.0);
+        assert_eq!(e.total_gpu_energy_j, 2500.0);
+        assert_eq!(e.joules_per_output_token, Some(2.5));
+        assert_eq!(e.joules_per_total_token, Some(1.25));
+        assert_eq!(energy(&[s(0, None)], 10.0, 1.0, 1.0), None);
+        assert_eq!(energy(&[], 10.0, 1.0, 1.0), None);
+        assert_eq!(
+            energy(&[s(0, Some(1.0))], 2.0, 0.0, 0.0).map(|e| e.joules_per_output_token),
+            Some(None)
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! GPU telemetry: the `nvidia-smi` and `amd-smi` parsers on recorded outputs
+//! (`tests/fixtures/telemetry/`), and the sampler end to end in `runner exec` with a fake
+//! `nvidia-smi` on `PATH` — plus a missing and a broken tool, which must cost the run
+//! nothing but the energy fields.
+
+use crate::util::{fixture, write};
+use infmax::telemetry::{self, Tool};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
+
+/// A small row the tiny sim preset serves in well under a second.
+pub fn row(conc: u32) -> Value {
+    json!({"image": "img:1", "model": "infmax/sim", "precision": "fp4", "framework": "sglang",
+           "runner": "mi355x", "isl": 64, "osl": 16, "tp": 8, "conc": conc, "max-model-len": 280,
+           "ep": 1, "dp-attn": false, "exp-name": "dsr1_64_16"})
+}
+
+/// A work dir with `runners/`, `benchmarks/` and a fake-tools dir put first on `PATH`.
+pub struct Work {
+    /// The directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Work {
+    pub fn new() -> Work {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["runners", "benchmarks", "bin"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let w = Work { dir };
+        write(&w.path().join("runners"), "local.yaml", "kind: local\n");
+        write(&w.path().join("runners"), "map.yaml", "\"*\": local\n");
+        w
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// The row file for `v`.
+    pub fn row(&self, v: &Value) -> String {
+        write(self.path(), "row.json", &v.to_string())
+    }
+    /// The template for `row()` that serves the simulated engine with `sim_yaml` on
+    /// `host` (all interfaces for Slurm, whose readiness check uses the node's name).
+    pub fn sim_template(&self, sim_yaml: &str, host: &str) {
+        let cfg = write(self.path(), "sim.yaml", sim_yaml);
+        write(
+            &self.path().join("benchmarks"),
+            "dsr1_fp4_mi355x_sglang.sh",
+            &format!(
+                "#!/usr/bin/env bash\nset -euo pipefail\n\
+                 exec {RUNNER} sim --host {host} --port \"$PORT\" --config {cfg}\n"
+            ),
+        );
+    }
+    /// An executable `bin/<name>` (first on the runner's `PATH`).
+    pub fn tool(&self, name: &str, script: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path().join("bin").join(name);
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+    /// `runner <sub>` in the work dir with `bin/` first on `PATH` (or `path` as `PATH`).
+    pub fn cmd(&self, sub: &str, args: &[&str], path: Option<&str>) -> Command {
+        let mut c = Command::new(RUNNER);
+        let default_path = format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.current_dir(self.path())
+            .arg(sub)
+            .args(["--out", "out", "--runners", "runners"])
+            .args([
+                "--benchmarks",
+                "benchmarks",
+                "--tokenizer",
+                "infmax/embedded",
+            ])
+            .args([
+                "--baselines",
+                &Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("baselines")
+                    .display()
+                    .to_string(),
+            ])
+            .args(args)
+            .env("PATH", path.unwrap_or(&default_path))
+            .env_remove("RUNNER_NAME")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_ACTIONS");
+        c
+    }
+    pub fn job_dir(&self, conc: u32) -> PathBuf {
+        self.path().join(format!(
+            "out/dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc{conc}_mi355x"
+        ))
+    }
+    pub fn json(&self, conc: u32, file: &str) -> Value {
+        let p = self.job_dir(conc).join(file);
+        serde_json::from_str(
+            &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} != {b}");
+}
+
+#[test]
+fn nvidia_smi_recording_parses_every_gpu_and_keeps_na_empty() {
+    let text = std::fs::read_to_string(fixture("telemetry/nvidia-smi-b200x8.csv")).unwrap();
+    let s = telemetry::parse(Tool::NvidiaSmi, &text);
+    assert_eq!(s.len(), 32, "4 samples × 8 GPUs");
+    assert_eq!(s[0].gpu, 0);
+    assert_eq!(s[0].power_w, Some(612.45));
+    assert_eq!(s[0].sm_clock_mhz, Some(1965.0));
+    assert_eq!(s[0].temp_c, Some(41.0));
+    assert_eq!(s[0].mem_used_mib, Some(171234.0));
+    let na = s.iter().find(|x| x.gpu == 5 && x.t_s == 21.0).unwrap();
+    assert_eq!(na.power_w, None, "[N/A] is no reading, not zero");
+    assert_eq!(na.temp_c, Some(52.0));
+    // Per GPU mean power, summed: GPUs other than 5 average the four rounds; GPU 5 the three
+    // with a reading.
+    let rounds = [612.45, 987.12, 1003.57, 998.2];
+    let mean4: f64 = rounds.iter().sum::<f64>() / 4.0;
+    let mut expected = 0.0;
+    for g in 0..8 {
+        expected += if g == 5 {
+            (rounds[0] + rounds[1] + rounds[3]) / 3.0
+        } else {
+            mean4
+        } + 1.25 * f64::from(g);
+    }
+    let e = telemetry::energy(&s, 60.0, 64_000.0, 16_000.0).unwrap();
+    close(e.avg_power_w, expected);
+    close(e.total_gpu_energy_j, expected * 60.0);
+    close(
+        e.joules_per_output_token.unwrap(),
+        expected * 60.0 / 16_000.0,
+    );
+    close(
+        e.joules_per_total_token.unwrap(),
+        expected * 60.0 / 80_000.0,
+    );
+    // Error output (no driver) and a header line are no samples.
+    assert!(telemetry::parse(
+        Tool::NvidiaSmi,
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n\
+         index, power.draw [W], clocks.current.sm [MHz], temperature.gpu, memory.used [MiB]\n"
+    )
+    .is_empty());
+}
+
+#[test]
+fn amd_smi_recording_parses_by_column_name() {
+    let text =
+        std::fs::read_to_string(fixture("telemetry/amd-smi-metric-watch-mi355x.csv")).unwrap();
+    let s = telemetry::parse(Tool::AmdSmi, &text);
+    assert_eq!(s.len(), 24, "3 samples × 8 GPUs");
+    let first = &s[0];
+    assert_eq!(first.gpu, 0);
+    assert_eq!(first.power_w, Some(238.0));
+    assert_eq!(first.sm_clock_mhz, Some(132.0), "gfx_0_clk");
+    assert_eq!(first.temp_c, Some(44.0), "hotspot");
+    assert_eq!(first.mem_used_mib, Some(250112.0), "used_vram");
+    // GPU 3's hotspot is N/A in the first sample: the edge is N/A too, so no temperature.
+    let g3 = s.iter().find(|x| x.gpu == 3).unwrap();
+    assert_eq!(g3.temp_c, None);
+    let last = s.last().unwrap();
+    assert_eq!(
+        (last.gpu, last.power_w, last.sm_clock_mhz),
+        (7, Some(1218.0), Some(2398.0))
+    );
+    let e = telemetry::energy(&s, 10.0, 0.0, 1000.0).unwrap();
+    // Per GPU g: (238 + 1180 + 1204) / 3 + 2g; summed over 8 GPUs.
+    close(e.avg_power_w, 8.0 * 2622.0 / 3.0 + 2.0 * 28.0);
+    assert_eq!(
+        e.joules_per_output_token,
+        Some(e.total_gpu_energy_j / 1000.0)
+    );
+
+    // An older tool without per-XCC clocks or hotspot, whose watch mode repeats the header.
+    let old = "gpu,socket_power,gfx_clk,mem_clk,edge,used_vram\n\
+               0,300,1700,900,51,1024\n\
+               gpu,socket_power,gfx_clk,mem_clk,edge,used_vram\n\
+               0,N/A,1710,900,52,1030\n";
+    let s = telemetry::parse(Tool::AmdSmi, old);
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        (s[0].sm_clock_mhz, s[0].temp_c, s[1].power_w),
+        (Some(1700.0), Some(51.0), None)
+    );
+}
+
+/// A fake `nvidia-smi`: logs its pid and arguments to `log`, then prints `watts` for two
+/// GPUs every 0.2 s until stopped.
+pub fn fake_nvidia_smi(w: &Work, log: &Path, watts: &str) -> PathBuf {
+    w.tool(
+        "nvidia-smi",
+        &format!(
+            "#!/usr/bin/env bash\necho \"$$ $*\" >>'{}'\nwhile true; do\n  \
+             echo \"0, {watts}, 1965, 50, 1024\"\n  echo \"1, {watts}, 1965, 51, 2048\"\n  \
+             sleep 0.2\ndone\n",
+            log.display()
+        ),
+    )
+}
+
+/// The sampler's pids the fake tool logged are all gone.
+pub fn assert_tool_stopped(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap();
+    for pid in text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<i32>().ok())
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // SAFETY: signal 0 only checks for existence.
+        while std::time::Instant::now() < deadline && unsafe { libc::kill(pid, 0) } == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_ne!(unsafe { libc::kill(pid, 0) }, 0, "sampler {pid} still runs");
+    }
+}
+
+#[test]
+fn exec_samples_a_fake_nvidia_smi_during_the_timed_phase() {
+    let w = Work::new();
+    let log = w.path().join("nvidia-smi.log");
+    fake_nvidia_smi(&w, &log, "250.00");
+    // 50 ms per token: the timed phase lasts long enough for several samples.
+    w.sim_template(
+        "preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 50\n",
+        "127.0.0.1",
+    );
+    let r = w.row(&row(2));
+    let o = w
+        .cmd(
+            "exec",
+            &[
+                "--config",
+                &r,
+                "--prompts-multiplier",
+                "2",
+                "--num-warmups",
+                "2",
+            ],
+            None,
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(args.lines().count(), 1, "one sampler per job: {args}");
+    assert!(args.contains(
+        "--query-gpu=index,power.draw,clocks.sm,temperature.gpu,memory.used \
+         --format=csv,noheader,nounits -lms 1000"
+    ));
+    assert_tool_stopped(&log);
+    let csv = std::fs::read_to_string(w.job_dir(2).join("gpu_metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("t_s,tool,gpu,power_w,sm_clock_mhz,temp_c,mem_used_mib")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.len() >= 4, "{csv}");
+    assert!(rows[0].ends_with(",nvidia-smi,0,250,1965,50,1024"), "{csv}");
+    let agg = w.json(2, "agg.json");
+    let bench = w.json(2, "bench.json");
+    close(agg["avg_power_w"].as_f64().unwrap(), 500.0);
+    let energy = 500.0 * bench["duration"].as_f64().unwrap();
+    close(agg["total_gpu_energy_j"].as_f64().unwrap(), energy);
+    let out_tokens = bench["total_output_tokens"].as_f64().unwrap();
+    let in_tokens = bench["total_input_tokens"].as_f64().unwrap();
+    close(
+        agg["joules_per_output_token"].as_f64().unwrap(),
+        energy / out_tokens,
+    );
+    close(
+        agg["joules_per_total_token"].as_f64().unwrap(),
+        energy / (in_tokens + out_tokens),
+    );
+}
+
+#[test]
+fn missing_or_broken_tool_costs_only_the_energy_fields() {
+    // No tool at all: PATH without nvidia-smi or amd-smi.
+    let w = Work::new();
+    w.sim_template("preset: tiny\n", "127.0.0.1");
+    let r = w.row(&row(1));
+    let o = w
+        .cmd(
+            "batch",
+            &[
+                "--config",
+                &r,
+                "--conc",
+                "1,2",
+                "--prompts-multiplier",
+                "1",
+                "--num-warmups",
+                "0",
+            ],
+            Some("/usr/bin:/bin"),
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(
+        e.matches("GPU telemetry skipped").count(),
+        1,
+        "one warning per run: {e}"
+    );
+    for c in [1, 2] {
+        let agg = w.json(c, "agg.json");
+        for k in [
+            "avg_power_w",
+            "total_gpu_energy_j",
+            "joules_per_output_token",
+            "joules_per_total_token",
+        ] {
+            assert!(agg.get(k).is_none(), "{k} invented: {agg}");
+        }
+        assert!(!w.job_dir(c).join("gpu_metrics.csv").exists());
+    }
+
+    // A tool that fails like nvidia-smi without a driver.
+    let w = Work::new();
+    w.sim_template("preset: tiny\n", "127.0.0.1");
+    w.tool(
+        "nvidia-smi",
+        "#!/usr/bin/env bash\necho 'NVIDIA-SMI has failed because it couldn'\"'\"'t communicate with the NVIDIA driver.' >&2\nexit 9\n",
+    );
+    let r = w.row(&row(1));
+    let o = w
+        .cmd("exec", &["--config", &r, "--prompts-multiplier", "1"], None)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("nvidia-smi produced no readings") && e.contains("NVIDIA driver"),
+        "{e}"
+    );
+    assert!(w.json(1, "agg.json").get("avg_power_w").is_none());
+    assert!(!w.job_dir(1).join("gpu_metrics.csv").exists());
+}
