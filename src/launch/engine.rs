@@ -327,6 +327,110 @@ fn run_quiet(argv: &[&str]) -> std::io::Result<std::process::Output> {
         .output()
 }
 
+/// Like [`run_quiet`], but the command is killed after `limit`: a Slurm client whose
+/// controller does not answer retries for minutes, and CI must not hang on it.
+fn run_bounded(argv: &[String], limit: Duration) -> std::io::Result<std::process::Output> {
+    let mut child = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let reader = std::thread::spawn(move || {
+        let mut o = vec![];
+        if let Some(s) = out.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut o);
+        }
+        o
+    });
+    let mut e = vec![];
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let st = child.wait()?;
+            e.extend_from_slice(
+                format!(
+                    "(killed after {:.0} s without an answer)\n",
+                    limit.as_secs_f64()
+                )
+                .as_bytes(),
+            );
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(s) = err.as_mut() {
+        let mut buf = vec![];
+        let _ = std::io::Read::read_to_end(s, &mut buf);
+        buf.extend(e);
+        e = buf;
+    }
+    Ok(std::process::Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: e,
+    })
+}
+
+/// The job id in salloc's output: `salloc: Granted job allocation 123` (or `Pending job
+/// allocation 123` first when it had to wait).
+fn salloc_job_id(text: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| l.contains("job allocation"))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|w| w.trim_end_matches('.'))
+        .find(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+}
+
+/// Cancel our own jobs named `name` (left by a run that crashed) and wait until Slurm has
+/// released them, so their GPUs are free for the new allocation.
+fn cancel_stale(name: &str) {
+    let ids = |extra: &[&str]| -> Vec<String> {
+        let mut argv = vec!["squeue", "--me", "-h", "-o", "%A"];
+        argv.extend_from_slice(extra);
+        run_quiet(&argv)
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let stale = ids(&[&format!("--name={name}")]);
+    if stale.is_empty() {
+        return;
+    }
+    for id in &stale {
+        tracing::warn!("cancelling stale Slurm allocation {id} named {name}");
+        let _ = run_quiet(&["scancel", id]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !ids(&[&format!("--name={name}")]).is_empty() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The address of a node: its `NodeAddr` when Slurm has one, else its name.
+fn node_addr(node: &str) -> String {
+    run_quiet(&["sinfo", "-h", "-N", "-n", node, "-o", "%o"])
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| node.to_string())
+}
+
 /// Slurm: cancel stale allocations with our job name, allocate, find the node.
 fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, String), LaunchError> {
     let Profile::Slurm {
@@ -342,12 +446,7 @@ fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, Strin
     };
     let err = |m: String| LaunchError::Slurm(m);
     let name = &spec.job_name;
-    if let Ok(o) = run_quiet(&["squeue", "-h", "-o", "%A", &format!("--name={name}")]) {
-        for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-            tracing::warn!("cancelling stale Slurm allocation {id} named {name}");
-            let _ = run_quiet(&["scancel", id]);
-        }
-    }
+    cancel_stale(name);
     let args = salloc_args(
         partition.as_deref(),
         *time_minutes,
@@ -357,36 +456,37 @@ fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, Strin
         spec.gpus,
         name,
     );
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run_quiet(&refs).map_err(|e| err(format!("cannot run salloc: {e}")))?;
+    // `--immediate` bounds the wait; the hard limit covers a controller that never answers.
+    let limit = Duration::from_secs(u64::from(*alloc_wait_s) + 30);
+    let o = run_bounded(&args, limit).map_err(|e| err(format!("cannot run salloc: {e}")))?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let job = text
-        .split_whitespace()
-        .skip_while(|w| *w != "allocation")
-        .nth(1)
-        .map(str::to_string)
-        .filter(|id| id.chars().all(|c| c.is_ascii_digit()));
+    let job = salloc_job_id(&text);
     let Some(job) = job.filter(|_| o.status.success()) else {
+        // A job salloc gave up on is revoked by Slurm; cancel it anyway in case it was not.
+        if let Some(j) = salloc_job_id(&text) {
+            let _ = run_quiet(&["scancel", &j]);
+        }
         return Err(err(format!(
-            "allocation not granted within {alloc_wait_s} s: {}",
+            "allocation `{}` not granted within {alloc_wait_s} s ({}): {}",
+            args.join(" "),
+            o.status,
             text.trim()
         )));
     };
     let o = run_quiet(&["squeue", "-h", "-j", &job, "-o", "%N"])
         .map_err(|e| err(format!("squeue: {e}")))?;
-    let host = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    Ok((
-        job,
-        if host.is_empty() {
-            "127.0.0.1".into()
-        } else {
-            host
-        },
-    ))
+    let node = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let host = if node.is_empty() {
+        "127.0.0.1".to_string()
+    } else {
+        node_addr(&node)
+    };
+    tracing::info!("Slurm allocation {job} ({name}) on {node}, engine address {host}");
+    Ok((job, host))
 }
 
 impl Engine {
@@ -598,6 +698,22 @@ mod tests {
                 && s.contains("--ulimit memlock=-1")
                 && !s.contains("huggingface"),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn salloc_output_gives_the_job_id() {
+        assert_eq!(
+            salloc_job_id("salloc: Granted job allocation 17\n").as_deref(),
+            Some("17")
+        );
+        assert_eq!(
+            salloc_job_id("salloc: Pending job allocation 4\nsalloc: job 4 queued and waiting for resources\nsalloc: job 4 has been allocated resources\nsalloc: Granted job allocation 4\n").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            salloc_job_id("salloc: error: Job submit/allocate failed: Requested node configuration is not available\n"),
+            None
         );
     }
 

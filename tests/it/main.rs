@@ -9,5 +9,6 @@ mod publish;
 mod report;
 mod scheduler;
 mod sim;
+mod slurm;
 mod telemetry;
 mod util;
