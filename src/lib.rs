@@ -19,6 +19,8 @@
 //! * [`fsutil`] — atomic file writes: no stage ever leaves half a file.
 //! * [`sim`] — the simulated engine (`runner sim`): OpenAI-compatible, continuous-batching
 //!   latency model, exact-schedule mode, fault injection, the embedded tokenizer.
+//! * [`accuracy`] — the accuracy gate: wikitext perplexities and gsm8k exact match with
+//!   lm-eval's exact semantics, held to `baselines/accuracy.yaml` before or after the load.
 //! * [`report`] — agg rows (`agg.json`), baselines and ratios, the eligibility verdict,
 //!   plots (SVG/PNG) and Markdown summaries, GitHub Actions annotations.
 //! * [`telemetry`] — GPU power, clocks, temperature and memory from `nvidia-smi` /
@@ -29,6 +31,7 @@
 //! The binaries in `src/bin/` are thin: they parse flags, call into these modules and turn
 //! errors into exit codes.
 
+pub mod accuracy;
 pub mod cli;
 pub mod client;
 pub mod config;

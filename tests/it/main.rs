@@ -1,6 +1,7 @@
 //! One integration-test binary, a module per area (ripgrep's layout): every test drives the
 //! real binaries or the library against real files.
 
+mod accuracy;
 mod client;
 mod config;
 mod exec;
