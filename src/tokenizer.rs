@@ -99,16 +99,25 @@ impl std::fmt::Debug for HfTokenizer {
     }
 }
 
-impl HfTokenizer {
-    /// The tokenizer shipped inside the binary.
-    pub fn embedded() -> Self {
-        Self::from_parts(
+/// The tokenizer shipped inside the binary, parsed once per process and shared by the
+/// simulated engine and the client.
+pub fn embedded() -> &'static HfTokenizer {
+    static T: std::sync::OnceLock<HfTokenizer> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        HfTokenizer::from_parts(
             EMBEDDED_NAME,
             EMBEDDED_TOKENIZER_JSON.as_bytes(),
             Some(EMBEDDED_TOKENIZER_CONFIG),
             EMBEDDED_NAME,
         )
         .expect("the embedded tokenizer loads")
+    })
+}
+
+impl HfTokenizer {
+    /// The tokenizer shipped inside the binary (a cheap clone of the parsed one).
+    pub fn embedded() -> Self {
+        embedded().clone()
     }
 
     /// Load what the user named: [`EMBEDDED_NAME`], a `tokenizer.json` file, a directory

@@ -6,12 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use tokenizers::Tokenizer;
 
-/// `tokenizer.json` of the embedded tokenizer.
-pub const EMBEDDED_TOKENIZER_JSON: &str = include_str!("../../assets/tokenizer/tokenizer.json");
-
-/// `tokenizer_config.json` of the embedded tokenizer (special tokens, ChatML template).
-pub const EMBEDDED_TOKENIZER_CONFIG: &str =
-    include_str!("../../assets/tokenizer/tokenizer_config.json");
+pub use crate::tokenizer::{EMBEDDED_TOKENIZER_CONFIG, EMBEDDED_TOKENIZER_JSON};
 
 /// The end-of-text token of the embedded tokenizer (BOS and EOS).
 pub const EOS: &str = "<|endoftext|>";
@@ -26,13 +21,9 @@ pub struct TokenizerError {
     pub message: String,
 }
 
-/// The embedded tokenizer, parsed once per process.
+/// The embedded tokenizer, parsed once per process (shared with the client).
 pub fn embedded() -> &'static Tokenizer {
-    static T: OnceLock<Tokenizer> = OnceLock::new();
-    T.get_or_init(|| {
-        Tokenizer::from_bytes(EMBEDDED_TOKENIZER_JSON.as_bytes())
-            .expect("the embedded tokenizer.json parses")
-    })
+    crate::tokenizer::embedded().inner()
 }
 
 /// A tokenizer with the tables the engine needs: each token's text, JSON-escaped once, and

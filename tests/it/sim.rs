@@ -581,10 +581,15 @@ async fn batching_model_queues_beyond_capacity() {
         );
     }
     for r in &recs {
-        // One token per 5 ms step (steps keep to their schedule, so a late one is followed
-        // by a shorter gap; the span is what is fixed).
-        let span = r.send_ns[9] - r.send_ns[0];
-        assert!(span >= 9 * 5_000_000 - 2_000_000, "span {span} ns");
+        // One token per 5 ms step, steps anchored to their schedule: a late step is followed
+        // by a shorter gap, so on a loaded machine the first token can be late while the
+        // last is on time. What holds regardless: the 10th token never goes out before the
+        // 10th step could have ended after the request arrived.
+        let from_arrival = r.send_ns[9] - r.arrival_ns;
+        assert!(
+            from_arrival >= 9 * 5_000_000,
+            "10th token {from_arrival} ns after arrival"
+        );
     }
 }
 
