@@ -62,6 +62,15 @@ impl ConfigError {
     }
 }
 
+/// Read a config file, naming it in the error: `(display name, text)` for the parsers.
+pub fn read_file(path: &std::path::Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(source) => Err(ConfigError::Read { file, source }),
+    }
+}
+
 /// Parse YAML into `T`, attaching file, line, column and field path to any failure.
 pub(crate) fn parse_yaml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
     let de = serde_yaml::Deserializer::from_str(text);

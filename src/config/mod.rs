@@ -11,5 +11,5 @@ pub mod master;
 pub mod row;
 pub mod runners;
 
-pub use error::ConfigError;
 pub(crate) use error::{parse_json, parse_yaml, UniqueMap};
+pub use error::{read_file, ConfigError};

@@ -215,11 +215,7 @@ impl JobRow {
     /// Read one row from a `.json`, `.yaml` or `.yml` file (by extension; anything else is
     /// tried as JSON when it starts with `{`, else YAML).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, text) = super::read_file(path)?;
         Self::parse(&file, &text)
     }
 

@@ -17,11 +17,7 @@ pub struct Runners {
 impl Runners {
     /// Read and validate a runners file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, text) = super::read_file(path)?;
         Self::parse(&file, &text)
     }
 

@@ -185,11 +185,7 @@ impl Sink {
 impl SinksConfig {
     /// Read and check a sinks file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, text) = crate::config::read_file(path)?;
         Self::parse(&file, &text)
     }
 

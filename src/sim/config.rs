@@ -241,11 +241,7 @@ impl SimConfig {
     /// Load a YAML config file: its `preset:` (default `b200-dsr1`) with the file's fields
     /// applied on top.
     pub fn load(path: &Path) -> Result<SimConfig, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, text) = crate::config::read_file(path)?;
         Self::from_yaml(&file, &text)
     }
 
