@@ -7,6 +7,7 @@ mod config;
 mod exec;
 mod golden;
 mod publish;
+mod real;
 mod report;
 mod scheduler;
 mod sim;

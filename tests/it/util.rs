@@ -58,3 +58,153 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }
+
+/// A llama-server child process (built by `scripts/llama-server.sh`), serving the tiny model
+/// on a loopback port; killed and reaped on drop, so a failing test never leaves it behind.
+/// (On Linux the kernel also kills it when the thread that started it ends: keep the guard
+/// in the test's own thread.)
+pub struct LlamaServer {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// Where the server's stdout and stderr go (printed when it fails to start).
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LlamaServer {
+    /// The server's output so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start llama-server on the tiny model (`-c 32768 -np 8 --metrics`, an ephemeral loopback
+/// port) and wait until `/health` answers 200.
+///
+/// The binary and model come from `INFMAX_LLAMA_SERVER` and `INFMAX_TINY_GGUF`, which
+/// `scripts/test` exports. Without them the test is skipped with a note (returns `None`),
+/// except under CI (`CI` set), where it fails: CI must really exercise the engine.
+pub fn llama_server() -> Option<LlamaServer> {
+    let (bin, model) = match (
+        std::env::var_os("INFMAX_LLAMA_SERVER"),
+        std::env::var_os("INFMAX_TINY_GGUF"),
+    ) {
+        (Some(b), Some(m)) if !b.is_empty() && !m.is_empty() => {
+            (PathBuf::from(b), PathBuf::from(m))
+        }
+        _ => {
+            let why = "INFMAX_LLAMA_SERVER / INFMAX_TINY_GGUF are not set \
+                       (scripts/test sets them; INFMAX_SKIP_REAL=1 skips the setup)";
+            if std::env::var_os("CI").is_some() {
+                panic!("real-engine test under CI, but {why}");
+            }
+            eprintln!("note: skipping a real-engine test: {why}");
+            return None;
+        }
+    };
+    assert!(
+        bin.is_file(),
+        "INFMAX_LLAMA_SERVER={} is not a file",
+        bin.display()
+    );
+    assert!(
+        model.is_file(),
+        "INFMAX_TINY_GGUF={} is not a file",
+        model.display()
+    );
+
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        // The port is free when we look; another process may take it before the server
+        // binds, in which case the server exits and we try another one.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("an ephemeral loopback port")
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("llama-server.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-m")
+            .arg(&model)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["-c", "32768", "-np", "8", "--metrics", "--no-webui"])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        kill_with_parent(&mut cmd);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let mut server = LlamaServer {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                let log = server.log_text();
+                let bind_failed = log.contains("bind") || log.contains("in use");
+                if bind_failed && attempt < ATTEMPTS {
+                    break; // port taken meanwhile: another one
+                }
+                panic!("llama-server exited ({status}) before it was healthy:\n{log}");
+            }
+            if http_status(&server.addr, "/health") == Some(200) {
+                return Some(server);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "llama-server not healthy within 60 s:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// Status code of `GET path`, or `None` if nothing answers (yet).
+fn http_status(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Have the kernel kill the child if the test process dies without dropping its guard
+/// (a harness timeout, SIGKILL).
+#[cfg(target_os = "linux")]
+fn kill_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kill_with_parent(_: &mut Command) {}

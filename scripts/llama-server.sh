@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# A real engine for the test suite: llama.cpp's `llama-server`, built from the llama.cpp tree
+# vendored in PyPI's llama-cpp-python sdist, plus a tiny random-weight GGUF whose vocabulary
+# is our shipped tokenizer. Both are built once per machine and cached; a second run only
+# checks the cache.
+#
+# usage: scripts/llama-server.sh [bin|model|env]
+#   bin    (default) ensure the llama-server binary; print its path as the last line
+#   model  ensure the tiny model; print its path as the last line
+#   env    ensure both; print `INFMAX_LLAMA_SERVER=PATH` and `INFMAX_TINY_GGUF=PATH` lines
+#
+# Cache: ${INFMAX_CACHE:-$HOME/.cache/infmax}
+#   venv/                              python for the tools (gguf, numpy; cmake, ninja if missing)
+#   llama-server-VERSION/bin/llama-server       (+ .cpu: the CPU it was built for)
+#   llama-server-VERSION/models/tiny-HASH.gguf   (HASH of the generator script + tokenizer)
+# Progress goes to stderr; stdout carries only the result lines.
+set -euo pipefail
+
+readonly LLAMA_CPP_PYTHON_VERSION=0.3.36
+# Tool versions for the venv; changing this string rebuilds the venv.
+readonly VENV_REQUIREMENTS="gguf==0.19.0 numpy>=2.2.6,<3"
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${INFMAX_CACHE:-${HOME}/.cache/infmax}"
+root="${cache}/llama-server-${LLAMA_CPP_PYTHON_VERSION}"
+bin="${root}/bin/llama-server"
+venv="${cache}/venv"
+
+log() { printf 'llama-server.sh: %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# Serialise concurrent runs (two CI jobs on one machine) on a lock in the cache directory.
+lock() {
+  mkdir -p "${cache}"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"${cache}/.lock"
+    flock 9
+  fi
+}
+
+# A venv under the cache (never the system python) holding the pinned requirements.
+ensure_venv() {
+  local stamp="${venv}/.infmax-requirements"
+  if [[ -x "${venv}/bin/python" ]] && [[ "$(cat "${stamp}" 2>/dev/null)" == "${VENV_REQUIREMENTS}" ]]; then
+    return
+  fi
+  command -v python3 >/dev/null 2>&1 || die "python3 is needed (with the venv module)"
+  log "creating ${venv}"
+  rm -rf "${venv}"
+  python3 -m venv "${venv}" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  # shellcheck disable=SC2086 # the requirement list is split on purpose
+  "${venv}/bin/python" -m pip install --quiet ${VENV_REQUIREMENTS} >&2
+  printf '%s' "${VENV_REQUIREMENTS}" >"${stamp}"
+}
+
+# cmake >= 3.14 and ninja: the system's if present, otherwise from PyPI into the venv.
+ensure_build_tools() {
+  local need=()
+  if ! command -v cmake >/dev/null 2>&1 ||
+    ! cmake --version | awk 'NR==1 { split($3, v, "."); exit !(v[1] > 3 || (v[1] == 3 && v[2] >= 14)) }'; then
+    need+=(cmake)
+  fi
+  command -v ninja >/dev/null 2>&1 || need+=(ninja)
+  if ((${#need[@]})); then
+    log "installing ${need[*]} from PyPI into ${venv}"
+    "${venv}/bin/python" -m pip install --quiet "${need[@]}" >&2
+  fi
+}
+
+# ggml is built for the build machine's CPU (-march=native), so the binary is stamped with
+# the CPU's feature flags and rebuilt if the cache turns up on a different CPU.
+cpu_id() {
+  local flags
+  flags="$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m)"
+  printf '%s' "${flags}" | sha256sum | cut -c1-16
+}
+
+binary_ok() {
+  [[ -x "${bin}" ]] &&
+    [[ "$(cat "${bin}.cpu" 2>/dev/null)" == "$(cpu_id)" ]] &&
+    "${bin}" --version >/dev/null 2>&1
+}
+
+ensure_bin() {
+  if binary_ok; then
+    return
+  fi
+  lock
+  if binary_ok; then # built by a concurrent run while we waited
+    return
+  fi
+  ensure_venv
+  export PATH="${PATH}:${venv}/bin"
+  ensure_build_tools
+
+  # A failed or interrupted build leaves `work` behind; the next run resumes from it.
+  local work="${cache}/build-llama-server-${LLAMA_CPP_PYTHON_VERSION}"
+  local tarball="${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+  local src="${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp"
+  mkdir -p "${work}"
+  if [[ ! -f "${tarball}" ]]; then
+    log "downloading the llama-cpp-python ${LLAMA_CPP_PYTHON_VERSION} sdist (~76 MB)"
+    "${venv}/bin/python" -m pip download --quiet --no-deps \
+      --no-binary llama-cpp-python "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}" \
+      -d "${work}/download" >&2
+    mv "${work}/download/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}.tar.gz" "${tarball}"
+    rm -rf "${work}/download"
+  fi
+  if [[ ! -f "${src}/CMakeLists.txt" ]]; then
+    rm -rf "${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}"
+    tar -xzf "${tarball}" -C "${work}"
+  fi
+
+  log "building llama-server (several minutes on 2 cores)"
+  local start=${SECONDS}
+  # Static, server only, no TLS, and no web UI download (the default fetches a prebuilt one).
+  cmake -S "${src}" -B "${work}/build" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DBUILD_SHARED_LIBS=OFF \
+    -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=ON \
+    -DLLAMA_OPENSSL=OFF \
+    -DLLAMA_USE_PREBUILT_UI=OFF >&2
+  cmake --build "${work}/build" --target llama-server -j2 >&2
+  log "built in $((SECONDS - start)) s"
+
+  mkdir -p "${root}/bin"
+  cp "${work}/build/bin/llama-server" "${bin}.tmp"
+  mv -f "${bin}.tmp" "${bin}"
+  cpu_id >"${bin}.cpu"
+  binary_ok || die "the built ${bin} does not run"
+  rm -rf "${work}"
+}
+
+ensure_model() {
+  local script="${repo}/scripts/make-tiny-gguf.py"
+  local tok="${repo}/assets/tokenizer"
+  local hash
+  hash="$(cat "${script}" "${tok}/tokenizer.json" "${tok}/tokenizer_config.json" | sha256sum | cut -c1-16)"
+  model="${root}/models/tiny-${hash}.gguf"
+  if [[ -s "${model}" ]]; then
+    return
+  fi
+  lock
+  if [[ -s "${model}" ]]; then
+    return
+  fi
+  ensure_venv
+  mkdir -p "${root}/models"
+  log "writing ${model}"
+  "${venv}/bin/python" "${script}" "${model}.tmp" >&2
+  mv -f "${model}.tmp" "${model}"
+}
+
+model=""
+case "${1:-bin}" in
+  bin)
+    ensure_bin
+    printf '%s\n' "${bin}"
+    ;;
+  model)
+    ensure_model
+    printf '%s\n' "${model}"
+    ;;
+  env)
+    ensure_bin
+    ensure_model
+    printf 'INFMAX_LLAMA_SERVER=%s\n' "${bin}"
+    printf 'INFMAX_TINY_GGUF=%s\n' "${model}"
+    ;;
+  -h | --help)
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    ;;
+  *)
+    die "unknown command '$1' (bin, model or env)"
+    ;;
+esac

@@ -1,0 +1,431 @@
+//! A real engine nobody here wrote: llama.cpp's `llama-server` on the tiny random-weight
+//! model whose vocabulary is our tokenizer (both prepared by `scripts/llama-server.sh`, which
+//! `scripts/test` runs). The checks are the behaviour the client relies on: health, model
+//! listing, identical tokenisation, streamed completions with usage, token-id prompts, the
+//! chat template and concurrent streams.
+//!
+//! The HTTP client is a few lines of blocking HTTP/1.1 over `TcpStream`, so the tests see the
+//! bytes as the server sends them; every socket has a read timeout and every server is killed
+//! when its test ends.
+
+use crate::util::llama_server;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A response whose body is read incrementally (chunked transfer coding undone).
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Box<dyn BufRead + Send>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(mut self) -> String {
+        let mut s = String::new();
+        self.body.read_to_string(&mut s).expect("body is UTF-8");
+        s
+    }
+
+    fn json(self) -> Value {
+        let status = self.status;
+        let text = self.text();
+        assert_eq!(status, 200, "HTTP {status}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`).
+fn request(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if body.is_some() {
+        head += &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            payload.len()
+        );
+    }
+    head += "\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(payload.as_bytes()).unwrap();
+
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header line");
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').expect("header has a colon");
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let body: Box<dyn BufRead + Send> =
+        if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            Box::new(BufReader::new(Chunked {
+                inner: r,
+                left: 0,
+                done: false,
+            }))
+        } else if let Some(n) = find("content-length") {
+            Box::new(r.take(n.parse().expect("numeric content-length")))
+        } else {
+            Box::new(r)
+        };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(addr: &str, path: &str) -> Response {
+    request(addr, "GET", path, None)
+}
+
+fn post(addr: &str, path: &str, body: &Value) -> Response {
+    request(addr, "POST", path, Some(body))
+}
+
+/// The chunked transfer coding, undone.
+struct Chunked<R> {
+    inner: R,
+    left: usize,
+    done: bool,
+}
+
+impl<R: BufRead> Read for Chunked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+        if self.left == 0 {
+            let mut line = String::new();
+            self.inner.read_line(&mut line)?;
+            let size = line.trim().split(';').next().unwrap_or_default();
+            self.left = usize::from_str_radix(size, 16)
+                .map_err(|_| bad(format!("bad chunk size line {line:?}")))?;
+            if self.left == 0 {
+                loop {
+                    // trailers, up to the empty line
+                    line.clear();
+                    if self.inner.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                }
+                self.done = true;
+                return Ok(0);
+            }
+        }
+        let want = buf.len().min(self.left);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n;
+        if self.left == 0 {
+            let mut crlf = [0u8; 2];
+            self.inner.read_exact(&mut crlf)?;
+            if &crlf != b"\r\n" {
+                return Err(bad(format!("chunk not followed by CRLF: {crlf:?}")));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A streamed response's events with their arrival times, checking the SSE framing: each
+/// event is one `data: …` line and the stream ends with `data: [DONE]`.
+struct Stream {
+    start: Instant,
+    events: Vec<(Instant, Value)>,
+}
+
+fn stream(addr: &str, path: &str, body: &Value) -> Stream {
+    let start = Instant::now();
+    let r = post(addr, path, body);
+    assert_eq!(r.status, 200);
+    let ct = r.header("content-type").unwrap_or_default().to_string();
+    assert!(ct.starts_with("text/event-stream"), "content-type {ct:?}");
+    let mut events = Vec::new();
+    let mut done = false;
+    for line in r.body.lines() {
+        let line = line.expect("stream line");
+        if line.is_empty() {
+            continue;
+        }
+        assert!(!done, "data after [DONE]: {line:?}");
+        let payload = line
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("not a data line: {line:?}"));
+        if payload == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let v: Value = serde_json::from_str(payload)
+            .unwrap_or_else(|e| panic!("event is not JSON ({e}): {payload}"));
+        assert!(v.get("error").is_none(), "error event: {v}");
+        events.push((Instant::now(), v));
+    }
+    assert!(done, "stream ended without [DONE]");
+    Stream { start, events }
+}
+
+impl Stream {
+    /// Events carrying generated text (completions `text`, chat `delta.content`).
+    fn token_events(&self) -> Vec<(Instant, String)> {
+        self.events
+            .iter()
+            .filter_map(|(t, v)| {
+                let c = v["choices"].get(0)?;
+                let text = c["text"].as_str().or(c["delta"]["content"].as_str())?;
+                (!text.is_empty()).then(|| (*t, text.to_string()))
+            })
+            .collect()
+    }
+
+    /// The usage object; on llama-server it rides on the final chunk, the one with
+    /// `finish_reason` (vLLM sends a separate `choices: []` chunk instead).
+    fn final_chunk(&self) -> &Value {
+        let (_, last) = self.events.last().expect("at least one event");
+        assert!(
+            last.get("usage").is_some(),
+            "no usage on the last chunk: {last}"
+        );
+        let with_usage = self
+            .events
+            .iter()
+            .filter(|(_, v)| !v["usage"].is_null())
+            .count();
+        assert_eq!(with_usage, 1, "usage appears once");
+        last
+    }
+}
+
+fn tokenizer() -> tokenizers::Tokenizer {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/tokenizer/tokenizer.json");
+    tokenizers::Tokenizer::from_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn ours(tok: &tokenizers::Tokenizer, text: &str) -> Vec<u32> {
+    tok.encode(text, false).unwrap().get_ids().to_vec()
+}
+
+#[test]
+fn health_and_models() {
+    let Some(srv) = llama_server() else { return };
+    let health = get(&srv.addr, "/health").json();
+    assert_eq!(health["status"], "ok", "{health}");
+
+    let models = get(&srv.addr, "/v1/models").json();
+    assert_eq!(models["object"], "list", "{models}");
+    let id = models["data"][0]["id"].as_str().expect("a model id");
+    assert!(id.contains("tiny-"), "model id {id:?} names the tiny GGUF");
+
+    let metrics = get(&srv.addr, "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text().contains("llamacpp:"), "Prometheus metrics");
+}
+
+#[test]
+fn tokenize_matches_our_tokenizer() {
+    let Some(srv) = llama_server() else { return };
+    let tok = tokenizer();
+    let texts = [
+        "Hello, world!",
+        "The quick brown fox jumps over the lazy dog.",
+        "naïve café — Ünïcödé, 東京タワー, Привет мир, عربي, 🤖🚀 emoji ✓",
+        "numbers 0 7 42 1234567 3.14159 -273.15 1,000,000 2025-11-22 0x1F",
+        "   leading, inner   runs    of spaces\n\n\ttabs\t\tand\r\nnewlines \n  ",
+        "it's we're they've I'm you'll he'd IT'S",
+        "fn main() { println!(\"{}\", a[i] + b * 2); } // code",
+        "trailing spaces   ",
+        " ",
+        "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n",
+    ];
+    for text in texts {
+        let want = ours(&tok, text);
+        let got = post(&srv.addr, "/tokenize", &json!({ "content": text })).json();
+        let got: Vec<u32> = serde_json::from_value(got["tokens"].clone()).unwrap();
+        assert_eq!(got, want, "token ids differ for {text:?}");
+
+        let back = post(&srv.addr, "/detokenize", &json!({ "tokens": want })).json();
+        assert_eq!(back["content"], text, "detokenize round trip");
+    }
+}
+
+#[test]
+fn streamed_completion_reports_usage_on_the_final_chunk() {
+    let Some(srv) = llama_server() else { return };
+    let tok = tokenizer();
+    let prompt = "Once upon a time, in a land far away,";
+    let s = stream(
+        &srv.addr,
+        "/v1/completions",
+        &json!({
+            "prompt": prompt, "max_tokens": 16, "ignore_eos": true, "temperature": 0.0,
+            "stream": true, "stream_options": {"include_usage": true},
+        }),
+    );
+    let tokens = s.token_events();
+    assert_eq!(tokens.len(), 16, "one event per token: {:?}", s.events);
+    let last = s.final_chunk();
+    assert_eq!(last["choices"][0]["finish_reason"], "length", "{last}");
+    assert_eq!(last["usage"]["completion_tokens"], 16, "{last}");
+    assert_eq!(
+        last["usage"]["prompt_tokens"],
+        ours(&tok, prompt).len(),
+        "{last}"
+    );
+    assert_eq!(last["usage"]["total_tokens"], 16 + ours(&tok, prompt).len());
+
+    // Every chunk before the final one carries text: the model avoids tokens that are
+    // incomplete UTF-8, which llama-server would hold back and send as empty chunks.
+    for (_, v) in &s.events[..s.events.len() - 1] {
+        assert_ne!(v["choices"][0]["text"], "", "empty chunk: {v}");
+    }
+
+    // Rates on a warm server (the first generation after start-up pays one-off set-up).
+    let body = json!({
+        "prompt": prompt, "max_tokens": 256, "ignore_eos": true,
+        "stream": true, "stream_options": {"include_usage": true},
+    });
+    let s = stream(&srv.addr, "/v1/completions", &body);
+    let tokens = s.token_events();
+    assert_eq!(tokens.len(), 256);
+    let ttft = tokens[0].0 - s.start;
+    let decode = tokens[255].0 - tokens[0].0;
+    eprintln!(
+        "llama-server single stream: ttft {:.1} ms, {:.0} tok/s decode seen by the client, \
+         {:.0} tok/s by the server's own timings",
+        ttft.as_secs_f64() * 1e3,
+        255.0 / decode.as_secs_f64(),
+        s.final_chunk()["timings"]["predicted_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
+}
+
+#[test]
+fn prompt_as_token_ids() {
+    let Some(srv) = llama_server() else { return };
+    let tok = tokenizer();
+    let ids = ours(&tok, "Token ids are accepted as the prompt, too.");
+    let r = post(
+        &srv.addr,
+        "/v1/completions",
+        &json!({"prompt": ids, "max_tokens": 8, "ignore_eos": true, "temperature": 0.0}),
+    )
+    .json();
+    assert_eq!(r["usage"]["prompt_tokens"], ids.len(), "{r}");
+    assert_eq!(r["usage"]["completion_tokens"], 8, "{r}");
+    assert_eq!(r["choices"][0]["finish_reason"], "length", "{r}");
+    assert!(!r["choices"][0]["text"].as_str().unwrap().is_empty(), "{r}");
+}
+
+#[test]
+fn chat_uses_the_chatml_template() {
+    let Some(srv) = llama_server() else { return };
+    let tok = tokenizer();
+    let s = stream(
+        &srv.addr,
+        "/v1/chat/completions",
+        &json!({
+            "messages": [{"role": "user", "content": "Say something."}],
+            "max_tokens": 8, "ignore_eos": true, "temperature": 0.0,
+            "stream": true, "stream_options": {"include_usage": true},
+        }),
+    );
+    assert_eq!(s.token_events().len(), 8, "{:?}", s.events);
+    let usage = &s
+        .events
+        .iter()
+        .find(|(_, v)| !v["usage"].is_null())
+        .expect("a usage chunk")
+        .1["usage"];
+    let rendered = "<|im_start|>user\nSay something.<|im_end|>\n<|im_start|>assistant\n";
+    assert_eq!(
+        usage["prompt_tokens"],
+        ours(&tok, rendered).len(),
+        "{usage}"
+    );
+    assert_eq!(usage["completion_tokens"], 8, "{usage}");
+}
+
+#[test]
+fn eight_concurrent_streams_complete() {
+    let Some(srv) = llama_server() else { return };
+    const STREAMS: usize = 8;
+    const TOKENS: usize = 64;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..STREAMS)
+        .map(|i| {
+            let addr = srv.addr.clone();
+            std::thread::spawn(move || {
+                let body = json!({
+                    "prompt": format!("Stream number {i} says:"), "max_tokens": TOKENS,
+                    "ignore_eos": true, "stream": true,
+                    "stream_options": {"include_usage": true},
+                });
+                let s = stream(&addr, "/v1/completions", &body);
+                let n = s.token_events().len();
+                let usage = s.final_chunk()["usage"].clone();
+                let first = s.token_events()[0].0;
+                (n, usage, first, s.events.last().unwrap().0)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let wall = start.elapsed();
+    for (n, usage, _, _) in &results {
+        assert_eq!(*n, TOKENS);
+        assert_eq!(usage["completion_tokens"], TOKENS, "{usage}");
+    }
+    // The streams overlapped (continuous batching over -np 8 slots), not one after another.
+    let first_end = results.iter().map(|r| r.3).min().unwrap();
+    let last_start = results.iter().map(|r| r.2).max().unwrap();
+    assert!(last_start < first_end, "streams ran one at a time");
+
+    let metrics = get(&srv.addr, "/metrics").text();
+    let predicted: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("llamacpp:tokens_predicted_total "))
+        .expect("tokens_predicted_total in /metrics")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(predicted >= (STREAMS * TOKENS) as f64, "{metrics}");
+    eprintln!(
+        "llama-server {STREAMS} concurrent streams: {:.0} tok/s aggregate ({:.2} s)",
+        (STREAMS * TOKENS) as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64()
+    );
+}
