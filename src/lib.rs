@@ -8,6 +8,8 @@
 //!
 //! * [`config`] — strict, located parsing of master configs, runners.yaml and job rows.
 //! * [`sweep`] — master configs → job rows, filters, GitHub matrix chunks, git diffs.
+//! * [`github`] — the workflows' GitHub side: `scheduler dispatch`, `scheduler collect`
+//!   (run artifacts → sweep table, plots, verdict; failed jobs listed) and `scheduler runners`.
 //! * [`recipe`] — the shell-safe launch script for a row, from `benchmarks/`, and its
 //!   fingerprint.
 //! * [`launch`] — launch profiles (`runners/`), engine spawn, readiness and teardown.
@@ -37,6 +39,7 @@ pub mod client;
 pub mod config;
 pub mod exec;
 pub mod fsutil;
+pub mod github;
 pub mod launch;
 pub mod publish;
 pub mod pyjson;

@@ -5,6 +5,7 @@ mod accuracy;
 mod client;
 mod config;
 mod exec;
+mod github;
 mod golden;
 mod publish;
 mod real;
