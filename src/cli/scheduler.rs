@@ -1,5 +1,4 @@
-//! `scheduler` subcommands: `expand` and `diff`; `dispatch`, `collect` and `runners` talk to
-//! GitHub (see [`crate::github`]).
+//! `scheduler` subcommands: `expand` and `diff`.
 
 use crate::config::master::MasterConfig;
 use crate::config::row::MatrixRow;
@@ -23,12 +22,6 @@ pub enum Cmd {
     Expand(ExpandArgs),
     /// Rows only for entries that are new or changed between two git revisions.
     Diff(DiffArgs),
-    /// Start the dispatch.yml workflow with inputs and print the run's URL.
-    Dispatch(crate::github::cli::DispatchArgs),
-    /// A run's bmk_* artifacts (or local result dirs) → sweep table, plots and verdict.
-    Collect(crate::github::cli::CollectArgs),
-    /// List self-hosted runners; warn about matrix labels no online runner has.
-    Runners(crate::github::cli::RunnersArgs),
 }
 
 /// Filters and output options shared by `expand` and `diff`; flag names follow
@@ -117,26 +110,15 @@ pub struct DiffArgs {
     /// Run every seq-len config of a changed entry, not only the changed ones.
     #[arg(long)]
     pub whole_entries: bool,
+    /// Launch templates directory: entries whose template changed run whole.
+    #[arg(long, default_value = "benchmarks")]
+    pub templates: String,
     #[command(flatten)]
     pub common: Common,
 }
 
 /// Run the parsed command line; errors are printed and become exit code 1.
 pub fn run(cli: Cli) -> ExitCode {
-    // The GitHub subcommands report through anyhow; the sweep ones through SweepError.
-    let github = match cli.cmd {
-        Cmd::Dispatch(a) => crate::github::cli::dispatch(a),
-        Cmd::Collect(a) => crate::github::cli::collect(a),
-        Cmd::Runners(a) => crate::github::cli::runners(a),
-        cmd => return run_sweep(Cli { cmd }),
-    };
-    github.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::FAILURE
-    })
-}
-
-fn run_sweep(cli: Cli) -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -159,16 +141,14 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
         }
         Cmd::Diff(a) => {
             let repo = PathBuf::from(".");
+            let templates = sweep::changed_files(&repo, &a.base, &a.head, &a.templates)?;
             let mut changed = vec![];
             for f in &a.config_files {
                 let head = sweep::load_at_rev(&repo, &a.head, f)?
                     .ok_or_else(|| SweepError::Git(format!("{f} does not exist at {}", a.head)))?;
                 let base = sweep::load_at_rev(&repo, &a.base, f)?;
-                changed.push(sweep::changed_configs(
-                    base.as_ref(),
-                    &head,
-                    !a.whole_entries,
-                ));
+                let c = sweep::changed_configs(base.as_ref(), &head, !a.whole_entries);
+                changed.push(sweep::with_changed_templates(c, &head, &templates));
             }
             if changed.iter().all(|c| c.entries.is_empty()) {
                 tracing::info!("no entries changed between {} and {}", a.base, a.head);
@@ -177,7 +157,6 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
             let rows = expand_with(&changed, &a.common)?;
             emit(rows, &a.common)
         }
-        Cmd::Dispatch(_) | Cmd::Collect(_) | Cmd::Runners(_) => unreachable!("handled in run"),
     }
 }
 

@@ -40,6 +40,36 @@ pub struct Entry {
     pub seq_lens: Vec<SeqLen>,
 }
 
+impl Entry {
+    /// File names of the launch templates this entry's rows run.
+    pub fn template_names(&self) -> Vec<String> {
+        let mtp = |m: bool| {
+            super::template_file_name(
+                &self.model_prefix,
+                &self.precision,
+                &self.runner,
+                &self.framework,
+                m,
+            )
+        };
+        let items = self.seq_lens.iter().flat_map(|s| &s.search_space);
+        let uses_mtp = items
+            .clone()
+            .any(|i| i.spec_decoding.as_deref() == Some("mtp"));
+        let uses_plain = items
+            .clone()
+            .any(|i| i.spec_decoding.as_deref() != Some("mtp"));
+        let mut v = vec![];
+        if uses_plain {
+            v.push(mtp(false));
+        }
+        if uses_mtp {
+            v.push(mtp(true));
+        }
+        v
+    }
+}
+
 /// The schema an entry was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schema {

@@ -13,3 +13,19 @@ pub mod runners;
 
 pub(crate) use error::{parse_json, parse_yaml, UniqueMap};
 pub use error::{read_file, ConfigError};
+
+/// The launch template an entry or row runs: `<model-prefix>_<precision>_<gpu>_<framework>`
+/// with `_mtp` for MTP speculative decoding, where the GPU is the runner label up to its
+/// first `-` (`b200-trt` and `b200-nvd_1` are both `b200`). Shared by the recipe stage, which
+/// looks the file up, and `scheduler diff`, which reruns entries whose template changed.
+pub fn template_file_name(
+    model_prefix: &str,
+    precision: &str,
+    runner: &str,
+    framework: &str,
+    mtp: bool,
+) -> String {
+    let gpu = runner.split('-').next().unwrap_or(runner);
+    let mtp = if mtp { "_mtp" } else { "" };
+    format!("{model_prefix}_{precision}_{gpu}_{framework}{mtp}.sh")
+}

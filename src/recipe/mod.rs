@@ -78,24 +78,15 @@ set -euo pipefail
 exec "$INFMAX_RUNNER" sim --host 127.0.0.1 --port "$PORT" --preset "$SIM_PRESET"
 "#;
 
-/// The GPU name in template file names: the runner label up to its first `-`
-/// (`b200-trt` and `b200-nvd_1` are both `b200`).
-pub fn gpu_of(runner: &str) -> &str {
-    runner.split('-').next().unwrap_or(runner)
-}
-
-/// `<model-prefix>_<precision>_<gpu>_<framework>[_mtp].sh`.
+/// `<model-prefix>_<precision>_<gpu>_<framework>[_mtp].sh` (see
+/// [`crate::config::template_file_name`]).
 pub fn template_name(row: &JobRow) -> String {
-    let mtp = match row.spec_decoding.as_deref() {
-        Some("mtp") => "_mtp",
-        _ => "",
-    };
-    format!(
-        "{}_{}_{}_{}{mtp}.sh",
+    crate::config::template_file_name(
         row.model_prefix(),
-        row.precision,
-        gpu_of(&row.runner),
-        row.framework
+        &row.precision,
+        &row.runner,
+        &row.framework,
+        row.spec_decoding.as_deref() == Some("mtp"),
     )
 }
 

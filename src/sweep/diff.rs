@@ -3,6 +3,7 @@
 
 use super::SweepError;
 use crate::config::master::{Entry, MasterConfig};
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -15,9 +16,8 @@ fn git(repo: &Path, args: &[&str]) -> Result<std::process::Output, SweepError> {
         .map_err(|e| SweepError::Git(format!("cannot run git: {e}")))
 }
 
-/// Load a master file as it was at `rev`; `Ok(None)` when the file did not exist there.
-/// `path` is relative to the current directory, as on the command line.
-pub fn load_at_rev(repo: &Path, rev: &str, path: &str) -> Result<Option<MasterConfig>, SweepError> {
+/// Fail with "unknown revision" unless `rev` names a commit.
+fn verify_rev(repo: &Path, rev: &str) -> Result<(), SweepError> {
     if rev.starts_with('-') {
         return Err(SweepError::Git(format!("invalid revision `{rev}`")));
     }
@@ -26,6 +26,13 @@ pub fn load_at_rev(repo: &Path, rev: &str, path: &str) -> Result<Option<MasterCo
     if !out.status.success() {
         return Err(SweepError::Git(format!("unknown revision `{rev}`")));
     }
+    Ok(())
+}
+
+/// Load a master file as it was at `rev`; `Ok(None)` when the file did not exist there.
+/// `path` is relative to the current directory, as on the command line.
+pub fn load_at_rev(repo: &Path, rev: &str, path: &str) -> Result<Option<MasterConfig>, SweepError> {
+    verify_rev(repo, rev)?;
     let spec = format!("{rev}:./{}", path.trim_start_matches("./"));
     let out = git(repo, &["cat-file", "-e", &spec])?;
     if !out.status.success() {
@@ -71,6 +78,55 @@ pub fn changed_configs(
         file: head.file.clone(),
         entries,
     }
+}
+
+/// File names (not paths) under `dir` that changed between `base` and `head`.
+pub fn changed_files(
+    repo: &Path,
+    base: &str,
+    head: &str,
+    dir: &str,
+) -> Result<HashSet<String>, SweepError> {
+    verify_rev(repo, base)?;
+    verify_rev(repo, head)?;
+    let out = git(repo, &["diff", "--name-only", base, head, "--", dir])?;
+    if !out.status.success() {
+        return Err(SweepError::Git(format!(
+            "git diff {base} {head} -- {dir}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            Path::new(l)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .collect())
+}
+
+/// Add to `changed` (the result of [`changed_configs`] for `head`) every entry of `head`
+/// whose launch template is in `templates`, whole: a new engine command affects every
+/// seq-len config. Entries already there narrowed are widened.
+pub fn with_changed_templates(
+    mut changed: MasterConfig,
+    head: &MasterConfig,
+    templates: &HashSet<String>,
+) -> MasterConfig {
+    if templates.is_empty() {
+        return changed;
+    }
+    let mut entries = vec![];
+    for e in &head.entries {
+        if e.template_names().iter().any(|t| templates.contains(t)) {
+            entries.push(e.clone());
+        } else if let Some(c) = changed.entries.iter().find(|c| c.key == e.key) {
+            entries.push(c.clone());
+        }
+    }
+    changed.entries = entries;
+    changed
 }
 
 fn same_header(a: &Entry, b: &Entry) -> bool {

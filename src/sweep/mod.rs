@@ -7,7 +7,7 @@ mod expand;
 mod matrix;
 
 pub use crate::pyjson::to_python_json;
-pub use diff::{changed_configs, load_at_rev};
+pub use diff::{changed_configs, changed_files, load_at_rev, with_changed_templates};
 pub use expand::{concurrencies, expand, seq_name, Evals, Filters, RowShape, SeqLenName};
 pub use matrix::{chunk, write_github_output, Chunked};
 

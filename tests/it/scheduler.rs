@@ -464,6 +464,26 @@ fn diff_over_real_git_history() {
     );
     assert!(ok && rows.len() == 2, "{err}");
 
+    // A changed launch template reruns, whole, every entry that uses it (and only those).
+    let bench = repo.join("benchmarks");
+    std::fs::create_dir_all(&bench).unwrap();
+    write(&bench, "dsr1_fp8_mi300x_sglang.sh", "exec engine --v1\n");
+    let c5 = commit(repo, "add template");
+    write(&bench, "dsr1_fp8_mi300x_sglang.sh", "exec engine --v2\n");
+    let c6 = commit(repo, "change template");
+    let (ok, rows, err) = diff(&c5, &c6, &[]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        rows.len(),
+        15,
+        "dsr1-fp8-mi300x-sglang: 1k1k, 1k8k, 8k1k × conc 4..64"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r["runner"] == "mi300x" && r["precision"] == "fp8" && r["framework"] == "sglang"));
+    let (ok, rows, _) = diff(&c5, &c6, &["--templates", "elsewhere"]);
+    assert!(ok && rows.is_empty());
+
     // Bad revisions and files missing at head are clear errors.
     let (ok, _, err) = diff("nope", &c3, &[]);
     assert!(!ok && err.contains("unknown revision `nope`"), "{err}");
