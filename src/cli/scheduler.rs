@@ -1,4 +1,5 @@
-//! `scheduler` subcommands: `expand` and `diff`.
+//! `scheduler` subcommands: `expand` and `diff`; `dispatch`, `collect` and `runners` talk to
+//! GitHub (see [`crate::github`]).
 
 use crate::config::master::MasterConfig;
 use crate::config::row::MatrixRow;
@@ -22,6 +23,12 @@ pub enum Cmd {
     Expand(ExpandArgs),
     /// Rows only for entries that are new or changed between two git revisions.
     Diff(DiffArgs),
+    /// Start the dispatch.yml workflow with inputs and print the run's URL.
+    Dispatch(crate::github::cli::DispatchArgs),
+    /// A run's bmk_* artifacts (or local result dirs) → sweep table, plots and verdict.
+    Collect(crate::github::cli::CollectArgs),
+    /// List self-hosted runners; warn about matrix labels no online runner has.
+    Runners(crate::github::cli::RunnersArgs),
 }
 
 /// Filters and output options shared by `expand` and `diff`; flag names follow
@@ -119,6 +126,20 @@ pub struct DiffArgs {
 
 /// Run the parsed command line; errors are printed and become exit code 1.
 pub fn run(cli: Cli) -> ExitCode {
+    // The GitHub subcommands report through anyhow; the sweep ones through SweepError.
+    let github = match cli.cmd {
+        Cmd::Dispatch(a) => crate::github::cli::dispatch(a),
+        Cmd::Collect(a) => crate::github::cli::collect(a),
+        Cmd::Runners(a) => crate::github::cli::runners(a),
+        cmd => return run_sweep(Cli { cmd }),
+    };
+    github.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run_sweep(cli: Cli) -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -157,6 +178,7 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
             let rows = expand_with(&changed, &a.common)?;
             emit(rows, &a.common)
         }
+        Cmd::Dispatch(_) | Cmd::Collect(_) | Cmd::Runners(_) => unreachable!("handled in run"),
     }
 }
 
