@@ -15,3 +15,4 @@ mod sim;
 mod slurm;
 mod telemetry;
 mod util;
+mod workflows;
