@@ -126,7 +126,7 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let client = load::http_client();
+            let client = load::pooled_http_client();
             // Open one pooled connection per stream first (short requests), outside the timing.
             let short: Vec<Prepared> = (0..streams)
                 .map(|_| Prepared {

@@ -2,7 +2,7 @@
 //! `runner bench` against the simulated engine (clean and with each fault) and against a
 //! hand-written HTTP server that checks exactly what goes over the wire.
 
-use crate::util::fixture;
+use crate::util::{fixture, llama_server};
 use infmax::client::dataset::{sample_random, RandomParams};
 use infmax::sim::config::{CutFault, FailFault, StallFault};
 use infmax::sim::{Handle, Server, SimConfig};
@@ -410,4 +410,51 @@ fn bad_flags_are_clear_errors() {
     assert_eq!(o.status.code(), Some(4));
     let e = r.unwrap()["error_samples"][0].as_str().unwrap().to_string();
     assert!(e.contains("request failed"), "{e}");
+}
+
+#[test]
+fn bench_against_real_llama_server() {
+    let Some(server) = llama_server() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let url = format!("http://{}", server.addr);
+    let (o, r) = bench(
+        &url,
+        d.path(),
+        &[
+            "--max-concurrency",
+            "8",
+            "--num-prompts",
+            "24",
+            "--random-range-ratio",
+            "1.0",
+            "--model",
+            "tiny",
+            "--tokenizer",
+            "infmax/embedded",
+            "--save-detailed",
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stderr(&o), server.log_text());
+    let r = r.expect("result written");
+    assert_eq!(r["completed"], 24);
+    // ignore_eos: exactly max_tokens each, counted from llama.cpp's usage (which rides on
+    // the final choices chunk, not a separate one).
+    assert_eq!(r["total_output_tokens"], 24 * 16);
+    assert!(r["output_lens"].as_array().unwrap().iter().all(|n| n == 16));
+    // llama.cpp ends with a chunk holding an empty choice plus the usage; like the reference,
+    // any chunk with choices is a token event: 16 tokens + that chunk = 17 events, 16 gaps.
+    assert!(r["itls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|g| g.as_array().unwrap().len() == 16));
+    assert_eq!(
+        r["total_input_tokens"],
+        r["input_lens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>()
+    );
 }

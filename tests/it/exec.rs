@@ -3,7 +3,7 @@
 //! runner, shell injection in row values, a taken port, a missing template, dry runs of every
 //! shipped config entry, and a batch that keeps one engine for five concurrencies.
 
-use crate::util::write;
+use crate::util::{llama_paths, write};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -464,4 +464,46 @@ fn batch_restarts_the_engine_when_the_recipe_changes() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(engine_pids(&stderr(&o)).len(), 2);
+}
+
+#[test]
+fn exec_on_real_llama_server_writes_every_file() {
+    let Some((bin, model)) = llama_paths() else {
+        return;
+    };
+    let w = Work::new();
+    w.template(&format!(
+        "exec {} -m {} --host 127.0.0.1 --port \"$PORT\" -c 8192 -np 8 --no-webui",
+        bin.display(),
+        model.display()
+    ));
+    let r = w.row(&row(4));
+    let o = w.run("exec", &["--config", &r, "--prompts-multiplier", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = w.job_dir(4);
+    for f in [
+        "launch.sh",
+        "row.json",
+        "server.log",
+        "bench.json",
+        "agg.json",
+        "summary.md",
+    ] {
+        assert!(d.join(f).is_file(), "missing {f}");
+    }
+    let bench: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
+    assert_eq!(bench["completed"], 8);
+    assert!(
+        std::fs::read_to_string(d.join("server.log"))
+            .unwrap()
+            .contains("llama"),
+        "engine log captured"
+    );
+    let agg: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("agg.json")).unwrap()).unwrap();
+    assert_eq!(agg["hw"], "mi355x");
+    for pid in engine_pids(&stderr(&o)) {
+        assert_group_gone(pid);
+    }
 }

@@ -86,13 +86,10 @@ impl Drop for LlamaServer {
     }
 }
 
-/// Start llama-server on the tiny model (`-c 32768 -np 8 --metrics`, an ephemeral loopback
-/// port) and wait until `/health` answers 200.
-///
-/// The binary and model come from `INFMAX_LLAMA_SERVER` and `INFMAX_TINY_GGUF`, which
-/// `scripts/test` exports. Without them the test is skipped with a note (returns `None`),
-/// except under CI (`CI` set), where it fails: CI must really exercise the engine.
-pub fn llama_server() -> Option<LlamaServer> {
+/// The llama-server binary and tiny model from `INFMAX_LLAMA_SERVER` / `INFMAX_TINY_GGUF`
+/// (exported by `scripts/test`). Without them: `None` with a note, except under CI (`CI`
+/// set), where the test fails: CI must really exercise the engine.
+pub fn llama_paths() -> Option<(PathBuf, PathBuf)> {
     let (bin, model) = match (
         std::env::var_os("INFMAX_LLAMA_SERVER"),
         std::env::var_os("INFMAX_TINY_GGUF"),
@@ -120,7 +117,17 @@ pub fn llama_server() -> Option<LlamaServer> {
         "INFMAX_TINY_GGUF={} is not a file",
         model.display()
     );
+    Some((bin, model))
+}
 
+/// Start llama-server on the tiny model (`-c 32768 -np 8 --metrics`, an ephemeral loopback
+/// port) and wait until `/health` answers 200.
+///
+/// The binary and model come from `INFMAX_LLAMA_SERVER` and `INFMAX_TINY_GGUF`, which
+/// `scripts/test` exports. Without them the test is skipped with a note (returns `None`),
+/// except under CI (`CI` set), where it fails: CI must really exercise the engine.
+pub fn llama_server() -> Option<LlamaServer> {
+    let (bin, model) = llama_paths()?;
     const ATTEMPTS: usize = 5;
     for attempt in 1..=ATTEMPTS {
         // The port is free when we look; another process may take it before the server
