@@ -204,15 +204,27 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         };
-        let lps = v["choices"][0]["logprobs"]["token_logprobs"]
-            .as_array()
-            .ok_or_else(|| AccuracyError::Protocol {
+        let lp = &v["choices"][0]["logprobs"];
+        let Some(lps) = lp["token_logprobs"].as_array() else {
+            // llama-server answers in the chat-style `content` form, generated token only.
+            if let Some(c) = lp["content"]
+                .as_array()
+                .filter(|c| c.len() != tokens.len() + 1)
+            {
+                return Err(AccuracyError::EchoUnsupported {
+                    url: self.opts.base_url.clone(),
+                    got: c.len(),
+                    prompt: tokens.len(),
+                });
+            }
+            return Err(AccuracyError::Protocol {
                 url: self.opts.base_url.clone(),
                 message: format!(
                     "the answer has no choices[0].logprobs.token_logprobs: {}",
                     excerpt(&v)
                 ),
-            })?;
+            });
+        };
         if lps.len() != tokens.len() + 1 {
             return Err(AccuracyError::EchoUnsupported {
                 url: self.opts.base_url.clone(),

@@ -13,7 +13,9 @@
 //! * [`gsm8k`] — few-shot math word problems, strict and flexible answer extraction.
 //! * [`engine`] — the HTTP requests, concurrency, retries and echo detection.
 //! * [`data`] — hub-cache parquet, local parquet or JSONL.
+//! * [`cli`] — `runner eval` and the gate flags of `runner exec` / `runner batch`.
 
+pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod gsm8k;

@@ -52,6 +52,30 @@ pub struct ExecFlags {
     /// GitHub runner name (defaults to $RUNNER_NAME, else the row's runner).
     #[arg(long, env = "RUNNER_NAME")]
     pub runner_name: Option<String>,
+    /// Accuracy gate: TASK[:before|after] (wikitext, wikitext-tokens, gsm8k, gsm8k-chat).
+    /// `before` (default) stops a failing job ahead of the load phase; `after` records the
+    /// result and fails the job. Exit code 14 either way.
+    #[arg(long, value_name = "TASK[:MODE]")]
+    pub accuracy: Option<String>,
+    /// The gate's documents from a local parquet or JSONL file (default: the HF dataset
+    /// from the hub cache).
+    #[arg(long, value_name = "PATH")]
+    pub accuracy_data: Option<PathBuf>,
+    /// gsm8k few-shot examples (the train split) from a local parquet or JSONL file.
+    #[arg(long, value_name = "PATH")]
+    pub accuracy_fewshot_data: Option<PathBuf>,
+    /// Evaluate only the first N documents or problems.
+    #[arg(long)]
+    pub accuracy_limit: Option<usize>,
+    /// Evaluation requests in flight.
+    #[arg(long, default_value_t = 8)]
+    pub accuracy_num_concurrent: usize,
+    /// Explicit thresholds (METRIC=VALUE, repeatable) instead of baselines/accuracy.yaml.
+    #[arg(long, value_name = "METRIC=VALUE")]
+    pub accuracy_threshold: Vec<String>,
+    /// Threshold variant in accuracy.yaml (gsm8k: `bounty`, `inferencemax`).
+    #[arg(long)]
+    pub accuracy_variant: Option<String>,
 }
 
 /// `runner exec`.
@@ -85,7 +109,28 @@ impl ExecFlags {
         if !(0.0..=1.0).contains(&self.random_range_ratio) {
             anyhow::bail!("--random-range-ratio must be within [0, 1]");
         }
+        let accuracy = match &self.accuracy {
+            None => None,
+            Some(spec) => Some(crate::accuracy::cli::GateOptions {
+                spec: spec.parse()?,
+                flags: crate::accuracy::cli::EvalFlags {
+                    data: self.accuracy_data.clone(),
+                    fewshot_data: self.accuracy_fewshot_data.clone(),
+                    limit: self.accuracy_limit,
+                    num_concurrent: self.accuracy_num_concurrent.max(1),
+                    max_length: crate::accuracy::DEFAULT_MAX_LENGTH,
+                    num_fewshot: None,
+                    max_gen_toks: None,
+                    prefix_token_id: None,
+                    request_timeout_s: 300,
+                    max_retries: 3,
+                    thresholds: self.accuracy_threshold.clone(),
+                    variant: self.accuracy_variant.clone(),
+                },
+            }),
+        };
         Ok(ExecOptions {
+            accuracy,
             out: self.out.clone(),
             benchmarks_dir: self.benchmarks.clone(),
             runners_dir: self.runners.clone(),

@@ -35,6 +35,9 @@ pub enum Cmd {
     /// argparse, a repeated flag overrides the earlier one).
     #[command(args_override_self = true)]
     Bench(Box<super::bench::BenchArgs>),
+    /// Evaluate a served model like lm-eval (wikitext perplexities, gsm8k exact match) and
+    /// print the metrics as JSON; with thresholds, exit 14 when the gate fails.
+    Eval(Box<crate::accuracy::cli::EvalArgs>),
 }
 
 /// Flags of `runner sim`.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Report(args) => edge(crate::report::cli::run(args)),
         Cmd::Publish(args) => edge(crate::publish::cli::run(args)),
         Cmd::Bench(args) => super::bench::run(*args),
+        Cmd::Eval(args) => edge(crate::accuracy::cli::run(*args)),
         Cmd::Exec(args) => super::exec::run_exec(args),
         Cmd::Batch(args) => super::exec::run_batch(args),
         Cmd::Sim(args) => match run_sim(args) {

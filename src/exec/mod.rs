@@ -7,6 +7,8 @@
 //! GPU telemetry ([`crate::telemetry`]) is sampled during each job's timed phase only (after
 //! the warmups) and becomes `gpu_metrics.csv` plus the agg row's energy fields.
 
+use crate::accuracy::cli::GateOptions;
+use crate::accuracy::Mode;
 use crate::client::load::Progress;
 use crate::client::request::{Backend, Timeouts};
 use crate::client::result::Selection;
@@ -15,7 +17,9 @@ use crate::config::row::JobRow;
 use crate::launch::engine::{self, Engine, LaunchSpec};
 use crate::launch::profile::{self, NamedProfile, Profile};
 use crate::recipe::{self, Recipe, TemplateSource};
-use crate::report::{self, AggInputs, AggRow, Baselines, ClientInfo};
+use crate::report::{
+    self, AccuracyRecord, AccuracyStatus, AggInputs, AggRow, Baselines, ClientInfo,
+};
 use crate::telemetry::{Sample, Sampler, Tool};
 use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
 use std::path::{Path, PathBuf};
@@ -107,6 +111,8 @@ pub struct ExecOptions {
     pub ready_timeout: Duration,
     /// Per-request stall timeout of the client.
     pub stall_timeout: Duration,
+    /// The accuracy gate, when asked for (`--accuracy`).
+    pub accuracy: Option<crate::accuracy::cli::GateOptions>,
 }
 
 /// A row with its profile and recipe, ready to run.
@@ -174,6 +180,8 @@ struct Running {
     engine: Engine,
     fingerprint: String,
     started_s: f64,
+    /// The gate's record for this engine (an engine reused in a batch is evaluated once).
+    accuracy: Option<AccuracyRecord>,
 }
 
 /// Write `status.json` for a job that did not finish, so collectors list it as failed.
@@ -250,6 +258,21 @@ async fn run_one(
         .as_bytes(),
     )?;
     let _ = std::fs::remove_file(dir.join("status.json"));
+    // A gate without thresholds is a configuration error: find out before launching.
+    let gate = match &o.accuracy {
+        None => None,
+        Some(g) => {
+            let key = crate::report::agg::model_key(
+                job.row.model_prefix(),
+                &job.row.precision,
+                job.row.spec_decoding.as_deref().unwrap_or("none"),
+            );
+            let th = g
+                .thresholds_for(baselines.accuracy.as_ref(), &key)
+                .map_err(|e| fail(Stage::Config, e))?;
+            Some((g, th))
+        }
+    };
 
     // Launch unless the running engine serves this exact recipe.
     let reuse = running
@@ -301,9 +324,25 @@ async fn run_one(
             engine: eng,
             fingerprint: job.recipe.fingerprint.clone(),
             started_s: started.as_secs_f64(),
+            accuracy: None,
         });
     } else {
         tracing::info!("reusing the running engine (same recipe fingerprint)");
+    }
+    let mut accuracy = None;
+    if let Some((g, th)) = gate.as_ref().filter(|(g, _)| g.spec.mode == Mode::Before) {
+        let run = running.as_mut().expect("engine running");
+        let rec = accuracy_gate(job, o, g, th, run, dir).await?;
+        if rec.status != AccuracyStatus::Pass {
+            return Err(fail(
+                Stage::Accuracy,
+                format!(
+                    "accuracy gate failed before the load phase ({}); the performance phase was not run",
+                    crate::accuracy::explain(&rec)
+                ),
+            ));
+        }
+        accuracy = Some(rec);
     }
     let run = running.as_ref().expect("engine running");
     let progress = Arc::new(Progress::default());
@@ -323,6 +362,11 @@ async fn run_one(
     };
     copy_log(&run.engine, dir);
     let out = result.map_err(|e| fail(Stage::Load, e))?;
+    if let Some((g, th)) = gate.as_ref().filter(|(g, _)| g.spec.mode == Mode::After) {
+        let run = running.as_mut().expect("engine running");
+        accuracy = Some(accuracy_gate(job, o, g, th, run, dir).await?);
+    }
+    let run = running.as_ref().expect("engine running");
     let bench_text = crate::pyjson::to_python_json(&out.result);
     write("bench.json", bench_text.as_bytes())?;
     let bench_json = serde_json::Value::Object(out.result.clone());
@@ -331,7 +375,7 @@ async fn run_one(
         hw: matches!(job.profile.profile, Profile::Sim { .. }).then(|| "sim".to_string()),
         recipe_fingerprint: job.recipe.fingerprint.clone(),
         engine_start_s: Some(run.started_s),
-        accuracy: None,
+        accuracy: accuracy.clone(),
         client: Some(ClientInfo {
             version: format!("infmax {}", env!("CARGO_PKG_VERSION")),
             seed: Some(u64::from(o.seed)),
@@ -377,7 +421,83 @@ async fn run_one(
             ),
         ));
     }
+    if let Some(rec) = accuracy.filter(|r| r.status != AccuracyStatus::Pass) {
+        return Err(fail(
+            Stage::Accuracy,
+            format!(
+                "accuracy gate failed after the load phase ({}); results kept in {}",
+                crate::accuracy::explain(&rec),
+                dir.display()
+            ),
+        ));
+    }
     Ok(agg)
+}
+
+/// Run (or, on a reused engine, recall) the accuracy gate and write `accuracy.json`. An
+/// evaluation that cannot run is an accuracy-stage error; a failing one is a record.
+async fn accuracy_gate(
+    job: &Planned,
+    o: &ExecOptions,
+    g: &GateOptions,
+    th: &crate::report::baseline::Thresholds,
+    run: &mut Running,
+    dir: &Path,
+) -> Result<AccuracyRecord, ExecError> {
+    let cached = run
+        .accuracy
+        .as_ref()
+        .filter(|r| r.task == g.spec.task.name() && r.threshold == th.metrics);
+    let rec = match cached {
+        Some(r) => {
+            tracing::info!("accuracy: reusing this engine's {} result", r.task);
+            r.clone()
+        }
+        None => {
+            let sim = matches!(job.profile.profile, Profile::Sim { .. });
+            let model = if sim {
+                crate::sim::config::DEFAULT_MODEL.to_string()
+            } else {
+                job.row.model.clone()
+            };
+            let tok_spec = o
+                .tokenizer
+                .clone()
+                .or_else(|| (!sim).then(|| job.row.model.clone()));
+            let tokenizer = crate::accuracy::cli::tokenizer_for(tok_spec.as_deref(), &model)
+                .await
+                .map_err(|e| fail(Stage::Accuracy, e))?;
+            let cfg = g
+                .flags
+                .config(
+                    g.spec.task,
+                    &run.engine.base_url,
+                    &model,
+                    tokenizer,
+                    th.shots,
+                )
+                .map_err(|e| fail(Stage::Config, e))?;
+            tracing::info!("accuracy: evaluating {} ({})", g.spec.task.name(), th.rule);
+            let (rec, err) = crate::accuracy::cli::run_gate(&cfg, th).await;
+            write_accuracy(dir, &rec);
+            if let Some(e) = err {
+                return Err(fail(
+                    Stage::Accuracy,
+                    format!("accuracy evaluation ({}) failed: {e}", g.spec.task.name()),
+                ));
+            }
+            run.accuracy = Some(rec.clone());
+            rec
+        }
+    };
+    write_accuracy(dir, &rec);
+    eprintln!("accuracy: {}", crate::accuracy::explain(&rec));
+    Ok(rec)
+}
+
+fn write_accuracy(dir: &Path, rec: &AccuracyRecord) {
+    let text = serde_json::to_string_pretty(rec).expect("record serialises");
+    let _ = crate::fsutil::write_atomic(&dir.join("accuracy.json"), format!("{text}\n").as_bytes());
 }
 
 fn copy_log(engine: &Engine, dir: &Path) {

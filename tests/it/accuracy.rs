@@ -546,3 +546,212 @@ fn engine_options_default_to_lm_eval() {
     );
     let _ = engine::GenPrompt::Text(String::new());
 }
+
+// ---- the command line: runner eval, runner exec --accuracy ----
+
+const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `runner exec` on the tiny sim with the gate flags `gate`; returns the output and the job
+/// directory.
+fn exec_with_gate(gate: &[&str]) -> (std::process::Output, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("runners")).unwrap();
+    std::fs::create_dir_all(p.join("benchmarks")).unwrap();
+    crate::util::write(&p.join("runners"), "sim.yaml", "kind: sim\npreset: tiny\n");
+    let row = serde_json::json!({"image": "img:1", "model": "infmax/sim", "precision": "fp4",
+        "framework": "sglang", "runner": "mi355x", "isl": 64, "osl": 16, "tp": 8, "conc": 2,
+        "max-model-len": 4096, "ep": 1, "dp-attn": false, "exp-name": "dsr1_64_16"});
+    let r = crate::util::write(p, "row.json", &row.to_string());
+    let data = fixture("accuracy/wikitext-pages.jsonl")
+        .display()
+        .to_string();
+    let out = std::process::Command::new(RUNNER)
+        .current_dir(p)
+        .args(["exec", "--config", &r, "--profile", "sim", "--out", "out"])
+        .args(["--runners", "runners", "--benchmarks", "benchmarks"])
+        .args([
+            "--baselines",
+            &root().join("baselines").display().to_string(),
+        ])
+        .args(["--prompts-multiplier", "1", "--accuracy-data", &data])
+        .args(gate)
+        .env_remove("RUNNER_NAME")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let job = p.join("out/dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc2_mi355x");
+    (out, job, dir)
+}
+
+fn json_file(p: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn failing_gate_before_the_load_stops_the_job_with_exit_14() {
+    let (o, job, _d) = exec_with_gate(&[
+        "--accuracy",
+        "wikitext:before",
+        "--accuracy-threshold",
+        "bits_per_byte=1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(14), "{err}");
+    assert!(
+        err.contains("accuracy gate failed before the load phase") && err.contains("bits_per_byte"),
+        "{err}"
+    );
+    assert!(!job.join("bench.json").exists(), "no load phase ran");
+    let acc = json_file(&job.join("accuracy.json"));
+    assert_eq!(acc["status"], "fail");
+    assert_eq!(acc["threshold"]["bits_per_byte"], 1.0);
+    assert_eq!(json_file(&job.join("status.json"))["stage"], "accuracy");
+}
+
+#[test]
+fn gate_after_the_load_is_recorded_in_agg_json() {
+    let (o, job, _d) = exec_with_gate(&[
+        "--accuracy",
+        "wikitext:after",
+        "--accuracy-threshold",
+        "bits_per_byte=10",
+        "--accuracy-threshold",
+        "byte_perplexity=100",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let agg = json_file(&job.join("agg.json"));
+    let acc = &agg["accuracy"];
+    assert_eq!(acc["task"], "wikitext");
+    assert_eq!(acc["status"], "pass");
+    // the numbers `runner eval` (and lm-eval 0.4.13) give for these pages at max_length 2048
+    assert!((acc["metrics"]["bits_per_byte"].as_f64().unwrap() - 5.633938092018322).abs() < 1e-12);
+    assert_eq!(acc["threshold"]["byte_perplexity"], 100.0);
+
+    // A failing gate after the load keeps the results and fails the job.
+    let (o, job, _d) = exec_with_gate(&[
+        "--accuracy",
+        "wikitext:after",
+        "--accuracy-threshold",
+        "bits_per_byte=1",
+    ]);
+    assert_eq!(o.status.code(), Some(14));
+    assert!(job.join("bench.json").is_file());
+    assert_eq!(
+        json_file(&job.join("agg.json"))["accuracy"]["status"],
+        "fail"
+    );
+}
+
+#[test]
+fn gate_without_thresholds_is_a_config_error() {
+    // accuracy.yaml has no `wikitext` (document-level) entry for dsr1-fp4.
+    let (o, _job, _d) = exec_with_gate(&["--accuracy", "wikitext"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(10), "{err}");
+    assert!(
+        err.contains("no wikitext accuracy thresholds for `dsr1-fp4`"),
+        "{err}"
+    );
+    let (o, _job, _d) = exec_with_gate(&["--accuracy", "wikitext:sometime"]);
+    assert_eq!(o.status.code(), Some(10));
+}
+
+#[test]
+fn eval_command_prints_metrics_and_gates() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(sim());
+    let data = fixture("accuracy/wikitext-pages.parquet")
+        .display()
+        .to_string();
+    let o = std::process::Command::new(RUNNER)
+        .args([
+            "eval",
+            "--base-url",
+            &s.url(),
+            "--task",
+            "wikitext",
+            "--data",
+            &data,
+        ])
+        .args(["--max-length", "9", "--num-concurrent", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["documents"], 4);
+    assert!((v["metrics"]["word_perplexity"].as_f64().unwrap() - 499887519.222814).abs() < 1e-3);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("accuracy: wikitext: 40/40 requests"));
+    let o = std::process::Command::new(RUNNER)
+        .args([
+            "eval",
+            "--base-url",
+            &s.url(),
+            "--task",
+            "wikitext",
+            "--data",
+            &data,
+        ])
+        .args(["--threshold", "bits_per_byte=0.5", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(14));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["accuracy"]["status"], "fail");
+    s.shutdown();
+}
+
+#[test]
+fn missing_dataset_offline_names_the_download() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(RUNNER)
+        .args([
+            "eval",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--task",
+            "wikitext",
+        ])
+        .args(["--model", "m", "--tokenizer", "infmax/embedded"])
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("EleutherAI/wikitext_document_level")
+            && err.contains(
+                "huggingface-cli download --repo-type dataset EleutherAI/wikitext_document_level"
+            )
+            && err.contains("--data PATH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn real_llama_server_is_refused_for_loglikelihoods() {
+    // llama.cpp's llama-server ignores `echo`: it must be detected, never scored.
+    let Some(srv) = crate::util::llama_server() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut cfg = config(
+        Task::Wikitext,
+        "wikitext-pages.jsonl",
+        &format!("http://{}", srv.addr),
+        2048,
+    );
+    cfg.limit = Some(1);
+    let e = rt.block_on(accuracy::evaluate(&cfg)).unwrap_err();
+    assert!(
+        matches!(e, AccuracyError::EchoUnsupported { .. }),
+        "{e}\n{}",
+        srv.log_text()
+    );
+}
