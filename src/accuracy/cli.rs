@@ -79,6 +79,9 @@ pub struct EvalArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Write each gsm8k problem's prompt, response and extractions here (JSONL).
+    #[arg(long, value_name = "PATH")]
+    pub log_samples: Option<PathBuf>,
     #[command(flatten)]
     pub flags: EvalFlags,
 }
@@ -209,6 +212,13 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         )?;
         cfg.engine.progress = !a.quiet;
         let r = super::evaluate(&cfg).await?;
+        if let Some(p) = &a.log_samples {
+            let mut text = String::new();
+            for s in &r.samples {
+                text.push_str(&format!("{s}\n"));
+            }
+            crate::fsutil::write_atomic(p, text.as_bytes())?;
+        }
         let mut out = serde_json::to_value(&r)?;
         let mut code = ExitCode::SUCCESS;
         if let Some(th) = th {

@@ -11,6 +11,7 @@
 //! * [`wikitext`] — `wikitext` (document level, lm-eval's task) and `wikitext-tokens` (the
 //!   bounty's 2047-token chunks): word/byte perplexity and bits per byte.
 //! * [`gsm8k`] — few-shot math word problems, strict and flexible answer extraction.
+//! * [`pyrandom`] — CPython's `random.Random`, for lm-eval's few-shot draws.
 //! * [`engine`] — the HTTP requests, concurrency, retries and echo detection.
 //! * [`data`] — hub-cache parquet, local parquet or JSONL.
 //! * [`cli`] — `runner eval` and the gate flags of `runner exec` / `runner batch`.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod gsm8k;
+pub mod pyrandom;
 pub mod wikitext;
 
 use crate::report::baseline::{Bound, Thresholds};
@@ -151,6 +153,9 @@ impl Task {
 /// lm-eval's API-model default `max_length`.
 pub const DEFAULT_MAX_LENGTH: usize = 2048;
 
+/// lm-eval's `fewshot_random_seed` default.
+pub const FEWSHOT_SEED: u64 = 1234;
+
 /// Chunk length of the bounty's `wikitext-tokens` documents.
 pub const TOKEN_CHUNK: usize = 2047;
 
@@ -190,6 +195,9 @@ pub struct EvalResult {
     pub documents: usize,
     /// Requests sent.
     pub requests: usize,
+    /// Per-problem prompts, responses and extractions (gsm8k), for `--log-samples`.
+    #[serde(skip)]
+    pub samples: Vec<serde_json::Value>,
 }
 
 /// The special token text a tokenizer config names (`bos_token` / `eos_token`).
@@ -358,6 +366,7 @@ async fn eval_wikitext(cfg: &EvalConfig) -> Result<EvalResult, AccuracyError> {
         .collect(),
         documents: docs.len(),
         requests: n_req,
+        samples: vec![],
     })
 }
 
@@ -388,7 +397,7 @@ async fn eval_gsm8k(cfg: &EvalConfig) -> Result<EvalResult, AccuracyError> {
     let mut test = problems(test);
     test.truncate(cfg.limit.unwrap_or(usize::MAX));
     let shots_n = cfg.num_fewshot.unwrap_or(5) as usize;
-    let shots = if shots_n == 0 {
+    let pool = if shots_n == 0 {
         vec![]
     } else {
         let rows = match (&cfg.fewshot_data, &cfg.data) {
@@ -404,23 +413,40 @@ async fn eval_gsm8k(cfg: &EvalConfig) -> Result<EvalResult, AccuracyError> {
                 data::load(&Source::Hub(h), &cols).await?
             }
         };
-        let mut p = problems(rows);
+        let p = problems(rows);
         if p.len() < shots_n {
             return Err(AccuracyError::Config(format!(
                 "{shots_n} shots asked for but the few-shot split has {} examples",
                 p.len()
             )));
         }
-        p.truncate(shots_n);
         p
     };
+    // lm-eval's default sampler: one `Random(1234)` drawing `sample(train, n)` per question,
+    // in question order.
+    let mut rnd = pyrandom::PyRandom::new(FEWSHOT_SEED);
+    let shots: Vec<Vec<gsm8k::Problem>> = test
+        .iter()
+        .map(|_| {
+            if shots_n == 0 {
+                vec![]
+            } else {
+                rnd.sample(pool.len(), shots_n)
+                    .into_iter()
+                    .map(|i| pool[i].clone())
+                    .collect()
+            }
+        })
+        .collect();
     let chat = cfg.task == Task::Gsm8kChat;
     let max_gen = cfg
         .max_gen_toks
         .unwrap_or(if chat { 2048 } else { gsm8k::MAX_GEN_TOKS });
     let mut reqs = vec![];
-    for p in &test {
-        let text = gsm8k::prompt(&shots, p);
+    let mut prompts = vec![];
+    for (p, shots) in test.iter().zip(&shots) {
+        let text = gsm8k::prompt(shots, p);
+        prompts.push(text.clone());
         let prompt = if chat {
             GenPrompt::Chat(text)
         } else {
@@ -451,11 +477,17 @@ async fn eval_gsm8k(cfg: &EvalConfig) -> Result<EvalResult, AccuracyError> {
     })
     .await?;
     let (mut strict, mut flexible) = (0usize, 0usize);
-    for (o, p) in outs.iter().zip(&test) {
+    let mut samples = vec![];
+    for (i, (o, p)) in outs.iter().zip(&test).enumerate() {
         // As lm-eval's completions model: the text as returned (the engine applied `stop`).
         let s = gsm8k::score(o, p);
         strict += usize::from(s.strict_ok);
         flexible += usize::from(s.flexible_ok);
+        samples.push(
+            serde_json::json!({"doc_id": i, "prompt": prompts[i], "response": o,
+            "strict-match": s.strict, "flexible-extract": s.flexible,
+            "exact_match_strict": s.strict_ok, "exact_match": s.flexible_ok}),
+        );
     }
     let n = test.len().max(1) as f64;
     Ok(EvalResult {
@@ -468,6 +500,7 @@ async fn eval_gsm8k(cfg: &EvalConfig) -> Result<EvalResult, AccuracyError> {
         .collect(),
         documents: test.len(),
         requests: n_req,
+        samples,
     })
 }
 
