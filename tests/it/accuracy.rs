@@ -755,3 +755,43 @@ fn real_llama_server_is_refused_for_loglikelihoods() {
         srv.log_text()
     );
 }
+
+#[test]
+fn hub_cache_parquet_is_found_offline() {
+    // The hub cache layout hf-hub and huggingface_hub share.
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache
+        .path()
+        .join("datasets--EleutherAI--wikitext_document_level");
+    let snap = repo.join("snapshots/0123abcd/wikitext-2-raw-v1");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+    std::fs::copy(
+        fixture("accuracy/wikitext-pages.parquet"),
+        snap.join("test-00000-of-00001.parquet"),
+    )
+    .unwrap();
+    // another split and another config must not be read
+    std::fs::write(snap.join("train-00000-of-00001.parquet"), "not parquet").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(sim());
+    let o = std::process::Command::new(RUNNER)
+        .args([
+            "eval",
+            "--base-url",
+            &s.url(),
+            "--task",
+            "wikitext",
+            "--quiet",
+        ])
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["documents"], 4);
+    assert_eq!(v["metrics"]["bits_per_byte"], 5.633938092018322);
+    s.shutdown();
+}
