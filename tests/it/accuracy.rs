@@ -795,3 +795,35 @@ fn hub_cache_parquet_is_found_offline() {
     assert_eq!(v["metrics"]["bits_per_byte"], 5.633938092018322);
     s.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_without_token_id_prompts_gets_text() {
+    // An engine that only takes strings: answers 400 to ids, then scores the text it gets.
+    let tok = HfTokenizer::embedded();
+    let url = fake(move |_, body| match &body["prompt"] {
+        serde_json::Value::String(s) => {
+            let k = tok.encode(s).unwrap().len();
+            let mut lps = vec![serde_json::Value::Null];
+            lps.extend((1..=k).map(|_| serde_json::json!(-2.0)));
+            (
+                200,
+                serde_json::json!({"choices": [{"index": 0, "logprobs": {"token_logprobs": lps}}]}),
+            )
+        }
+        _ => (400, serde_json::json!({"error": "prompt must be a string"})),
+    })
+    .await;
+    let mut cfg = config(Task::Wikitext, "wikitext-pages.jsonl", &url, 2048);
+    cfg.limit = Some(1);
+    cfg.prefix_token = Some(HfTokenizer::embedded().encode("Hello").unwrap()[0]);
+    let r = accuracy::evaluate(&cfg).await.unwrap();
+    let docs = accuracy::wikitext_documents(&cfg).await.unwrap();
+    let n = HfTokenizer::embedded()
+        .encode(&docs[0].target)
+        .unwrap()
+        .len() as f64;
+    assert!(close(
+        r.metrics["bits_per_byte"],
+        2.0 * n / 272.0 / std::f64::consts::LN_2
+    ));
+}
