@@ -114,7 +114,12 @@ fn small_row(tp: u32, conc: u32) -> Value {
 fn exec_on_slurm_allocates_runs_the_step_and_releases() {
     let Some(_c) = cluster() else { return };
     let (w, runner) = work("ok", "");
-    w.sim_template("preset: tiny\n", "0.0.0.0");
+    // A timed phase of a few seconds (2 rounds of 16 tokens at 100 ms), so the sampler,
+    // itself an srun step that takes a moment to start on a loaded machine, gets readings.
+    w.sim_template(
+        "preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 100\n",
+        "0.0.0.0",
+    );
     // The step reports what Slurm gave it.
     let t = std::fs::read_to_string(w.path().join("benchmarks/dsr1_fp4_mi355x_sglang.sh"))
         .unwrap()
@@ -132,7 +137,15 @@ fn exec_on_slurm_allocates_runs_the_step_and_releases() {
     let cfg = w.row(&small_row(2, 2));
     let t0 = Instant::now();
     let o = w
-        .cmd("exec", &args(&runner, &cfg, &[]), None)
+        .cmd(
+            "exec",
+            &args(
+                &runner,
+                &cfg,
+                &["--prompts-multiplier", "2", "--num-warmups", "0"],
+            ),
+            None,
+        )
         .output()
         .unwrap();
     let e = stderr(&o);
