@@ -205,6 +205,25 @@ struct TokenizeRequest {
 /// An early answer (an error) to a request, boxed to keep `Result`s small.
 type Reject = Box<Response>;
 
+/// `stream_options` as vLLM accepts them: only with `stream: true`, and without the
+/// per-chunk usage this engine does not send.
+fn stream_options(stream: bool, o: Option<StreamOptions>) -> Result<StreamOptions, Reject> {
+    if o.is_some() && !stream {
+        return Err(reject(
+            400,
+            "stream_options can only be given with stream: true",
+        ));
+    }
+    let opts = o.unwrap_or_default();
+    if opts.continuous_usage_stats {
+        return Err(reject(
+            400,
+            "continuous_usage_stats is not supported by the simulated engine",
+        ));
+    }
+    Ok(opts)
+}
+
 fn reject(status: u16, message: &str) -> Reject {
     Box::new(error(status, message))
 }
@@ -290,19 +309,7 @@ fn completion_ask(e: &Engine, body: &[u8]) -> Result<Ask, Reject> {
             "echo is not supported with stream by the simulated engine",
         ));
     }
-    if r.stream_options.is_some() && !r.stream {
-        return Err(reject(
-            400,
-            "stream_options can only be given with stream: true",
-        ));
-    }
-    let opts = r.stream_options.unwrap_or_default();
-    if opts.continuous_usage_stats {
-        return Err(reject(
-            400,
-            "continuous_usage_stats is not supported by the simulated engine",
-        ));
-    }
+    let opts = stream_options(r.stream, r.stream_options)?;
     let max_tokens = r.max_tokens.unwrap_or(16);
     if max_tokens == 0 && !r.echo {
         return Err(reject(400, "max_tokens must be at least 1, got 0."));
@@ -338,19 +345,7 @@ fn chat_ask(e: &Engine, body: &[u8]) -> Result<Ask, Reject> {
         return Err(reject(400, "messages must not be empty"));
     }
     let prompt = encode(e, &messages_text(&r.messages)?)?;
-    if r.stream_options.is_some() && !r.stream {
-        return Err(reject(
-            400,
-            "stream_options can only be given with stream: true",
-        ));
-    }
-    let opts = r.stream_options.unwrap_or_default();
-    if opts.continuous_usage_stats {
-        return Err(reject(
-            400,
-            "continuous_usage_stats is not supported by the simulated engine",
-        ));
-    }
+    let opts = stream_options(r.stream, r.stream_options)?;
     let max_tokens = r.max_completion_tokens.or(r.max_tokens).unwrap_or(16);
     if max_tokens == 0 {
         return Err(reject(400, "max_tokens must be at least 1, got 0."));
