@@ -43,7 +43,8 @@ fn staged(path: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile>
     Ok(tmp)
 }
 
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+/// fsync the directory holding `path`, so a rename or unlink in it survives a power cut.
+pub fn sync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(parent(path))?.sync_all()
 }
 

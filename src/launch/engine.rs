@@ -139,9 +139,11 @@ fn container_name(job: &str) -> String {
 }
 
 /// The command a profile runs for a spec (argv, no shell), and its teardown.
+/// `container` is the docker container name (per-run in a launch, symbolic in `describe`).
 fn command(
     profile: &Profile,
     spec: &LaunchSpec,
+    container: &str,
     slurm_job: Option<&str>,
 ) -> (Vec<String>, Teardown) {
     let script = spec.script_path.display().to_string();
@@ -153,7 +155,7 @@ fn command(
             hf_cache: mount_cache,
             extra_args,
         } => {
-            let name = container_name(&spec.job_name);
+            let name = container.to_string();
             let dir = spec
                 .script_path
                 .parent()
@@ -260,7 +262,7 @@ pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
         job_name: "JOB".into(),
         env: vec![],
     };
-    let (mut argv, _) = command(profile, &spec, Some("JOBID"));
+    let (mut argv, _) = command(profile, &spec, "infmax-JOB", Some("JOBID"));
     if let Profile::Slurm {
         partition,
         time_minutes,
@@ -282,11 +284,6 @@ pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
         salloc.push("&&".into());
         salloc.append(&mut argv);
         argv = salloc;
-    }
-    for a in argv.iter_mut() {
-        if a.starts_with("infmax-JOB-") {
-            *a = "infmax-JOB".into();
-        }
     }
     argv
 }
@@ -500,7 +497,8 @@ impl Engine {
             }
             _ => (None, "127.0.0.1".to_string()),
         };
-        let (argv, teardown) = command(profile, spec, slurm_job.as_deref());
+        let container = container_name(&spec.job_name);
+        let (argv, teardown) = command(profile, spec, &container, slurm_job.as_deref());
         let mut expr = duct::cmd(&argv[0], &argv[1..])
             .stdin_null()
             // Order matters in duct: stderr joins stdout, then both go to the log.

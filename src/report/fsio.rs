@@ -17,11 +17,5 @@ pub fn create_atomic(path: &Path, bytes: &[u8]) -> Result<bool, ReportError> {
 
 /// fsync the directory holding `path` so a rename or unlink in it is durable.
 pub fn sync_dir(path: &Path) -> Result<(), ReportError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| ReportError::io(dir, e))
+    crate::fsutil::sync_dir(path).map_err(|e| ReportError::io(path, e))
 }

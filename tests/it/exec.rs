@@ -94,6 +94,20 @@ impl Work {
     }
 }
 
+/// Every file a finished job leaves in its result directory.
+fn assert_job_files(d: &Path) {
+    for f in [
+        "launch.sh",
+        "row.json",
+        "server.log",
+        "bench.json",
+        "agg.json",
+        "summary.md",
+    ] {
+        assert!(d.join(f).is_file(), "missing {f}");
+    }
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -137,16 +151,7 @@ fn exec_on_sim_writes_every_file() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let d = w.job_dir(4);
-    for f in [
-        "launch.sh",
-        "row.json",
-        "server.log",
-        "bench.json",
-        "agg.json",
-        "summary.md",
-    ] {
-        assert!(d.join(f).is_file(), "missing {f}");
-    }
+    assert_job_files(&d);
     let agg: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("agg.json")).unwrap()).unwrap();
     assert_eq!(
@@ -481,16 +486,7 @@ fn exec_on_real_llama_server_writes_every_file() {
     let o = w.run("exec", &["--config", &r, "--prompts-multiplier", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let d = w.job_dir(4);
-    for f in [
-        "launch.sh",
-        "row.json",
-        "server.log",
-        "bench.json",
-        "agg.json",
-        "summary.md",
-    ] {
-        assert!(d.join(f).is_file(), "missing {f}");
-    }
+    assert_job_files(&d);
     let bench: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
     assert_eq!(bench["completed"], 8);
