@@ -51,7 +51,8 @@ pub struct LoadResult {
     pub warmup_errors: Vec<String>,
 }
 
-/// The load client's HTTP client: HTTP/1.1, no Nagle delay and, like the reference (a new
+/// The load client's HTTP client for `https://` targets (`http://` ones use the client's own
+/// transport, [`super::http1`]): HTTP/1.1, no Nagle delay and, like the reference (a new
 /// aiohttp session per request), a new connection for every request. Reusing pooled
 /// connections races servers that close idle keep-alive connections (llama.cpp does: the
 /// request then fails with "connection closed before message completed").
@@ -60,18 +61,6 @@ pub fn http_client() -> reqwest::Client {
         .http1_only()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(0)
-        .build()
-        .expect("HTTP client builds")
-}
-
-/// A client that keeps one pooled connection per stream: for the self-test, which opens
-/// its connections before timing so it measures streaming alone.
-pub fn pooled_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(usize::MAX)
-        .pool_idle_timeout(Duration::from_secs(90))
         .build()
         .expect("HTTP client builds")
 }

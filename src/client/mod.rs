@@ -8,6 +8,7 @@
 //! parsed without building JSON trees ([`sse`]), and nothing is locked per token.
 
 pub mod dataset;
+pub mod http1;
 pub mod load;
 pub mod request;
 pub mod result;
@@ -134,12 +135,12 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         })
         .collect();
     let plan = LoadPlan {
-        target: Target {
-            url: format!("{}{}", cfg.base_url.trim_end_matches('/'), cfg.endpoint),
-            api_key: cfg.api_key.clone(),
-            chat: cfg.backend.is_chat(),
-            timeouts: cfg.timeouts,
-        },
+        target: Target::new(
+            format!("{}{}", cfg.base_url.trim_end_matches('/'), cfg.endpoint),
+            cfg.api_key.clone(),
+            cfg.backend.is_chat(),
+            cfg.timeouts,
+        ),
         max_concurrency: cfg.max_concurrency,
         request_rate: cfg.request_rate,
         burstiness: cfg.burstiness,

@@ -4,8 +4,10 @@
 //! per arriving network chunk, one clock read and a borrowed parse of its lines. Times are
 //! taken on a monotonic clock when a chunk arrives, not after it is parsed.
 
+use super::http1::{self, Endpoint};
 use super::sse::{parse_line, Event, LineSplitter};
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Request API, by the reference's `--backend` names.
@@ -148,6 +150,22 @@ pub struct Target {
     /// Chat streams time latency to the last data chunk, as the reference does.
     pub chat: bool,
     pub timeouts: Timeouts,
+    /// The client's own transport for `http://` URLs (parsed once, resolved once); `None`
+    /// sends through reqwest (`https://`).
+    pub endpoint: Option<Arc<Endpoint>>,
+}
+
+impl Target {
+    pub fn new(url: String, api_key: Option<String>, chat: bool, timeouts: Timeouts) -> Self {
+        let endpoint = Endpoint::parse(&url, api_key.as_deref()).map(Arc::new);
+        Target {
+            url,
+            api_key,
+            chat,
+            timeouts,
+            endpoint,
+        }
+    }
 }
 
 /// A request ready to send.
@@ -188,6 +206,131 @@ pub async fn send(client: &reqwest::Client, target: &Target, r: &Prepared) -> Ou
     out
 }
 
+/// The response body, on either transport.
+enum Wire {
+    Own(http1::Response),
+    Reqwest {
+        resp: reqwest::Response,
+        /// The chunk the last `next` returned, until drained.
+        chunk: Option<Bytes>,
+    },
+}
+
+impl Wire {
+    /// Wait for the next bytes (cancel-safe); `Ok(false)` once the body has ended.
+    async fn next(&mut self) -> Result<bool, String> {
+        match self {
+            Wire::Own(r) => {
+                // Bytes read with the head (or not yet drained) come first.
+                if r.has_buffered() {
+                    return Ok(true);
+                }
+                if r.is_done() {
+                    return Ok(false);
+                }
+                r.fill().await.map_err(|e| e.to_string())?;
+                Ok(r.has_buffered() || !r.is_done())
+            }
+            Wire::Reqwest { resp, chunk } => match resp.chunk().await {
+                Ok(c) => {
+                    *chunk = c;
+                    Ok(chunk.is_some())
+                }
+                Err(e) => Err(error_chain(&e)),
+            },
+        }
+    }
+
+    /// Hand what `next` brought to `f`, decoded.
+    fn drain(&mut self, f: impl FnMut(&[u8])) -> Result<(), String> {
+        match self {
+            Wire::Own(r) => r.drain(f).map_err(|e| e.to_string()),
+            Wire::Reqwest { chunk, .. } => {
+                let mut f = f;
+                if let Some(c) = chunk.take() {
+                    f(&c);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Send the POST and wait for the response head.
+async fn open(
+    client: &reqwest::Client,
+    target: &Target,
+    body: Bytes,
+) -> Result<(u16, Wire), String> {
+    if let Some(ep) = &target.endpoint {
+        let r = ep
+            .post(&body)
+            .await
+            .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+        return Ok((r.status, Wire::Own(r)));
+    }
+    let mut req = client
+        .post(&target.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    if let Some(k) = &target.api_key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
+    Ok((resp.status().as_u16(), Wire::Reqwest { resp, chunk: None }))
+}
+
+/// Up to this much of an error response's body is kept for the message.
+const ERROR_BODY_MAX: usize = 16 << 10;
+
+/// The timing of one stream, fed line by line with each network read's arrival time.
+struct Timing<'o> {
+    out: &'o mut Outcome,
+    st: Instant,
+    first: bool,
+    last_token: Instant,
+    /// The last data chunk of any kind (chat latency ends there).
+    last_any: Instant,
+    done: bool,
+    failure: Option<String>,
+}
+
+impl Timing<'_> {
+    fn tokens(&self) -> usize {
+        self.out.itl.len() + usize::from(!self.first)
+    }
+
+    fn line(&mut self, now: Instant, line: &[u8]) {
+        let ev = parse_line(line);
+        if !matches!(ev, Event::Ignore | Event::Done) {
+            self.last_any = now;
+        }
+        match ev {
+            Event::Token { text, usage } => {
+                if self.first {
+                    self.first = false;
+                    self.out.ttft = (now - self.st).as_secs_f64();
+                } else {
+                    self.out.itl.push((now - self.last_token).as_secs_f64());
+                }
+                self.last_token = now;
+                self.out.generated_text.push_str(&text);
+                if usage.is_some() {
+                    self.out.output_tokens = usage;
+                }
+            }
+            Event::Usage(u) => self.out.output_tokens = Some(u),
+            Event::Done => self.done = true,
+            Event::Error(e) => self.failure = Some(format!("engine error in stream: {e}")),
+            Event::Malformed(e) => self.failure = Some(format!("malformed stream chunk: {e}")),
+            Event::Ignore => {}
+        }
+    }
+}
+
 async fn stream(
     client: &reqwest::Client,
     target: &Target,
@@ -196,97 +339,86 @@ async fn stream(
     out: &mut Outcome,
 ) -> Result<(), String> {
     let (t, chat) = (target.timeouts, target.chat);
-    let mut req = client
-        .post(&target.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body);
-    if let Some(k) = &target.api_key {
-        req = req.bearer_auth(k);
-    }
-    let mut resp = tokio::time::timeout(t.stall, req.send())
+    let (status, mut wire) = tokio::time::timeout(t.stall, open(client, target, body))
         .await
-        .map_err(|_| format!("no response headers within {:.0} s", t.stall.as_secs_f64()))?
-        .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
-    let status = resp.status();
-    if status != reqwest::StatusCode::OK {
-        let text = tokio::time::timeout(t.stall, resp.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        return Err(format!("HTTP {status}: {}", text.trim()));
+        .map_err(|_| format!("no response headers within {:.0} s", t.stall.as_secs_f64()))??;
+    if status != 200 {
+        let mut text = Vec::new();
+        let _ = tokio::time::timeout(t.stall, async {
+            while text.len() < ERROR_BODY_MAX && wire.next().await.unwrap_or(false) {
+                let _ = wire.drain(|b| text.extend_from_slice(b));
+            }
+        })
+        .await;
+        let reason = reqwest::StatusCode::from_u16(status)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| status.to_string());
+        return Err(format!(
+            "HTTP {reason}: {}",
+            String::from_utf8_lossy(&text).trim()
+        ));
     }
     let mut lines = LineSplitter::default();
-    let mut first = true;
-    let mut last_token = st;
-    let mut last_any = st;
-    let mut done = false;
-    let mut failure: Option<String> = None;
+    let mut tm = Timing {
+        out,
+        st,
+        first: true,
+        last_token: st,
+        last_any: st,
+        done: false,
+        failure: None,
+    };
+    // One timer for stall detection, moved only when it fires: re-arming a timer per chunk
+    // would cost a timer-wheel insert and removal per token.
+    let stall = tokio::time::sleep(t.stall);
+    tokio::pin!(stall);
+    let mut last_data = st;
     loop {
-        let chunk = match tokio::time::timeout(t.stall, resp.chunk()).await {
-            Err(_) => {
-                return Err(format!(
-                    "stream stalled: no data for {:.0} s after {} tokens",
-                    t.stall.as_secs_f64(),
-                    out.itl.len() + usize::from(!first)
-                ))
-            }
-            Ok(Err(e)) => {
-                return Err(format!(
-                    "stream broken after {} tokens: {}",
-                    out.itl.len() + usize::from(!first),
-                    error_chain(&e)
-                ))
-            }
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(c))) => c,
-        };
-        let now = Instant::now();
-        lines.feed(&chunk, |line| {
-            let ev = parse_line(line);
-            if !matches!(ev, Event::Ignore | Event::Done) {
-                last_any = now;
-            }
-            match ev {
-                Event::Token { text, usage } => {
-                    if first {
-                        first = false;
-                        out.ttft = (now - st).as_secs_f64();
-                    } else {
-                        out.itl.push((now - last_token).as_secs_f64());
-                    }
-                    last_token = now;
-                    out.generated_text.push_str(&text);
-                    if usage.is_some() {
-                        out.output_tokens = usage;
-                    }
+        let more = tokio::select! {
+            biased;
+            r = wire.next() => r,
+            () = &mut stall => {
+                let quiet = last_data.elapsed();
+                if quiet >= t.stall {
+                    return Err(format!(
+                        "stream stalled: no data for {:.0} s after {} tokens",
+                        t.stall.as_secs_f64(),
+                        tm.tokens()
+                    ));
                 }
-                Event::Usage(u) => out.output_tokens = Some(u),
-                Event::Done => done = true,
-                Event::Error(e) => failure = Some(format!("engine error in stream: {e}")),
-                Event::Malformed(e) => failure = Some(format!("malformed stream chunk: {e}")),
-                Event::Ignore => {}
+                stall.as_mut().reset((last_data + t.stall).into());
+                continue;
             }
-        });
-        if let Some(f) = failure.take() {
+        };
+        let more = more.map_err(|e| format!("stream broken after {} tokens: {e}", tm.tokens()))?;
+        // The arrival time of everything this read returned.
+        let now = Instant::now();
+        last_data = now;
+        wire.drain(|bytes| lines.feed(bytes, |line| tm.line(now, line)))
+            .map_err(|e| format!("stream broken after {} tokens: {e}", tm.tokens()))?;
+        if let Some(f) = tm.failure.take() {
             return Err(f);
+        }
+        if !more {
+            break;
         }
     }
     if let Some(rest) = lines.finish() {
         if parse_line(&rest) == Event::Done {
-            done = true;
+            tm.done = true;
         }
     }
-    if first {
+    if tm.first {
         return Err("Never received a valid chunk to calculate TTFT. This response will be marked as failed!".into());
     }
-    if !done {
+    if !tm.done {
         return Err(format!(
             "stream ended without [DONE] after {} tokens",
-            out.itl.len() + 1
+            tm.tokens()
         ));
     }
-    out.latency = ((if chat { last_any } else { last_token }) - st).as_secs_f64();
+    let end = if chat { tm.last_any } else { tm.last_token };
+    out.latency = (end - st).as_secs_f64();
     out.success = true;
     Ok(())
 }

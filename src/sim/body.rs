@@ -4,6 +4,7 @@
 //! buffer per stream, one record handed over at the end.
 
 use super::model::Generator;
+use super::pacer::Pacer;
 use super::render::Shape;
 use super::schedule::{Recorder, RequestRecord};
 use super::tokenizer::Vocab;
@@ -19,8 +20,14 @@ use tokio::time::{Instant, Sleep};
 
 /// When tokens become available.
 pub(crate) enum Clock {
-    /// Token `k` exists at `first + k·itl`.
-    Exact { first: Instant, itl: Duration },
+    /// Token `k` exists at `first + k·itl`; the pacer wakes the stream on time.
+    Exact {
+        first: Instant,
+        itl: Duration,
+        pacer: Pacer,
+        /// The deadline a wake-up is registered for (one registration per token).
+        armed: Option<Instant>,
+    },
     /// The batching scheduler sends one message per token.
     Batched(mpsc::UnboundedReceiver<()>),
 }
@@ -125,12 +132,20 @@ impl GenBody {
     /// `all`, until all `want` do).
     fn poll_available(&mut self, cx: &mut Context<'_>, want: u32, all: bool) -> Poll<u32> {
         match &mut self.clock {
-            Clock::Exact { first, itl } => {
+            Clock::Exact {
+                first,
+                itl,
+                pacer,
+                armed,
+            } => {
                 let at = |k: u32| *first + self.shift + *itl * k;
                 let next = at(if all { want - 1 } else { self.sent });
                 if Instant::now() < next {
-                    self.sleep.as_mut().reset(next);
-                    ready!(self.sleep.as_mut().poll(cx));
+                    if *armed != Some(next) {
+                        pacer.wake_at(next.into_std(), cx.waker().clone());
+                        *armed = Some(next);
+                    }
+                    return Poll::Pending;
                 }
                 if all {
                     return Poll::Ready(want);

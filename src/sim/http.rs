@@ -5,6 +5,7 @@ use super::batch::{self, Job};
 use super::body::{Clock, GenBody, RequestFaults};
 use super::config::{selected, SimConfig};
 use super::model::{prompt_hash, Generator};
+use super::pacer::Pacer;
 use super::render::{error_body, Kind, Shape};
 use super::schedule::Recorder;
 use super::tokenizer::{chatml, Vocab};
@@ -38,6 +39,8 @@ pub(crate) struct Engine {
     pub requests: AtomicU64,
     /// The batching scheduler (absent in exact-schedule mode).
     pub batcher: Option<mpsc::UnboundedSender<Job>>,
+    /// Precise wake-ups (exact-schedule mode only).
+    pub pacer: Option<Pacer>,
     /// Set to stop the server.
     pub stop: watch::Sender<Option<Exit>>,
     /// Distinguishes this engine's response ids.
@@ -45,7 +48,12 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: SimConfig, vocab: Arc<Vocab>, stop: watch::Sender<Option<Exit>>) -> Self {
+    pub fn new(
+        cfg: SimConfig,
+        vocab: Arc<Vocab>,
+        stop: watch::Sender<Option<Exit>>,
+        pacer: Option<Pacer>,
+    ) -> Self {
         let recorder = Arc::new(Recorder::new(cfg.record_schedule));
         let batcher = cfg
             .exact
@@ -59,6 +67,7 @@ impl Engine {
             recorder,
             requests: AtomicU64::new(0),
             batcher,
+            pacer,
             stop,
         }
     }
@@ -431,12 +440,14 @@ async fn generate(
     }
     let gen = Generator::new(e.vocab.clone(), prompt_hash(e.cfg.seed, &a.prompt));
     let (n_out, stopped) = gen.output_len(a.max_tokens, a.ignore_eos, e.cfg.mean_output_tokens);
-    let clock = match (&e.cfg.exact, &e.batcher) {
-        (Some(x), _) => Clock::Exact {
+    let clock = match (&e.cfg.exact, &e.batcher, &e.pacer) {
+        (Some(x), _, Some(pacer)) => Clock::Exact {
             first: arrival + Duration::from_secs_f64(x.ttft_ms / 1000.0),
             itl: Duration::from_secs_f64(x.itl_ms / 1000.0),
+            pacer: pacer.clone(),
+            armed: None,
         },
-        (None, Some(b)) => {
+        (None, Some(b), _) => {
             let (tx, rx) = mpsc::unbounded_channel();
             if n_out > 0 {
                 let job = Job {
@@ -450,7 +461,7 @@ async fn generate(
             }
             Clock::Batched(rx)
         }
-        (None, None) => unreachable!("an engine without exact timing has a batcher"),
+        _ => unreachable!("an exact engine has a pacer, any other a batcher"),
     };
     let faults = RequestFaults {
         cut_after: f

@@ -16,6 +16,7 @@ mod body;
 pub mod config;
 mod http;
 pub mod model;
+mod pacer;
 mod render;
 pub mod schedule;
 pub mod tokenizer;
@@ -54,6 +55,9 @@ pub enum SimError {
     /// The configuration breaks a rule.
     #[error("invalid sim config: {0}: {1}")]
     Config(String, String),
+    /// The exact schedule's pacer thread could not start.
+    #[error("cannot start the pacer thread: {0}")]
+    Pacer(#[source] std::io::Error),
 }
 
 /// Starts simulated engines.
@@ -71,7 +75,11 @@ impl Server {
             .map_err(|source| SimError::Bind { addr, source })?;
         let (stop, stopped) = watch::channel(None);
         let exit_after = cfg.faults.exit_after_secs;
-        let engine = Arc::new(http::Engine::new(cfg, vocab, stop.clone()));
+        let pacer = match cfg.exact {
+            Some(_) => Some(pacer::Pacer::start().map_err(SimError::Pacer)?),
+            None => None,
+        };
+        let engine = Arc::new(http::Engine::new(cfg, vocab, stop.clone(), pacer));
         if let Some(secs) = exit_after {
             let stop = stop.clone();
             tokio::spawn(async move {

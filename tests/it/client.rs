@@ -458,3 +458,138 @@ fn bench_against_real_llama_server() {
             .sum::<u64>()
     );
 }
+
+/// A server that answers one request with `pieces`, written with pauses between them, then
+/// closes the connection.
+fn raw_server(pieces: Vec<Vec<u8>>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/completions", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        for p in pieces {
+            s.write_all(&p).unwrap();
+            s.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+    });
+    url
+}
+
+fn send_one(url: String) -> infmax::client::request::Outcome {
+    use infmax::client::request::{send, Prepared, Target, Timeouts};
+    let target = Target::new(
+        url,
+        None,
+        false,
+        Timeouts {
+            total: std::time::Duration::from_secs(20),
+            stall: std::time::Duration::from_secs(5),
+        },
+    );
+    assert!(
+        target.endpoint.is_some(),
+        "http:// uses the client's own transport"
+    );
+    let r = Prepared {
+        body: bytes::Bytes::from_static(b"{}"),
+        prompt_len: 1,
+        output_len: 2,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = infmax::client::load::http_client();
+    rt.block_on(send(&client, &target, &r))
+}
+
+const SSE: &str = "data: {\"choices\":[{\"text\":\"a\"}]}\n\ndata: {\"choices\":[{\"text\":\"b\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+
+/// Every way HTTP/1.1 frames a body reaches the same timing, and every way it can break
+/// ends in a named error.
+#[test]
+fn own_transport_reads_every_framing_and_names_every_break() {
+    let ok = |o: &infmax::client::request::Outcome| {
+        assert!(o.success, "{}", o.error);
+        assert_eq!(o.generated_text, "ab");
+        assert_eq!(o.output_tokens, Some(2));
+        assert_eq!(o.itl.len(), 1);
+    };
+    let head = |framing: &str| {
+        format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n{framing}\r\n").into_bytes()
+    };
+    // Content-Length, the head and body split mid-line.
+    let mut wire = head(&format!("content-length: {}\r\n", SSE.len()));
+    wire.extend_from_slice(SSE.as_bytes());
+    let (a, b) = wire.split_at(wire.len() / 2);
+    ok(&send_one(raw_server(vec![a.to_vec(), b.to_vec()])));
+    // Until the connection closes, after an interim 100 Continue.
+    let mut wire = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+    wire.extend(head("connection: close\r\n"));
+    ok(&send_one(raw_server(vec![wire, SSE.as_bytes().to_vec()])));
+    // Chunked, one byte per chunk.
+    let mut pieces = vec![head("transfer-encoding: chunked\r\n")];
+    pieces.push(
+        SSE.bytes()
+            .flat_map(|c| format!("1\r\n{}\r\n", c as char).into_bytes())
+            .chain(*b"0\r\n\r\n")
+            .collect(),
+    );
+    ok(&send_one(raw_server(pieces)));
+
+    // Cut inside a chunk.
+    let cut = vec![
+        head("transfer-encoding: chunked\r\n"),
+        format!("{:x}\r\n{}", SSE.len(), &SSE[..40]).into_bytes(),
+    ];
+    let o = send_one(raw_server(cut));
+    assert!(!o.success);
+    assert!(
+        o.error.contains("stream broken after 1 tokens")
+            && o.error
+                .contains("connection closed before message completed"),
+        "{}",
+        o.error
+    );
+    // Shorter than its Content-Length.
+    let mut short = head("content-length: 9999\r\n");
+    short.extend_from_slice(SSE.as_bytes());
+    let o = send_one(raw_server(vec![short]));
+    assert!(
+        o.error
+            .contains("connection closed before message completed"),
+        "{}",
+        o.error
+    );
+    // A 5xx with its body.
+    let o = send_one(raw_server(vec![
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 8\r\n\r\noverload".to_vec(),
+    ]));
+    assert_eq!(o.error, "HTTP 503 Service Unavailable: overload");
+    // Not HTTP at all; nothing at all.
+    let o = send_one(raw_server(vec![b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()]));
+    assert!(
+        o.error.starts_with("request failed: invalid HTTP response"),
+        "{}",
+        o.error
+    );
+    let o = send_one(raw_server(vec![]));
+    assert_eq!(
+        o.error,
+        "request failed: connection closed before message completed"
+    );
+}
