@@ -7,6 +7,11 @@
 //! (median and p99) next to the engine's true values. Numbers, not a pass/fail test: the
 //! machine decides them, and the README records what one machine measured.
 //!
+//! Client and engine share the monotonic clock, so beyond comparing distributions the
+//! self-test pairs every token the client timed with the engine's send time of the same
+//! token (requests matched by prompt hash): the delivery delay (client arrival − engine
+//! send) and the per-gap ITL error |measured − true| are the client's timing error itself.
+//!
 //! The client's error can only be judged where the engine kept its schedule (true median
 //! ITL at the nominal ITL): an engine that falls behind writes several due tokens at once,
 //! and then there is no 2 ms truth to compare with. So each point says whether the engine
@@ -35,6 +40,12 @@ pub struct Point {
     pub true_ttft_ms: [f64; 2],
     pub itl_ms: [f64; 2],
     pub true_itl_ms: [f64; 2],
+    /// Per token, client arrival time minus engine send time (same clock), ms: median, p99.
+    pub delay_ms: [f64; 2],
+    /// Per token, |measured ITL − true ITL|, µs: median, p99.
+    pub itl_err_us: [f64; 2],
+    /// Requests whose tokens could be paired with the engine's record one for one.
+    pub paired: usize,
     pub failed: usize,
 }
 
@@ -101,9 +112,13 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
         logprobs: None,
         ignore_eos: true,
     };
-    let reqs: Vec<Prepared> = (0..streams)
-        .map(|i| Prepared {
-            body: request::body(&opts, &format!("self-test request {i}"), tokens),
+    let prompts: Vec<String> = (0..streams)
+        .map(|i| format!("self-test request {i}"))
+        .collect();
+    let reqs: Vec<Prepared> = prompts
+        .iter()
+        .map(|p| Prepared {
+            body: request::body(&opts, p, tokens),
             prompt_len: 4,
             output_len: tokens,
         })
@@ -192,6 +207,7 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
             titl.extend(rec.send_ns.windows(2).map(|w| (w[1] - w[0]) as f64 * 1e-9));
         }
     }
+    let (delay, itl_err, paired) = pair(engine, &prompts, &r.outcomes, &sched)?;
     Ok(Point {
         streams,
         tokens: tokens_seen,
@@ -201,8 +217,56 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
         true_ttft_ms: med_p99(&tttft),
         itl_ms: med_p99(&itl),
         true_itl_ms: med_p99(&titl),
+        delay_ms: med_p99(&delay),
+        itl_err_us: med_p99(&itl_err).map(|x| x * 1e3),
+        paired,
         failed,
     })
+}
+
+/// Pair every token the client timed with the engine's send time of the same token (both
+/// on the monotonic clock; requests matched by prompt hash) and return each token's
+/// delivery delay and each gap's |ITL error| in seconds, and how many requests paired.
+fn pair(
+    engine: &Handle,
+    prompts: &[String],
+    outcomes: &[request::Outcome],
+    sched: &crate::sim::Schedule,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, usize)> {
+    let vocab = crate::sim::tokenizer::Vocab::load(None)?;
+    let records: std::collections::HashMap<u64, &crate::sim::RequestRecord> =
+        sched.requests.iter().map(|r| (r.prompt_hash, r)).collect();
+    let (mut delay, mut itl_err, mut paired) = (vec![], vec![], 0);
+    let mut arrivals = vec![];
+    for (p, o) in prompts.iter().zip(outcomes) {
+        let ids = vocab.encode(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hash = crate::sim::model::prompt_hash(0, &ids);
+        let (Some(rec), Some(sent), true) = (records.get(&hash), o.sent, o.success) else {
+            continue;
+        };
+        if rec.send_ns.len() != o.itl.len() + 1 {
+            continue;
+        }
+        // The client's arrival times, in seconds since the engine's epoch.
+        arrivals.clear();
+        let mut t = sent.saturating_duration_since(engine.epoch()).as_secs_f64() + o.ttft;
+        arrivals.push(t);
+        for gap in &o.itl {
+            t += gap;
+            arrivals.push(t);
+        }
+        let mut prev = None;
+        for (a, &e) in arrivals.iter().zip(&rec.send_ns) {
+            let d = a - e as f64 * 1e-9;
+            delay.push(d);
+            if let Some(p) = prev {
+                itl_err.push(f64::abs(d - p));
+            }
+            prev = Some(d);
+        }
+        paired += 1;
+    }
+    Ok((delay, itl_err, paired))
 }
 
 /// The most small writes per second this machine's kernel carries across `conns` loopback
@@ -332,22 +396,24 @@ pub fn run(
     }
     let (engine, stop) = start_engine(ttft_ms, itl_ms)?;
     println!(
-        "{:>7} {:>10} {:>12} {:>14} {:>21} {:>21} {:>21} {:>21} {:>6}  ITL median error",
+        "{:>7} {:>10} {:>10} {:>8} {:>21} {:>21} {:>19} {:>19} {:>15} {:>15} {:>6}  ITL median error",
         "streams",
         "tokens",
         "events/s",
-        "cpu s/1M tok",
+        "cpu/1M",
         "TTFT med (true) ms",
         "TTFT p99 (true) ms",
         "ITL med (true) ms",
         "ITL p99 (true) ms",
+        "delay med/p99",
+        "|ITL err| µs",
         "failed"
     );
     let mut points = vec![];
     for &n in streams {
         let p = measure(&engine, n, tokens)?;
         println!(
-            "{:>7} {:>10} {:>12.0} {:>14.3} {:>21} {:>21} {:>21} {:>21} {:>6}  {}",
+            "{:>7} {:>10} {:>10.0} {:>7.3}s {:>21} {:>21} {:>19} {:>19} {:>15} {:>15} {:>6}  {}",
             p.streams,
             p.tokens,
             p.tokens as f64 / p.seconds,
@@ -356,9 +422,18 @@ pub fn run(
             format!("{:.3} ({:.3})", p.ttft_ms[1], p.true_ttft_ms[1]),
             format!("{:.4} ({:.4})", p.itl_ms[0], p.true_itl_ms[0]),
             format!("{:.4} ({:.4})", p.itl_ms[1], p.true_itl_ms[1]),
+            format!("{:.3}/{:.3} ms", p.delay_ms[0], p.delay_ms[1]),
+            format!("{:.0}/{:.0}", p.itl_err_us[0], p.itl_err_us[1]),
             p.failed,
             verdict(&p, itl_ms)
         );
+        if p.paired + p.failed < p.streams {
+            println!(
+                "        ({} of {} requests could not be paired token for token with the engine's record)",
+                p.streams - p.paired - p.failed,
+                p.streams
+            );
+        }
         points.push(p);
     }
     let _ = stop.send(());

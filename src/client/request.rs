@@ -114,6 +114,9 @@ pub struct Outcome {
     pub error: String,
     /// Seconds spent waiting for a concurrency slot before sending (not part of TTFT).
     pub queue: f64,
+    /// When the request was sent (TTFT counts from here): puts its token times on the
+    /// monotonic clock, so the self-test can pair them with an engine's send times.
+    pub sent: Option<Instant>,
 }
 
 /// Longest error string kept per request.
@@ -186,6 +189,7 @@ pub async fn send(client: &reqwest::Client, target: &Target, r: &Prepared) -> Ou
     };
     let t = target.timeouts;
     let st = Instant::now();
+    out.sent = Some(st);
     let deadline = tokio::time::Instant::from_std(st + t.total);
     match tokio::time::timeout_at(
         deadline,

@@ -93,6 +93,7 @@ impl GenBody {
     ) -> Self {
         let record = recorder.enabled.then(|| RequestRecord {
             id,
+            prompt_hash: super::model::prompt_hash(0, &shape.prompt),
             stream,
             arrival_ns: recorder.ns(arrival.into_std()),
             send_ns: Vec::with_capacity(if stream { shape.n_out as usize } else { 1 }),

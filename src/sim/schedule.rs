@@ -21,6 +21,9 @@ pub struct Schedule {
 pub struct RequestRecord {
     /// Engine-wide request number (arrival order, from 0).
     pub id: u64,
+    /// [`super::model::prompt_hash`] of the prompt's token ids with seed 0: lets a client
+    /// pair its own requests with these records (arrival order is not send order).
+    pub prompt_hash: u64,
     /// Whether the response was streamed (a non-streamed one has one send time: the body).
     pub stream: bool,
     /// Arrival of the complete request, ns since the epoch.
