@@ -128,6 +128,13 @@ pub struct BenchArgs {
     /// Self-test: the engine's true time to first token (ms).
     #[arg(long, default_value_t = 50.0)]
     pub self_test_ttft_ms: f64,
+    /// Self-test: worker threads of the engine (one engine thread carries about 80k socket
+    /// writes/s on a 2-core VM: 1,024 streams × 2 ms need several on a larger machine).
+    #[arg(long, default_value_t = 1)]
+    pub self_test_engine_threads: usize,
+    /// Self-test: worker threads of the client (its CPU time is summed over them).
+    #[arg(long, default_value_t = 1)]
+    pub self_test_client_threads: usize,
     /// Fail a request that takes longer than this many seconds in total.
     #[arg(long, default_value_t = 6.0 * 3600.0)]
     pub request_timeout: f64,
@@ -352,6 +359,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             args.self_test_tokens,
             args.self_test_ttft_ms,
             args.self_test_itl_ms,
+            [args.self_test_engine_threads, args.self_test_client_threads],
         ) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {

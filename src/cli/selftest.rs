@@ -59,6 +59,55 @@ fn thread_cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
+/// CPU clocks of a runtime's threads, so a multi-threaded client's CPU time can be summed.
+type Clocks = Arc<std::sync::Mutex<Vec<libc::clockid_t>>>;
+
+/// CPU seconds used so far by the threads behind `clocks`.
+fn clocks_cpu_seconds(clocks: &Clocks) -> f64 {
+    clocks
+        .lock()
+        .expect("clock list")
+        .iter()
+        .map(|&c| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes only to `ts`; the clock ids belong to live
+            // runtime threads.
+            unsafe { libc::clock_gettime(c, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+        })
+        .sum()
+}
+
+/// A runtime on the calling thread (`threads` ≤ 1) or with `threads` workers whose CPU
+/// clocks are collected in `clocks`.
+fn runtime(
+    threads: usize,
+    name: &str,
+    clocks: &Clocks,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
+    let clocks = clocks.clone();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .on_thread_start(move || {
+            let mut id: libc::clockid_t = 0;
+            // SAFETY: asks for the CPU clock of the calling thread, written into `id`.
+            if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) } == 0 {
+                clocks.lock().expect("clock list").push(id);
+            }
+        })
+        .enable_all()
+        .build()
+}
+
 fn med_p99(v: &[f64]) -> [f64; 2] {
     let s = stats::sorted(v);
     [
@@ -71,6 +120,7 @@ fn med_p99(v: &[f64]) -> [f64; 2] {
 fn start_engine(
     ttft_ms: f64,
     itl_ms: f64,
+    threads: usize,
 ) -> anyhow::Result<(Handle, tokio::sync::oneshot::Sender<()>)> {
     let mut cfg = SimConfig::preset("exact").context("exact preset")?;
     let x = cfg.exact.as_mut().context("exact timing")?;
@@ -83,10 +133,13 @@ fn start_engine(
     std::thread::Builder::new()
         .name("sim-engine".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = match runtime(threads, "sim-engine", &Clocks::default()) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = htx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
+            };
             rt.block_on(async move {
                 match Server::start_local(cfg).await {
                     Ok(h) => {
@@ -94,7 +147,7 @@ fn start_engine(
                         let _ = stop_rx.await;
                     }
                     Err(e) => {
-                        let _ = htx.send(Err(e));
+                        let _ = htx.send(Err(e.into()));
                     }
                 }
             });
@@ -104,7 +157,12 @@ fn start_engine(
 }
 
 /// Measure one point: `streams` concurrent requests of `tokens` tokens each.
-pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<Point> {
+pub fn measure(
+    engine: &Handle,
+    streams: usize,
+    tokens: u32,
+    client_threads: usize,
+) -> anyhow::Result<Point> {
     let opts = BodyOptions {
         backend: Backend::Vllm,
         model: engine.config().model.clone(),
@@ -139,16 +197,16 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
         burstiness: 1.0,
         num_warmups: warmups,
     };
-    // The client: one thread, so its CPU time is exactly the client's.
+    // The client: its own thread (and its runtime's workers, if more than one), whose CPU
+    // time is the client's alone.
     let (reqs2, plan_w) = (reqs.clone(), plan(0));
     let (tx, rx) = std::sync::mpsc::channel();
+    let clocks = Clocks::default();
+    let clocks2 = clocks.clone();
+    let rt = runtime(client_threads, "client-worker", &clocks)?;
     std::thread::Builder::new()
         .name("client".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
             let client = load::http_client();
             // One short request per stream first, outside the timing: the engine's first
             // connections and allocations are not what is measured.
@@ -167,7 +225,7 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
                 Arc::new(Progress::default()),
             ));
             let _ = tx.send(None);
-            let cpu0 = thread_cpu_seconds();
+            let cpu0 = thread_cpu_seconds() + clocks_cpu_seconds(&clocks2);
             let r = rt.block_on(load::run(
                 client,
                 reqs2,
@@ -175,7 +233,7 @@ pub fn measure(engine: &Handle, streams: usize, tokens: u32) -> anyhow::Result<P
                 NumpyRandom::new(0),
                 Arc::new(Progress::default()),
             ));
-            let cpu = thread_cpu_seconds() - cpu0;
+            let cpu = thread_cpu_seconds() + clocks_cpu_seconds(&clocks2) - cpu0;
             let _ = tx.send(Some((r, cpu)));
         })?;
     // Forget the warm-up requests' records once they are done.
@@ -382,9 +440,11 @@ pub fn run(
     tokens: u32,
     ttft_ms: f64,
     itl_ms: f64,
+    threads: [usize; 2],
 ) -> anyhow::Result<Vec<Point>> {
+    let [engine_threads, client_threads] = threads;
     println!(
-        "load-client self-test: exact-schedule engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms) on one thread, client on another; {tokens} tokens per stream"
+        "load-client self-test: exact-schedule engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms) on {engine_threads} thread(s), client on {client_threads}; {tokens} tokens per stream"
     );
     if let Some(&most) = streams.iter().max() {
         let ceiling = transport_ceiling(most, 256, 200)?;
@@ -394,7 +454,7 @@ pub fn run(
             if offered > ceiling { " — above the ceiling: no engine here can keep that schedule" } else { "" }
         );
     }
-    let (engine, stop) = start_engine(ttft_ms, itl_ms)?;
+    let (engine, stop) = start_engine(ttft_ms, itl_ms, engine_threads)?;
     println!(
         "{:>7} {:>10} {:>10} {:>8} {:>21} {:>21} {:>19} {:>19} {:>15} {:>15} {:>6}  ITL median error",
         "streams",
@@ -411,7 +471,7 @@ pub fn run(
     );
     let mut points = vec![];
     for &n in streams {
-        let p = measure(&engine, n, tokens)?;
+        let p = measure(&engine, n, tokens, client_threads)?;
         println!(
             "{:>7} {:>10} {:>10.0} {:>7.3}s {:>21} {:>21} {:>19} {:>19} {:>15} {:>15} {:>6}  {}",
             p.streams,

@@ -490,8 +490,14 @@ fn raw_server(pieces: Vec<Vec<u8>>) -> String {
 }
 
 fn send_one(url: String) -> infmax::client::request::Outcome {
+    send_via(url, true)
+}
+
+/// Send one request through the client's own transport (`own`) or through reqwest (what
+/// `https://` targets use).
+fn send_via(url: String, own: bool) -> infmax::client::request::Outcome {
     use infmax::client::request::{send, Prepared, Target, Timeouts};
-    let target = Target::new(
+    let mut target = Target::new(
         url,
         None,
         false,
@@ -504,6 +510,9 @@ fn send_one(url: String) -> infmax::client::request::Outcome {
         target.endpoint.is_some(),
         "http:// uses the client's own transport"
     );
+    if !own {
+        target.endpoint = None;
+    }
     let r = Prepared {
         body: bytes::Bytes::from_static(b"{}"),
         prompt_len: 1,
@@ -549,7 +558,9 @@ fn own_transport_reads_every_framing_and_names_every_break() {
             .chain(*b"0\r\n\r\n")
             .collect(),
     );
-    ok(&send_one(raw_server(pieces)));
+    ok(&send_one(raw_server(pieces.clone())));
+    // The reqwest path (https:// targets) reads the same stream the same way.
+    ok(&send_via(raw_server(pieces), false));
 
     // Cut inside a chunk.
     let cut = vec![
@@ -579,6 +590,13 @@ fn own_transport_reads_every_framing_and_names_every_break() {
     let o = send_one(raw_server(vec![
         b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 8\r\n\r\noverload".to_vec(),
     ]));
+    assert_eq!(o.error, "HTTP 503 Service Unavailable: overload");
+    let o = send_via(
+        raw_server(vec![
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 8\r\n\r\noverload".to_vec(),
+        ]),
+        false,
+    );
     assert_eq!(o.error, "HTTP 503 Service Unavailable: overload");
     // Not HTTP at all; nothing at all.
     let o = send_one(raw_server(vec![b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()]));
