@@ -263,6 +263,27 @@ fn engine_that_dies_mid_run_fails_requests_not_the_client() {
     assert!(r["failed"].as_u64().unwrap() >= 12);
 }
 
+/// Read one HTTP/1.1 request (head lines, then a Content-Length body) off `s`.
+fn read_request(s: &std::net::TcpStream) -> (String, String) {
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
 /// A one-shot HTTP/1.1 server that records each request head and body, and answers with a
 /// vLLM-style stream written in awkward pieces (lines split across TCP writes).
 fn fake_vllm(requests: usize) -> (String, std::thread::JoinHandle<Vec<(String, String)>>) {
@@ -272,23 +293,7 @@ fn fake_vllm(requests: usize) -> (String, std::thread::JoinHandle<Vec<(String, S
         let mut seen = vec![];
         for _ in 0..requests {
             let (mut s, _) = l.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut head = String::new();
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            seen.push((head, String::from_utf8(body).unwrap()));
+            seen.push(read_request(&s));
             let chunks = [
                 "data: {\"choices\":[{\"index\":0,\"text\":\"Hel\",\"finish_reason\":null}],\"usage\":null}\n\n",
                 "data: {\"choices\":[{\"index\":0,\"text\":\"lo\",\"finish_reason\":null}],\"usage\":null}\n\ndata: {\"choices\":[{\"index\":0,\"te",
@@ -466,20 +471,7 @@ fn raw_server(pieces: Vec<Vec<u8>>) -> String {
     let url = format!("http://{}/v1/completions", l.local_addr().unwrap());
     std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut len = 0;
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
+        read_request(&s);
         for p in pieces {
             s.write_all(&p).unwrap();
             s.flush().unwrap();
