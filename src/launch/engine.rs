@@ -263,24 +263,7 @@ pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
         env: vec![],
     };
     let (mut argv, _) = command(profile, &spec, "infmax-JOB", Some("JOBID"));
-    if let Profile::Slurm {
-        partition,
-        time_minutes,
-        gres_gpus,
-        exclusive,
-        alloc_wait_s,
-        ..
-    } = profile
-    {
-        let mut salloc = salloc_args(
-            partition.as_deref(),
-            *time_minutes,
-            *gres_gpus,
-            *exclusive,
-            *alloc_wait_s,
-            gpus,
-            "JOB",
-        );
+    if let Some((mut salloc, _)) = salloc_args(profile, gpus, "JOB") {
         salloc.push("&&".into());
         salloc.append(&mut argv);
         argv = salloc;
@@ -288,33 +271,38 @@ pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
     argv
 }
 
-fn salloc_args(
-    partition: Option<&str>,
-    minutes: u32,
-    gres: bool,
-    exclusive: bool,
-    wait: u32,
-    gpus: u32,
-    name: &str,
-) -> Vec<String> {
+/// The `salloc` command a Slurm profile allocates with, and how many seconds it may wait
+/// for the allocation; `None` for other profiles.
+fn salloc_args(profile: &Profile, gpus: u32, name: &str) -> Option<(Vec<String>, u32)> {
+    let Profile::Slurm {
+        partition,
+        time_minutes,
+        gres_gpus,
+        exclusive,
+        alloc_wait_s,
+        ..
+    } = profile
+    else {
+        return None;
+    };
     let mut a = vec![
         "salloc".to_string(),
         "--no-shell".into(),
         format!("--job-name={name}"),
         "-N1".into(),
-        format!("--time={minutes}"),
-        format!("--immediate={wait}"),
+        format!("--time={time_minutes}"),
+        format!("--immediate={alloc_wait_s}"),
     ];
     if let Some(p) = partition {
         a.push(format!("--partition={p}"));
     }
-    if gres {
+    if *gres_gpus {
         a.push(format!("--gres=gpu:{gpus}"));
     }
-    if exclusive {
+    if *exclusive {
         a.push("--exclusive".into());
     }
-    a
+    Some((a, *alloc_wait_s))
 }
 
 fn run_quiet(argv: &[&str]) -> std::io::Result<std::process::Output> {
@@ -430,31 +418,13 @@ fn node_addr(node: &str) -> String {
 
 /// Slurm: cancel stale allocations with our job name, allocate, find the node.
 fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, String), LaunchError> {
-    let Profile::Slurm {
-        partition,
-        time_minutes,
-        gres_gpus,
-        exclusive,
-        alloc_wait_s,
-        ..
-    } = profile
-    else {
-        unreachable!("slurm profile");
-    };
     let err = |m: String| LaunchError::Slurm(m);
     let name = &spec.job_name;
+    let (args, alloc_wait_s) = salloc_args(profile, spec.gpus, name)
+        .ok_or_else(|| err(format!("profile `{}` is not a Slurm profile", profile.kind())))?;
     cancel_stale(name);
-    let args = salloc_args(
-        partition.as_deref(),
-        *time_minutes,
-        *gres_gpus,
-        *exclusive,
-        *alloc_wait_s,
-        spec.gpus,
-        name,
-    );
     // `--immediate` bounds the wait; the hard limit covers a controller that never answers.
-    let limit = Duration::from_secs(u64::from(*alloc_wait_s) + 30);
+    let limit = Duration::from_secs(u64::from(alloc_wait_s) + 30);
     let o = run_bounded(&args, limit).map_err(|e| err(format!("cannot run salloc: {e}")))?;
     let text = format!(
         "{}{}",
