@@ -3,12 +3,26 @@
 //! With the same seed and tokenizer the reference sends exactly these prompts, so our
 //! throughput and latency are measured on the same work. The draw order is the reference's:
 //! prefix ids, input lengths, output lengths, offsets, then per prompt (in order) the padding
-//! ids of its retry loop. Only those padding draws depend on earlier prompts, so the first
-//! decode/encode pass of every prompt runs in parallel and only prompts whose retry loop
-//! needs random padding are finished sequentially.
+//! ids of its retry loop. Only those padding draws depend on earlier prompts, so generation
+//! runs in three passes and only the middle one is sequential:
+//!
+//! 1. in parallel, every prompt's retry loop up to its first padding draw (most prompts never
+//!    need one and finish here);
+//! 2. in prompt order, the retry loops that stopped for padding, resumed where they stopped:
+//!    only the draws and the decode/encode that decide how many draws come next;
+//! 3. in parallel, the chat template and the final `encode` that gives `prompt_len`.
+//!
+//! Encoding dominates (with the embedded tokenizer about 15 ms of one core per 8k-token
+//! prompt, several times a decode), so no text is encoded twice: when the loop ended on an
+//! encode of the final text, pass 3 reuses its length, and a loop that reached a fixed point
+//! (the truncated encoding decodes back to the same text) stops there instead of repeating
+//! that round until it runs out of rounds. Both rely on `encode` being deterministic, as it
+//! is for every tokenizer without BPE dropout (with dropout the reference's own prompts
+//! would not be reproducible either).
 
 use super::rng::NumpyRandom;
 use crate::tokenizer::{HfTokenizer, TokenizerError};
+use std::cmp::Ordering;
 
 /// Parameters of the random dataset (the reference's `--random-*` flags).
 #[derive(Debug, Clone)]
@@ -61,15 +75,28 @@ pub enum DatasetError {
     EmptyVocab,
 }
 
-/// Where the parallel first pass left a prompt.
-enum Partial {
-    /// Finished without needing a random draw.
-    Done(String),
-    /// Retry loop stopped at `iteration` with `ids` shorter than the target: the next step
-    /// draws padding from the global generator, so it must run in prompt order.
-    NeedsPadding { ids: Vec<u32>, iteration: u32 },
+/// A prompt's text after its retry loop, before the chat template.
+struct Unfinished {
+    text: String,
+    /// `len(encode(text))` when the loop already computed it, so that the final encode of
+    /// the same text can be skipped.
+    encoded_len: Option<usize>,
 }
 
+/// Where a retry loop stopped.
+enum Partial {
+    /// The loop is over.
+    Done(Unfinished),
+    /// Round `iteration` encoded `text` to `ids`, fewer than the target, and the next step
+    /// draws padding from the global generator, so it must run in prompt order.
+    NeedsPadding {
+        text: String,
+        ids: Vec<u32>,
+        iteration: u32,
+    },
+}
+
+/// Rounds of the retry loop.
 const MAX_RETRIES: u32 = 10;
 
 /// Generate the dataset as `sample_random_requests` does, seeded with `np.random.seed(seed)`.
@@ -108,68 +135,59 @@ pub fn sample_random(
     let input_lens = uniform(&mut rng, input_len);
     let output_lens = uniform(&mut rng, i64::from(p.output_len));
     let offsets = rng.randint_n(0, v, n);
+    let target = |i: usize| prefix.len() + input_lens[i] as usize;
 
-    let first_pass = |i: usize| -> Result<Partial, TokenizerError> {
-        let target = prefix.len() + input_lens[i] as usize;
+    // Pass 1 (parallel): each loop up to its first padding draw.
+    let partials = parallel_map(n, |i| {
         let mut ids = prefix.clone();
         ids.extend((0..input_lens[i]).map(|j| ((offsets[i] + i as i64 + j) % v) as u32));
-        let mut text = tok.decode(&ids)?;
-        for iteration in 0..MAX_RETRIES {
-            let mut enc = tok.encode(&text)?;
-            match enc.len().cmp(&target) {
-                std::cmp::Ordering::Less => {
-                    return Ok(Partial::NeedsPadding {
-                        ids: enc,
-                        iteration,
-                    })
-                }
-                std::cmp::Ordering::Greater => enc.truncate(target),
-                std::cmp::Ordering::Equal => break,
-            }
-            text = tok.decode(&enc)?;
-        }
-        Ok(Partial::Done(text))
-    };
-    let partials = parallel_map(n, first_pass)?;
+        let text = tok.decode(&ids)?;
+        retry_loop(tok, target(i), text, 0, None, |_| None)
+    })?;
 
+    // Pass 2 (prompt order): the padding draws, and only the work that decides them.
+    let mut unfinished = Vec::with_capacity(n);
+    for (i, partial) in partials.into_iter().enumerate() {
+        unfinished.push(match partial {
+            Partial::Done(u) => u,
+            Partial::NeedsPadding {
+                text,
+                ids,
+                iteration,
+            } => {
+                let draw = |k: usize| {
+                    let ids = rng.randint_n(0, v, k);
+                    Some(ids.into_iter().map(|x| x as u32).collect())
+                };
+                match retry_loop(tok, target(i), text, iteration, Some(ids), draw)? {
+                    Partial::Done(u) => u,
+                    Partial::NeedsPadding { .. } => unreachable!("pass 2 always draws"),
+                }
+            }
+        });
+    }
+
+    // Pass 3 (parallel): chat template and `prompt_len`; the texts are only borrowed here
+    // and moved into the prompts afterwards.
+    let finished = parallel_map(n, |i| -> Result<(Option<String>, usize), TokenizerError> {
+        let u = &unfinished[i];
+        if p.use_chat_template {
+            let text = tok.apply_chat_template(&u.text)?;
+            let len = tok.encode(&text)?.len();
+            return Ok((Some(text), len));
+        }
+        let len = match u.encoded_len {
+            Some(len) => len,
+            None => tok.encode(&u.text)?.len(),
+        };
+        Ok((None, len))
+    })?;
     let mut prompts = Vec::with_capacity(n);
     let mut mismatches = Vec::with_capacity(n);
-    for (i, partial) in partials.into_iter().enumerate() {
-        let target = prefix.len() + input_lens[i] as usize;
-        let mut text = match partial {
-            Partial::Done(t) => t,
-            Partial::NeedsPadding { mut ids, iteration } => {
-                // Resume the reference's loop at the padding step of `iteration`; here
-                // `ids.len() != target` always holds at the top of the loop.
-                let mut text;
-                let mut it = iteration;
-                loop {
-                    if ids.len() < target {
-                        let extra = target - ids.len();
-                        ids.extend(rng.randint_n(0, v, extra).into_iter().map(|x| x as u32));
-                    } else {
-                        ids.truncate(target);
-                    }
-                    text = tok.decode(&ids)?;
-                    it += 1;
-                    if it >= MAX_RETRIES {
-                        break;
-                    }
-                    ids = tok.encode(&text)?;
-                    if ids.len() == target {
-                        break;
-                    }
-                }
-                text
-            }
-        };
-        if p.use_chat_template {
-            text = tok.apply_chat_template(&text)?;
-        }
-        let prompt_len = tok.encode(&text)?.len();
-        mismatches.push(prompt_len as i64 - target as i64);
+    for (i, (u, (templated, prompt_len))) in unfinished.into_iter().zip(finished).enumerate() {
+        mismatches.push(prompt_len as i64 - target(i) as i64);
         prompts.push(Prompt {
-            text,
+            text: templated.unwrap_or(u.text),
             prompt_len: prompt_len as u32,
             output_len: output_lens[i] as u32,
         });
@@ -181,29 +199,107 @@ pub fn sample_random(
     })
 }
 
-/// Map `f` over `0..n` on all cores, keeping order.
+/// The reference's retry loop from round `first` on: encode `text` (whose encoding the
+/// caller may already have: `encoded`); stop if it has the target length; otherwise pad it
+/// with `draw(missing)` or truncate it, decode that and go to the next round. After the last
+/// round the text is whatever the last decode gave. `draw` returns `None` where the global
+/// generator is out of reach (pass 1), which stops the loop before its first draw.
+fn retry_loop(
+    tok: &HfTokenizer,
+    target: usize,
+    mut text: String,
+    first: u32,
+    mut encoded: Option<Vec<u32>>,
+    mut draw: impl FnMut(usize) -> Option<Vec<u32>>,
+) -> Result<Partial, TokenizerError> {
+    for iteration in first..MAX_RETRIES {
+        let mut ids = match encoded.take() {
+            Some(ids) => ids,
+            None => tok.encode(&text)?,
+        };
+        match ids.len().cmp(&target) {
+            Ordering::Equal => {
+                return Ok(Partial::Done(Unfinished {
+                    text,
+                    encoded_len: Some(target),
+                }))
+            }
+            Ordering::Less => {
+                let Some(padding) = draw(target - ids.len()) else {
+                    return Ok(Partial::NeedsPadding {
+                        text,
+                        ids,
+                        iteration,
+                    });
+                };
+                ids.extend(padding);
+                text = tok.decode(&ids)?;
+            }
+            Ordering::Greater => {
+                let encoded_len = ids.len();
+                ids.truncate(target);
+                let truncated = tok.decode(&ids)?;
+                if truncated == text {
+                    // A fixed point: each remaining round would encode this text to the
+                    // same ids and decode their truncation back to it, drawing nothing.
+                    return Ok(Partial::Done(Unfinished {
+                        text,
+                        encoded_len: Some(encoded_len),
+                    }));
+                }
+                text = truncated;
+            }
+        }
+    }
+    Ok(Partial::Done(Unfinished {
+        text,
+        encoded_len: None,
+    }))
+}
+
+/// Map `f` over `0..n` on all cores, keeping order. Items are handed out one at a time
+/// rather than in fixed chunks because their cost varies several-fold (a retry loop ends
+/// after one to ten rounds); after an error no new items are started.
 fn parallel_map<T: Send, E: Send>(
     n: usize,
     f: impl Fn(usize) -> Result<T, E> + Sync,
 ) -> Result<Vec<T>, E> {
+    use std::sync::atomic::{self, AtomicUsize};
     let threads = std::thread::available_parallelism()
         .map_or(1, |c| c.get())
         .min(n.max(1));
-    let per = n.div_ceil(threads.max(1)).max(1);
-    let f = &f;
-    let chunks: Vec<Result<Vec<T>, E>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .step_by(per)
-            .map(|start| s.spawn(move || (start..(start + per).min(n)).map(f).collect()))
-            .collect();
+    let next = AtomicUsize::new(0);
+    let worker = || -> Result<Vec<(usize, T)>, E> {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, atomic::Ordering::Relaxed);
+            if i >= n {
+                return Ok(done);
+            }
+            match f(i) {
+                Ok(t) => done.push((i, t)),
+                Err(e) => {
+                    next.store(n, atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let results: Vec<Result<Vec<(usize, T)>, E>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("worker panicked"))
             .collect()
     });
-    let mut out = Vec::with_capacity(n);
-    for c in chunks {
-        out.extend(c?);
+    let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for r in results {
+        for (i, t) in r? {
+            slots[i] = Some(t);
+        }
     }
-    Ok(out)
+    Ok(slots
+        .into_iter()
+        .map(|t| t.expect("every item is mapped"))
+        .collect())
 }

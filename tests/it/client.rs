@@ -4,6 +4,7 @@
 
 use crate::util::{fixture, llama_server};
 use infmax::client::dataset::{sample_random, RandomParams};
+use infmax::client::rng::NumpyRandom;
 use infmax::sim::config::{CutFault, FailFault, StallFault};
 use infmax::sim::{Handle, Server, SimConfig};
 use infmax::tokenizer::HfTokenizer;
@@ -48,6 +49,119 @@ fn dataset_matches_independent_fixture() {
             ds.rng.gamma(1.0, 0.1),
             c["next_gamma_1_0.1"].as_f64().unwrap()
         );
+    }
+}
+
+/// What the reference computes for the `random` dataset, transcribed step by step and one
+/// prompt after another (as `make_expected.py` does), plus how often its retry loop drew
+/// padding and how often it used up all its rounds.
+struct Sequential {
+    prompts: Vec<(String, u32, u32)>,
+    mismatches: Vec<i64>,
+    rng: NumpyRandom,
+    padded: usize,
+    exhausted: usize,
+}
+
+fn sequential_random(tok: &HfTokenizer, p: &RandomParams, seed: u32) -> Sequential {
+    let v = tok.vocab_size() as i64;
+    let mut rs = NumpyRandom::new(seed);
+    let prefix: Vec<u32> = rs
+        .randint_n(0, v, p.prefix_len as usize)
+        .into_iter()
+        .map(|x| x as u32)
+        .collect();
+    let mut isl = i64::from(p.input_len);
+    if p.use_chat_template {
+        let template = tok.encode(&tok.apply_chat_template("a").unwrap()).unwrap();
+        isl -= template.len() as i64 - 1;
+    }
+    let n = p.num_prompts;
+    let osl = i64::from(p.output_len);
+    let in_lens = rs.randint_n((isl as f64 * p.range_ratio) as i64, isl + 1, n);
+    let out_lens = rs.randint_n((osl as f64 * p.range_ratio) as i64, osl + 1, n);
+    let offsets = rs.randint_n(0, v, n);
+    let (mut prompts, mut mismatches, mut padded, mut exhausted) = (vec![], vec![], 0, 0);
+    for i in 0..n {
+        let target = prefix.len() + in_lens[i] as usize;
+        let mut ids = prefix.clone();
+        ids.extend((0..in_lens[i]).map(|j| ((offsets[i] + i as i64 + j) % v) as u32));
+        let mut text = tok.decode(&ids).unwrap();
+        let (mut drew, mut converged) = (false, false);
+        for _ in 0..10 {
+            let mut ids = tok.encode(&text).unwrap();
+            if ids.len() < target {
+                drew = true;
+                let extra = rs.randint_n(0, v, target - ids.len());
+                ids.extend(extra.into_iter().map(|x| x as u32));
+            } else if ids.len() > target {
+                ids.truncate(target);
+            } else {
+                converged = true;
+                break;
+            }
+            text = tok.decode(&ids).unwrap();
+        }
+        padded += usize::from(drew);
+        exhausted += usize::from(!converged);
+        if p.use_chat_template {
+            text = tok.apply_chat_template(&text).unwrap();
+        }
+        let len = tok.encode(&text).unwrap().len();
+        mismatches.push(len as i64 - target as i64);
+        prompts.push((text, len as u32, out_lens[i] as u32));
+    }
+    Sequential {
+        prompts,
+        mismatches,
+        rng: rs,
+        padded,
+        exhausted,
+    }
+}
+
+/// The fixture's prompts never pad or run out of rounds; short prompts often do. The
+/// generator computes those loops out of order (padding in a sequential pass, fixed points
+/// cut short), so check it against the plain sequential algorithm where both happen.
+#[test]
+fn dataset_padding_and_exhausted_loops_match_sequential_algorithm() {
+    let tok = HfTokenizer::embedded();
+    // (seed, ISL, prefix, chat template, prompts that draw padding, loops that run out)
+    let cases = [
+        (1, 48, 0, false, 7, 5),
+        (2, 64, 0, true, 7, 6),
+        (0, 64, 4, true, 13, 1),
+    ];
+    for (seed, isl, prefix_len, use_chat_template, padded, exhausted) in cases {
+        let p = RandomParams {
+            input_len: isl,
+            output_len: 16,
+            range_ratio: 0.5,
+            prefix_len,
+            num_prompts: 300,
+            use_chat_template,
+        };
+        let want = sequential_random(&tok, &p, seed);
+        assert_eq!(
+            (want.padded, want.exhausted),
+            (padded, exhausted),
+            "seed {seed}"
+        );
+        let mut got = sample_random(&tok, &p, seed).unwrap();
+        assert_eq!(got.prompts.len(), want.prompts.len());
+        for (i, (got, want)) in got.prompts.iter().zip(&want.prompts).enumerate() {
+            assert_eq!(
+                (&got.text, got.prompt_len, got.output_len),
+                (&want.0, want.1, want.2),
+                "seed {seed}: prompt {i}"
+            );
+        }
+        assert_eq!(got.mismatches, want.mismatches, "seed {seed}");
+        assert!(got.mismatches.iter().any(|&m| m != 0));
+        // Same number of padding draws, in the same order: the generator continues alike.
+        let mut want_rng = want.rng;
+        let next = |r: &mut NumpyRandom| (0..16).map(|_| r.next_u32()).collect::<Vec<_>>();
+        assert_eq!(next(&mut got.rng), next(&mut want_rng), "seed {seed}");
     }
 }
 
