@@ -420,8 +420,12 @@ fn node_addr(node: &str) -> String {
 fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, String), LaunchError> {
     let err = |m: String| LaunchError::Slurm(m);
     let name = &spec.job_name;
-    let (args, alloc_wait_s) = salloc_args(profile, spec.gpus, name)
-        .ok_or_else(|| err(format!("profile `{}` is not a Slurm profile", profile.kind())))?;
+    let (args, alloc_wait_s) = salloc_args(profile, spec.gpus, name).ok_or_else(|| {
+        err(format!(
+            "profile `{}` is not a Slurm profile",
+            profile.kind()
+        ))
+    })?;
     cancel_stale(name);
     // `--immediate` bounds the wait; the hard limit covers a controller that never answers.
     let limit = Duration::from_secs(u64::from(alloc_wait_s) + 30);
