@@ -165,10 +165,21 @@ impl HfTokenizer {
         config: Option<&str>,
         file: &str,
     ) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| TokenizerError::Load {
-            file: file.to_string(),
-            message: e.to_string(),
-        })?;
+        let mut inner =
+            tokenizers::Tokenizer::from_bytes(json).map_err(|e| TokenizerError::Load {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
+        // transformers' `encode(text)` switches off any truncation or padding stored in
+        // tokenizer.json (it sets both from its own arguments, which default to none); the
+        // raw tokenizer would apply them and shorten long prompts.
+        inner
+            .with_truncation(None)
+            .map(|t| t.with_padding(None))
+            .map_err(|e| TokenizerError::Load {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
         let cfg: TokenizerConfig = match config {
             Some(t) => serde_json::from_str(t).map_err(|e| TokenizerError::Load {
                 file: format!("{file} (tokenizer_config.json)"),
@@ -358,6 +369,21 @@ mod tests {
         let ids = t.encode("Hello world, in the beginning").unwrap();
         assert_eq!(t.decode(&ids).unwrap(), "Hello world, in the beginning");
         assert!(ids.iter().all(|&i| (i as usize) < t.vocab_size()));
+    }
+
+    #[test]
+    fn truncation_and_padding_in_tokenizer_json_are_ignored_like_transformers() {
+        let mut j: serde_json::Value = serde_json::from_str(EMBEDDED_TOKENIZER_JSON).unwrap();
+        j["truncation"] = serde_json::json!({"direction": "Right", "max_length": 4,
+            "strategy": "LongestFirst", "stride": 0});
+        j["padding"] = serde_json::json!({"strategy": {"Fixed": 64}, "direction": "Right",
+            "pad_to_multiple_of": null, "pad_id": 0, "pad_type_id": 0, "pad_token": "<pad>"});
+        let bytes = serde_json::to_vec(&j).unwrap();
+        let t = HfTokenizer::from_parts("t", &bytes, None, "t").unwrap();
+        let text = "in the beginning god created the heaven and the earth";
+        let want = HfTokenizer::embedded().encode(text).unwrap();
+        assert!(want.len() > 4 && want.len() < 64);
+        assert_eq!(t.encode(text).unwrap(), want);
     }
 
     #[test]
