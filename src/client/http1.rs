@@ -15,8 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
 
-/// Bytes read per `read` call; also the most a response head may take.
-const READ_BUF: usize = 64 << 10;
+/// Bytes read per `read` call; also the most a response head may take. A thousand streams
+/// keep a thousand of these, and a stream's socket rarely holds more between two reads.
+const READ_BUF: usize = 16 << 10;
 /// Headers parsed in a response head.
 const MAX_HEADERS: usize = 64;
 /// The longest chunk-size line (with extensions) accepted.

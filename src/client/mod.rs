@@ -4,8 +4,9 @@
 //! this client reproduces its dataset ([`dataset`], on numpy's generator in [`rng`]), request
 //! bodies ([`request`]), arrival process and concurrency cap ([`load`]) and arithmetic
 //! ([`result`], [`stats`]) exactly. Where the Python client becomes the bottleneck at high
-//! concurrency, this one stays accurate: timestamps are taken when bytes arrive, streams are
-//! parsed without building JSON trees ([`sse`]), and nothing is locked per token.
+//! concurrency, this one stays accurate: each request's task owns its socket and takes the
+//! time as bytes arrive ([`http1`]), streams are parsed without building JSON trees
+//! ([`sse`]), and nothing is locked per token.
 
 pub mod dataset;
 pub mod http1;
