@@ -10,7 +10,8 @@
 //! Client and engine share the monotonic clock, so beyond comparing distributions the
 //! self-test pairs every token the client timed with the engine's send time of the same
 //! token (requests matched by prompt hash): the delivery delay (client arrival − engine
-//! send) and the per-gap ITL error |measured − true| are the client's timing error itself.
+//! send; for the first token, the TTFT error) and the per-gap ITL error |measured − true|
+//! are the client's timing error itself.
 //!
 //! The client's error can only be judged where the engine kept its schedule (true median
 //! ITL at the nominal ITL): an engine that falls behind writes several due tokens at once,
@@ -42,6 +43,9 @@ pub struct Point {
     pub true_itl_ms: [f64; 2],
     /// Per token, client arrival time minus engine send time (same clock), ms: median, p99.
     pub delay_ms: [f64; 2],
+    /// Per request, the first token's delay: the client's TTFT error against the engine's
+    /// first send, ms: median, p99.
+    pub ttft_err_ms: [f64; 2],
     /// Per token, |measured ITL − true ITL|, µs: median, p99.
     pub itl_err_us: [f64; 2],
     /// Requests whose tokens could be paired with the engine's record one for one.
@@ -265,7 +269,12 @@ pub fn measure(
             titl.extend(rec.send_ns.windows(2).map(|w| (w[1] - w[0]) as f64 * 1e-9));
         }
     }
-    let (delay, itl_err, paired) = pair(engine, &prompts, &r.outcomes, &sched)?;
+    let Paired {
+        delay,
+        first,
+        itl_err,
+        requests: paired,
+    } = pair(engine, &prompts, &r.outcomes, &sched)?;
     Ok(Point {
         streams,
         tokens: tokens_seen,
@@ -276,25 +285,38 @@ pub fn measure(
         itl_ms: med_p99(&itl),
         true_itl_ms: med_p99(&titl),
         delay_ms: med_p99(&delay),
+        ttft_err_ms: med_p99(&first),
         itl_err_us: med_p99(&itl_err).map(|x| x * 1e3),
         paired,
         failed,
     })
 }
 
+/// The client's timing error, token by token, in seconds.
+#[derive(Default)]
+struct Paired {
+    /// Every token: client arrival − engine send.
+    delay: Vec<f64>,
+    /// The first token of each request (the error of its TTFT).
+    first: Vec<f64>,
+    /// Every gap: |measured − true|.
+    itl_err: Vec<f64>,
+    /// Requests paired.
+    requests: usize,
+}
+
 /// Pair every token the client timed with the engine's send time of the same token (both
-/// on the monotonic clock; requests matched by prompt hash) and return each token's
-/// delivery delay and each gap's |ITL error| in seconds, and how many requests paired.
+/// on the monotonic clock; requests matched by prompt hash).
 fn pair(
     engine: &Handle,
     prompts: &[String],
     outcomes: &[request::Outcome],
     sched: &crate::sim::Schedule,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>, usize)> {
+) -> anyhow::Result<Paired> {
     let vocab = crate::sim::tokenizer::Vocab::load(None)?;
     let records: std::collections::HashMap<u64, &crate::sim::RequestRecord> =
         sched.requests.iter().map(|r| (r.prompt_hash, r)).collect();
-    let (mut delay, mut itl_err, mut paired) = (vec![], vec![], 0);
+    let mut out = Paired::default();
     let mut arrivals = vec![];
     for (p, o) in prompts.iter().zip(outcomes) {
         let ids = vocab.encode(p).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -316,15 +338,16 @@ fn pair(
         let mut prev = None;
         for (a, &e) in arrivals.iter().zip(&rec.send_ns) {
             let d = a - e as f64 * 1e-9;
-            delay.push(d);
-            if let Some(p) = prev {
-                itl_err.push(f64::abs(d - p));
+            out.delay.push(d);
+            match prev {
+                Some(p) => out.itl_err.push(f64::abs(d - p)),
+                None => out.first.push(d),
             }
             prev = Some(d);
         }
-        paired += 1;
+        out.requests += 1;
     }
-    Ok((delay, itl_err, paired))
+    Ok(out)
 }
 
 /// The most small writes per second this machine's kernel carries across `conns` loopback
@@ -456,7 +479,7 @@ pub fn run(
     }
     let (engine, stop) = start_engine(ttft_ms, itl_ms, engine_threads)?;
     println!(
-        "{:>7} {:>10} {:>10} {:>8} {:>21} {:>21} {:>19} {:>19} {:>15} {:>15} {:>6}  ITL median error",
+        "{:>7} {:>10} {:>10} {:>8} {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  ITL median error",
         "streams",
         "tokens",
         "events/s",
@@ -465,6 +488,7 @@ pub fn run(
         "TTFT p99 (true) ms",
         "ITL med (true) ms",
         "ITL p99 (true) ms",
+        "TTFT err ms",
         "delay med/p99",
         "|ITL err| µs",
         "failed"
@@ -473,7 +497,7 @@ pub fn run(
     for &n in streams {
         let p = measure(&engine, n, tokens, client_threads)?;
         println!(
-            "{:>7} {:>10} {:>10.0} {:>7.3}s {:>21} {:>21} {:>19} {:>19} {:>15} {:>15} {:>6}  {}",
+            "{:>7} {:>10} {:>10.0} {:>7.3}s {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  {}",
             p.streams,
             p.tokens,
             p.tokens as f64 / p.seconds,
@@ -482,6 +506,7 @@ pub fn run(
             format!("{:.3} ({:.3})", p.ttft_ms[1], p.true_ttft_ms[1]),
             format!("{:.4} ({:.4})", p.itl_ms[0], p.true_itl_ms[0]),
             format!("{:.4} ({:.4})", p.itl_ms[1], p.true_itl_ms[1]),
+            format!("{:.3}/{:.3}", p.ttft_err_ms[0], p.ttft_err_ms[1]),
             format!("{:.3}/{:.3} ms", p.delay_ms[0], p.delay_ms[1]),
             format!("{:.0}/{:.0}", p.itl_err_us[0], p.itl_err_us[1]),
             p.failed,
