@@ -660,7 +660,7 @@ pub struct AccuracyTask {
     /// The pass rule in words: `every metric <= baseline * 1.03`, `exact_match >= threshold`.
     pub rule: String,
     /// Per model (`dsr1-fp4: {metric: baseline}` or `{thresholds: {...}}`) or per variant
-    /// (`bounty: {dsr1-fp4: 0.93, shots: 3}`).
+    /// (`bounty: {dsr1-fp4: 0.93, shots: 3}`, optionally `metrics: [...]` held to it).
     #[serde(flatten)]
     pub entries: IndexMap<String, serde_yaml::Value>,
 }
@@ -745,11 +745,25 @@ impl AccuracyBaselines {
                 .iter()
                 .find_map(|k| v.get(*k).and_then(|x| x.as_f64()))?;
             let shots = v.get("shots").and_then(|s| s.as_u64()).map(|s| s as u32);
+            // A variant may hold several metrics to the threshold (InferenceX checks every
+            // `exact_match,*` filter); by default the rule's one metric.
+            let names: Vec<String> = match v.get("metrics").and_then(|m| m.as_sequence()) {
+                Some(list) => list
+                    .iter()
+                    .filter_map(|m| m.as_str().map(str::to_owned))
+                    .collect(),
+                None => vec![metric],
+            };
+            let rule = if names.len() > 1 {
+                format!("{} >= threshold", names.join(" and "))
+            } else {
+                t.rule.clone()
+            };
             Some(Thresholds {
-                metrics: [(metric, th)].into_iter().collect(),
+                metrics: names.into_iter().map(|m| (m, th)).collect(),
                 bound: Bound::AtLeast,
                 shots,
-                rule: t.rule.clone(),
+                rule,
             })
         }
     }

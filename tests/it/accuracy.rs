@@ -516,13 +516,34 @@ fn gate_specs_and_judgement() {
     let em = |v: f64| -> IndexMap<String, f64> {
         [("exact_match".to_string(), v)].into_iter().collect()
     };
+    // InferenceX holds both filters to the threshold (flexible-extract, strict-match).
+    let both = |flexible: f64, strict: f64| -> IndexMap<String, f64> {
+        [
+            ("exact_match".to_string(), flexible),
+            ("exact_match_strict".to_string(), strict),
+        ]
+        .into_iter()
+        .collect()
+    };
     assert_eq!(
-        accuracy::judge(Task::Gsm8k, &em(0.91), &th).status,
+        accuracy::judge(Task::Gsm8k, &both(0.91, 0.91), &th).status,
         AccuracyStatus::Pass
     );
     assert_eq!(
-        accuracy::judge(Task::Gsm8k, &em(0.9), &th).status,
+        accuracy::judge(Task::Gsm8k, &both(0.9, 0.95), &th).status,
         AccuracyStatus::Fail
+    );
+    let r = accuracy::judge(Task::Gsm8k, &both(0.95, 0.9), &th);
+    assert_eq!(r.status, AccuracyStatus::Fail);
+    assert!(
+        accuracy::explain(&r).contains("exact_match_strict = 0.900000 (threshold 0.91)"),
+        "{}",
+        accuracy::explain(&r)
+    );
+    // A strict score that was never measured is an error, not a pass.
+    assert_eq!(
+        accuracy::judge(Task::Gsm8k, &em(0.95), &th).status,
+        AccuracyStatus::Error
     );
     let th = accuracy::explicit_thresholds(Task::Gsm8k, &["exact_match=0.5".into()]).unwrap();
     assert_eq!(

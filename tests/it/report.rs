@@ -239,6 +239,8 @@ fn shipped_baselines_load_and_missing_points_are_stated() {
         .thresholds("gsm8k", Some("inferencemax"), "dsr1-fp8")
         .unwrap();
     assert_eq!((q.metrics["exact_match"], q.shots), (0.91, Some(5)));
+    assert_eq!(q.metrics["exact_match_strict"], 0.91);
+    assert_eq!(q.rule, "exact_match and exact_match_strict >= threshold");
     let q = acc
         .thresholds("gsm8k", Some("inferencemax"), "llama-fp8")
         .unwrap();
