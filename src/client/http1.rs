@@ -52,10 +52,10 @@ pub enum Http1Error {
 }
 
 /// Where plain-HTTP requests go: parsed once per run, resolved once on first use.
-#[derive(Debug)]
 pub struct Endpoint {
-    /// `host:port` to resolve and connect to.
+    /// Host to resolve and connect to (an IPv6 literal without brackets).
     host: String,
+    /// Port to connect to (the scheme's default when the URL has none).
     port: u16,
     /// The request head up to (not including) `Content-Length`: request line, `Host`,
     /// fixed headers and the bearer token; the same for every request of the run.
@@ -63,6 +63,16 @@ pub struct Endpoint {
     /// Resolved addresses (resolution is per run, not per request: a resolver call per
     /// request would put the blocking pool on the request path).
     addrs: OnceCell<Vec<SocketAddr>>,
+}
+
+/// Never shows the request head: it carries the bearer token.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -152,8 +162,11 @@ impl Endpoint {
 /// How the body's end is known.
 #[derive(Debug)]
 enum Framing {
+    /// `Transfer-Encoding: chunked`.
     Chunked(Chunked),
+    /// `Content-Length`: bytes still to come.
     Length(u64),
+    /// Neither: the body ends when the server closes the connection.
     UntilClose,
 }
 
@@ -162,11 +175,15 @@ enum Framing {
 pub struct Response {
     /// Status code.
     pub status: u16,
+    /// The request's own connection, dropped with the response.
     stream: TcpStream,
-    /// Bytes read and not yet decoded are `buf[pos..end]`.
+    /// Reused for every read; bytes read and not yet decoded are `buf[pos..end]`.
     buf: Box<[u8]>,
+    /// Start of the undecoded bytes.
     pos: usize,
+    /// End of the bytes read.
     end: usize,
+    /// How the body's end is known (and the chunked decoder's state).
     framing: Framing,
     /// The body has ended.
     done: bool,
@@ -315,6 +332,7 @@ enum ChunkState {
 /// An incremental decoder of `Transfer-Encoding: chunked`, fed whatever each read returns.
 #[derive(Debug, Default)]
 pub struct Chunked {
+    /// Where in the framing the next byte falls.
     state: ChunkState,
     /// Size being read, then data bytes left in the current chunk.
     n: u64,
@@ -460,5 +478,25 @@ mod tests {
             .unwrap()
             .contains("Host: localhost\r\n"));
         assert!(Endpoint::parse("https://example.com/v1/completions", None).is_none());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_api_key() {
+        use crate::client::request::{Target, Timeouts};
+        let t = Target::new(
+            "http://127.0.0.1:8000/v1/completions".into(),
+            Some("sk-secret-42".into()),
+            false,
+            Timeouts {
+                total: std::time::Duration::from_secs(1),
+                stall: std::time::Duration::from_secs(1),
+            },
+        );
+        let shown = format!("{t:?} {:?}", t.endpoint);
+        assert!(
+            shown.contains("127.0.0.1") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        assert!(!shown.contains("sk-secret-42"), "{shown}");
     }
 }

@@ -144,7 +144,7 @@ fn truncate(mut s: String) -> String {
 }
 
 /// Where and how requests are sent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     /// Full endpoint URL (base URL with its path prefix, then the endpoint).
     pub url: String,
@@ -158,7 +158,20 @@ pub struct Target {
     pub endpoint: Option<Arc<Endpoint>>,
 }
 
+/// Never shows the API key.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("chat", &self.chat)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Target {
+    /// A target for `url`; `http://` URLs get the client's own transport.
     pub fn new(url: String, api_key: Option<String>, chat: bool, timeouts: Timeouts) -> Self {
         let endpoint = Endpoint::parse(&url, api_key.as_deref()).map(Arc::new);
         Target {
