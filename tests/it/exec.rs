@@ -3,17 +3,15 @@
 //! runner, shell injection in row values, a taken port, a missing template, dry runs of every
 //! shipped config entry, and a batch that keeps one engine for five concurrencies.
 
-use crate::util::{llama_paths, write};
+use crate::util::{
+    llama_paths, read_json, root, sigterm, spawn_collecting_stderr, svg_count, write, QUICK_BATCH,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A small row the tiny sim preset serves in well under a second.
 fn row(conc: u32) -> Value {
@@ -87,6 +85,24 @@ impl Work {
     fn run(&self, sub: &str, args: &[&str]) -> Output {
         self.cmd(sub, args).output().unwrap()
     }
+    /// `runner exec --config <row file> args…` for `row(conc)`.
+    fn exec(&self, conc: u32, args: &[&str]) -> Output {
+        let r = self.row(&row(conc));
+        let mut a = vec!["--config", r.as_str()];
+        a.extend_from_slice(args);
+        self.run("exec", &a)
+    }
+    /// `runner batch --config <row file> args…` for `row(1)`.
+    fn batch(&self, args: &[&str]) -> Output {
+        let r = self.row(&row(1));
+        let mut a = vec!["--config", r.as_str()];
+        a.extend_from_slice(args);
+        self.run("batch", &a)
+    }
+    /// The JSON file `name` in the result directory of conc `conc`.
+    fn json(&self, conc: u32, name: &str) -> Value {
+        read_json(&self.job_dir(conc).join(name))
+    }
     fn job_dir(&self, conc: u32) -> PathBuf {
         self.path().join(format!(
             "out/dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc{conc}_mi355x"
@@ -112,12 +128,33 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The run exited with `code`; returns its stderr.
+fn assert_exit(o: &Output, code: i32) -> String {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{e}");
+    e
+}
+
+/// The run succeeded; returns its stderr.
+fn assert_success(o: &Output) -> String {
+    let e = stderr(o);
+    assert!(o.status.success(), "{e}");
+    e
+}
+
 /// The engine pids the runner logged (`launched engine (…) pid N`).
 fn engine_pids(log: &str) -> Vec<i32> {
     log.lines()
         .filter_map(|l| l.split(" pid ").nth(1))
         .filter_map(|r| r.split(':').next()?.trim().parse().ok())
         .collect()
+}
+
+/// Nothing is left of any engine the run logged.
+fn assert_engines_gone(o: &Output) {
+    for pid in engine_pids(&stderr(o)) {
+        assert_group_gone(pid);
+    }
 }
 
 /// Nothing of the engine's process group is left.
@@ -137,23 +174,11 @@ fn assert_group_gone(pgid: i32) {
 #[test]
 fn exec_on_sim_writes_every_file() {
     let w = Work::new();
-    let r = w.row(&row(4));
-    let o = w.run(
-        "exec",
-        &[
-            "--config",
-            &r,
-            "--profile",
-            "sim",
-            "--prompts-multiplier",
-            "2",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = w.exec(4, &["--profile", "sim", "--prompts-multiplier", "2"]);
+    assert_success(&o);
     let d = w.job_dir(4);
     assert_job_files(&d);
-    let agg: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("agg.json")).unwrap()).unwrap();
+    let agg = w.json(4, "agg.json");
     assert_eq!(
         agg["hw"], "sim",
         "a simulated run never passes for the row's hardware"
@@ -161,8 +186,7 @@ fn exec_on_sim_writes_every_file() {
     assert_eq!(agg["conc"], 4);
     assert_eq!(agg["recipe_fingerprint"].as_str().unwrap().len(), 64);
     assert!(agg["engine_start_s"].as_f64().unwrap() > 0.0);
-    let bench: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
+    let bench = w.json(4, "bench.json");
     assert_eq!(bench["num_prompts"], 8);
     assert_eq!(bench["completed"], 8);
     assert_eq!(bench["max_concurrency"], 4);
@@ -173,9 +197,7 @@ fn exec_on_sim_writes_every_file() {
         "{script}"
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("| Hardware |"));
-    for pid in engine_pids(&stderr(&o)) {
-        assert_group_gone(pid);
-    }
+    assert_engines_gone(&o);
 }
 
 #[test]
@@ -230,23 +252,18 @@ fn dry_run_renders_every_shipped_entry() {
 fn engine_that_exits_at_once_fails_fast_with_its_log() {
     let w = Work::new();
     w.template("echo 'CUDA error: no device' >&2\nexit 3");
-    let r = w.row(&row(4));
     let t = Instant::now();
-    let o = w.run("exec", &["--config", &r]);
-    assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
+    let o = w.exec(4, &[]);
+    let e = assert_exit(&o, 12);
     assert!(
         t.elapsed() < Duration::from_secs(20),
         "fails within seconds"
     );
-    let e = stderr(&o);
     assert!(
         e.contains("exited with exit status: 3") && e.contains("CUDA error: no device"),
         "{e}"
     );
-    let status: Value =
-        serde_json::from_str(&std::fs::read_to_string(w.job_dir(4).join("status.json")).unwrap())
-            .unwrap();
-    assert_eq!(status["stage"], "readiness");
+    assert_eq!(w.json(4, "status.json")["stage"], "readiness");
     assert!(w.job_dir(4).join("launch.sh").is_file() && w.job_dir(4).join("server.log").is_file());
 }
 
@@ -254,42 +271,22 @@ fn engine_that_exits_at_once_fails_fast_with_its_log() {
 fn engine_that_never_gets_ready_times_out_and_is_stopped() {
     let w = Work::new();
     w.sim_template("preset: tiny\nfaults:\n  never-ready: true\n");
-    let r = w.row(&row(4));
-    let o = w.run("exec", &["--config", &r, "--ready-timeout-s", "2"]);
-    assert_eq!(o.status.code(), Some(12), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("did not become ready within 2 s"),
-        "{}",
-        stderr(&o)
-    );
-    for pid in engine_pids(&stderr(&o)) {
-        assert_group_gone(pid);
-    }
+    let o = w.exec(4, &["--ready-timeout-s", "2"]);
+    let e = assert_exit(&o, 12);
+    assert!(e.contains("did not become ready within 2 s"), "{e}");
+    assert_engines_gone(&o);
 }
 
 #[test]
 fn engine_that_dies_under_load_keeps_partial_results() {
     let w = Work::new();
     w.sim_template("preset: tiny\nfaults:\n  exit-after-requests: 12\n");
-    let r = w.row(&row(4));
-    let o = w.run(
-        "exec",
-        &[
-            "--config",
-            &r,
-            "--num-warmups",
-            "0",
-            "--stall-timeout-s",
-            "5",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(13), "{}", stderr(&o));
+    let o = w.exec(4, &["--num-warmups", "0", "--stall-timeout-s", "5"]);
+    let e = assert_exit(&o, 13);
     let d = w.job_dir(4);
-    let bench: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
-    assert!(bench["failed"].as_u64().unwrap() > 0);
+    assert!(w.json(4, "bench.json")["failed"].as_u64().unwrap() > 0);
     assert!(d.join("agg.json").is_file() && d.join("status.json").is_file());
-    assert!(stderr(&o).contains("requests failed"), "{}", stderr(&o));
+    assert!(e.contains("requests failed"), "{e}");
 }
 
 #[test]
@@ -298,29 +295,15 @@ fn sigterm_mid_run_stops_the_engine() {
     // A slow engine so the run is certainly in progress when the signal arrives.
     w.sim_template("preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 50\n");
     let r = w.row(&row(2));
-    let mut child = w
-        .cmd("exec", &["--config", &r])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
-        s
-    });
+    let (child, reader) = spawn_collecting_stderr(&mut w.cmd("exec", &["--config", &r]));
     // Wait until the client phase has started.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline && !w.path().join("out/.engine-1/server.log").is_file() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(2));
-    // SAFETY: sending SIGTERM to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let log = reader.join().unwrap();
-    assert_eq!(status.code(), Some(143), "{log}");
+    let (code, log) = sigterm(child, reader);
+    assert_eq!(code, Some(143), "{log}");
     assert!(log.contains("interrupted by SIGTERM"), "{log}");
     let pids = engine_pids(&log);
     assert_eq!(pids.len(), 1, "{log}");
@@ -370,16 +353,10 @@ fn shell_metacharacters_are_never_executed() {
 fn taken_port_and_missing_template_are_clear_errors() {
     let w = Work::new();
     w.template("exec sleep 60");
-    let r = w.row(&row(4));
     let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
-    let o = w.run("exec", &["--config", &r, "--port", &port]);
-    assert_eq!(o.status.code(), Some(11), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(&format!("port {port} is already in use")),
-        "{}",
-        stderr(&o)
-    );
+    let e = assert_exit(&w.exec(4, &["--port", &port]), 11);
+    assert!(e.contains(&format!("port {port} is already in use")), "{e}");
     drop(l);
 
     std::fs::remove_file(w.path().join("benchmarks/dsr1_fp4_mi355x_sglang.sh")).unwrap();
@@ -388,45 +365,33 @@ fn taken_port_and_missing_template_are_clear_errors() {
         "dsr1_fp8_mi355x_sglang.sh",
         "exec true\n",
     );
-    let o = w.run("exec", &["--config", &r]);
-    assert_eq!(o.status.code(), Some(10), "{}", stderr(&o));
-    let e = stderr(&o);
+    let e = assert_exit(&w.exec(4, &[]), 10);
     assert!(
         e.contains("looked for dsr1_fp4_mi355x_sglang.sh")
             && e.contains("templates there for `dsr1`: dsr1_fp8_mi355x_sglang.sh"),
         "{e}"
     );
-    let o = w.run("exec", &["--config", &r, "--profile", "nope"]);
-    assert_eq!(o.status.code(), Some(10));
+    let e = assert_exit(&w.exec(4, &["--profile", "nope"]), 10);
     assert!(
-        stderr(&o).contains("no launch profile `nope`")
-            && stderr(&o).contains("available: local, sim"),
-        "{}",
-        stderr(&o)
+        e.contains("no launch profile `nope`") && e.contains("available: local, sim"),
+        "{e}"
     );
 }
 
 #[test]
 fn batch_keeps_one_engine_for_five_concurrencies() {
     let w = Work::new();
-    let r = w.row(&row(1));
-    let o = w.run(
-        "batch",
-        &[
-            "--config",
-            &r,
-            "--conc",
-            "1,2,4,8,16",
-            "--profile",
-            "sim",
-            "--prompts-multiplier",
-            "2",
-            "--num-warmups",
-            "1",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let e = stderr(&o);
+    let o = w.batch(&[
+        "--conc",
+        "1,2,4,8,16",
+        "--profile",
+        "sim",
+        "--prompts-multiplier",
+        "2",
+        "--num-warmups",
+        "1",
+    ]);
+    let e = assert_success(&o);
     assert_eq!(engine_pids(&e).len(), 1, "engine started once: {e}");
     assert!(!w.path().join("out/.engine-2").exists());
     assert_eq!(e.matches("reusing the running engine").count(), 4, "{e}");
@@ -434,12 +399,7 @@ fn batch_keeps_one_engine_for_five_concurrencies() {
         assert!(w.job_dir(c).join("agg.json").is_file(), "conc {c}");
     }
     assert!(w.path().join("out/summary.md").is_file());
-    let plots: Vec<_> = std::fs::read_dir(w.path().join("out"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
-        .collect();
-    assert!(!plots.is_empty(), "batch writes plots");
+    assert!(svg_count(&w.path().join("out")) > 0, "batch writes plots");
     assert_group_gone(engine_pids(&e)[0]);
 }
 
@@ -453,22 +413,8 @@ fn batch_restarts_the_engine_when_the_recipe_changes() {
         "echo \"conc $CONC\"\n{}",
         t.lines().skip(2).collect::<Vec<_>>().join("\n")
     ));
-    let r = w.row(&row(1));
-    let o = w.run(
-        "batch",
-        &[
-            "--config",
-            &r,
-            "--conc",
-            "1,2",
-            "--prompts-multiplier",
-            "1",
-            "--num-warmups",
-            "0",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(engine_pids(&stderr(&o)).len(), 2);
+    let o = w.batch(&QUICK_BATCH);
+    assert_eq!(engine_pids(&assert_success(&o)).len(), 2);
 }
 
 #[test]
@@ -482,24 +428,17 @@ fn exec_on_real_llama_server_writes_every_file() {
         bin.display(),
         model.display()
     ));
-    let r = w.row(&row(4));
-    let o = w.run("exec", &["--config", &r, "--prompts-multiplier", "2"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = w.exec(4, &["--prompts-multiplier", "2"]);
+    assert_success(&o);
     let d = w.job_dir(4);
     assert_job_files(&d);
-    let bench: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("bench.json")).unwrap()).unwrap();
-    assert_eq!(bench["completed"], 8);
+    assert_eq!(w.json(4, "bench.json")["completed"], 8);
     assert!(
         std::fs::read_to_string(d.join("server.log"))
             .unwrap()
             .contains("llama"),
         "engine log captured"
     );
-    let agg: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("agg.json")).unwrap()).unwrap();
-    assert_eq!(agg["hw"], "mi355x");
-    for pid in engine_pids(&stderr(&o)) {
-        assert_group_gone(pid);
-    }
+    assert_eq!(w.json(4, "agg.json")["hw"], "mi355x");
+    assert_engines_gone(&o);
 }

@@ -1,21 +1,42 @@
 //! `scheduler expand` and `scheduler diff` on the real InferenceMAX configs: every flag,
 //! every error, chunking, $GITHUB_OUTPUT, and diffs over a git repository built in a temp dir.
 
-use crate::util::{imax, scheduler, scheduler_err, scheduler_json, write};
+use crate::util::{commit, git, imax, scheduler, scheduler_err, scheduler_json, write};
 use serde_json::Value;
-use std::path::Path;
 use std::process::Command;
 
 fn both() -> Vec<String> {
     vec![imax("amd-master.yaml"), imax("nvidia-master.yaml")]
 }
 
-/// `expand` on both shipped configs with extra args.
-fn expand(extra: &[&str]) -> Vec<Value> {
+/// `expand` on both shipped configs with extra args: its whole JSON output.
+fn expand_json(extra: &[&str]) -> Value {
     let files = both();
     let mut args = vec!["expand", "--config-files", &files[0], &files[1]];
     args.extend_from_slice(extra);
-    scheduler_json(&args).as_array().unwrap().clone()
+    scheduler_json(&args)
+}
+
+/// `expand` on both shipped configs with extra args: the rows.
+fn expand(extra: &[&str]) -> Vec<Value> {
+    expand_json(extra).as_array().unwrap().clone()
+}
+
+/// `expand --config-files <amd-master.yaml>` followed by `extra`.
+fn amd_args<'a>(amd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["expand", "--config-files", amd];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `expand` on the AMD config alone with extra args: its whole JSON output.
+fn expand_amd(extra: &[&str]) -> Value {
+    scheduler_json(&amd_args(&imax("amd-master.yaml"), extra))
+}
+
+/// `expand` on the AMD config alone with extra args, expected to fail: its stderr.
+fn expand_amd_err(extra: &[&str]) -> String {
+    scheduler_err(&amd_args(&imax("amd-master.yaml"), extra))
 }
 
 fn field<'a>(rows: &'a [Value], k: &str) -> Vec<&'a Value> {
@@ -134,7 +155,7 @@ fn step_size_changes_the_ladder() {
         field(&rows, "conc"),
         [&Value::from(4), &Value::from(16), &Value::from(64)]
     );
-    let e = scheduler_err(&["expand", "--config-files", &both()[0], "--step-size", "1"]);
+    let e = expand_amd_err(&["--step-size", "1"]);
     assert!(e.contains("--step-size must be at least 2"), "{e}");
 }
 
@@ -148,99 +169,53 @@ fn test_mode_takes_highest_tp_at_conc_start() {
 
 #[test]
 fn filter_errors() {
-    let f = both();
-    let e = scheduler_err(&["expand", "--config-files", &f[0], "--runner-type", "mi355x"]);
+    let e = expand_amd_err(&["--runner-type", "mi355x"]);
     assert!(e.contains("--runner-type needs --runner-config"), "{e}");
     let rc = imax("runners.yaml");
-    let e = scheduler_err(&[
-        "expand",
-        "--config-files",
-        &f[0],
-        "--runner-type",
-        "tpu",
-        "--runner-config",
-        &rc,
-    ]);
+    let e = expand_amd_err(&["--runner-type", "tpu", "--runner-config", &rc]);
     assert!(e.contains("unknown runner type `tpu`"), "{e}");
     assert!(
         e.contains("h100, h200, b200-trt, b200, mi300x, mi325x, mi355x, gb200"),
         "{e}"
     );
-    let e = scheduler_err(&[
-        "expand",
-        "--config-files",
-        &f[0],
-        "--model-prefix",
-        "llama",
-        "--precision",
-        "fp4",
-    ]);
+    let e = expand_amd_err(&["--model-prefix", "llama", "--precision", "fp4"]);
     assert!(
         e.contains("no rows match the filters: --model-prefix llama --precision fp4"),
         "{e}"
     );
-    let e = scheduler_err(&[
-        "expand",
-        "--config-files",
-        &f[0],
-        "--min-conc",
-        "64",
-        "--max-conc",
-        "8",
-    ]);
+    let e = expand_amd_err(&["--min-conc", "64", "--max-conc", "8"]);
     assert!(e.contains("--min-conc 64 is above --max-conc 8"), "{e}");
-    let e = scheduler_err(&["expand", "--config-files", &f[0], "--config-keys", "a[b"]);
+    let e = expand_amd_err(&["--config-keys", "a[b"]);
     assert!(e.contains("invalid --config-keys pattern `a[b`"), "{e}");
-    let e = scheduler_err(&["expand", "--config-files", &f[0], "--max-rows", "257"]);
+    let e = expand_amd_err(&["--max-rows", "257"]);
     assert!(e.contains("--max-rows must be between 1 and 256"), "{e}");
     // Unknown seq-len names are rejected by the flag parser (exit 2) with the valid ones.
-    let out = scheduler(
-        &["expand", "--config-files", &f[0], "--seq-lens", "2k2k"],
-        None,
-    );
+    let amd = imax("amd-master.yaml");
+    let out = scheduler(&amd_args(&amd, &["--seq-lens", "2k2k"]), None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("1k1k, 1k8k, 8k1k"));
 }
 
 #[test]
 fn chunking_at_256_and_small() {
-    let files = both();
-    let c = scheduler_json(&[
-        "expand",
-        "--config-files",
-        &files[0],
-        &files[1],
-        "--max-rows",
-        "256",
-    ]);
+    let c = expand_json(&["--max-rows", "256"]);
     assert_eq!(c["count"], 3);
-    let sizes: Vec<usize> = c["chunks"]
+    let chunks: Vec<Vec<Value>> = c["chunks"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["include"].as_array().unwrap().len())
+        .map(|m| m["include"].as_array().unwrap().clone())
         .collect();
+    let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
     assert_eq!(sizes, [256, 256, 58]);
-    let flat: Vec<Value> = c["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["include"].as_array().unwrap().clone())
-        .collect();
-    assert_eq!(flat, expand(&[]), "chunks keep order and lose nothing");
-    let small = scheduler_json(&[
-        "expand",
-        "--config-files",
-        &files[0],
-        "--test-mode",
-        "--max-rows",
-        "4",
-    ]);
+    assert_eq!(
+        chunks.concat(),
+        expand(&[]),
+        "chunks keep order and lose nothing"
+    );
+    let small = expand_amd(&["--test-mode", "--max-rows", "4"]);
     let n = expand(&["--test-mode"]).len();
-    let amd_n = scheduler_json(&["expand", "--config-files", &files[0], "--test-mode"])
-        .as_array()
-        .unwrap()
-        .len();
+    let amd_n = expand_amd(&["--test-mode"]).as_array().unwrap().len();
     assert!(amd_n < n);
     assert_eq!(small["count"].as_u64().unwrap() as usize, amd_n.div_ceil(4));
 }
@@ -284,13 +259,7 @@ fn github_output_multiline_form() {
         assert_eq!(m, stdout["chunks"][i]);
     }
     // Without $GITHUB_OUTPUT the flag is an error, not silently ignored.
-    let e = scheduler_err(&[
-        "expand",
-        "--config-files",
-        &files[0],
-        "--github-output",
-        "m",
-    ]);
+    let e = expand_amd_err(&["--github-output", "m"]);
     assert!(e.contains("$GITHUB_OUTPUT") && e.contains("not set"), "{e}");
 }
 
@@ -313,37 +282,6 @@ fn parse_github_output(text: &str) -> std::collections::HashMap<String, String> 
         }
     }
     m
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn commit(dir: &Path, msg: &str) -> String {
-    git(dir, &["add", "-A"]);
-    git(
-        dir,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            msg,
-        ],
-    );
-    git(dir, &["rev-parse", "HEAD"])
 }
 
 #[test]

@@ -9,9 +9,10 @@
 //! (2 CPUs, 8 GPUs).
 
 use crate::telemetry::{assert_tool_stopped, fake_nvidia_smi, row, stderr, Work};
+use crate::util::{read_json, sigterm, spawn_collecting_stderr};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// Holds the cluster lock for one test.
@@ -92,13 +93,38 @@ fn args<'a>(runner: &'a str, cfg: &'a str, more: &[&'a str]) -> Vec<&'a str> {
     a
 }
 
+/// `runner <sub>` on the `slurm` profile (see `args`), run to the end: its output and stderr.
+fn run(w: &Work, sub: &str, runner: &str, cfg: &str, more: &[&str]) -> (Output, String) {
+    let o = w.run(sub, &args(runner, cfg, more), None);
+    let e = stderr(&o);
+    (o, e)
+}
+
+/// Our allocation of `gpus` GPUs for `minutes`, named `name`, holding no step; asserts it
+/// was granted and returns salloc's stderr.
+fn hold_gpus(name: &str, minutes: u32, gpus: u32) -> String {
+    let o = Command::new("salloc")
+        .args([
+            "--no-shell",
+            &format!("--job-name={name}"),
+            "-N1",
+            &format!("--time={minutes}"),
+        ])
+        .args(["--immediate=5", &format!("--gres=gpu:{gpus}")])
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    e
+}
+
 /// The agg rows written under `out/`.
 fn aggs(w: &Work) -> Vec<Value> {
     let mut v = vec![];
     for e in std::fs::read_dir(w.path().join("out")).unwrap().flatten() {
         let p = e.path().join("agg.json");
         if p.is_file() {
-            v.push(serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap());
+            v.push(read_json(&p));
         }
     }
     v
@@ -136,19 +162,8 @@ fn exec_on_slurm_allocates_runs_the_step_and_releases() {
     fake_nvidia_smi(&w, &log, "300");
     let cfg = w.row(&small_row(2, 2));
     let t0 = Instant::now();
-    let o = w
-        .cmd(
-            "exec",
-            &args(
-                &runner,
-                &cfg,
-                &["--prompts-multiplier", "2", "--num-warmups", "0"],
-            ),
-            None,
-        )
-        .output()
-        .unwrap();
-    let e = stderr(&o);
+    let more = ["--prompts-multiplier", "2", "--num-warmups", "0"];
+    let (o, e) = run(&w, "exec", &runner, &cfg, &more);
     assert!(o.status.success(), "{e}");
     eprintln!("slurm exec took {:.1} s", t0.elapsed().as_secs_f64());
     let job = format!("infmax-{runner}");
@@ -192,11 +207,8 @@ fn dry_run_renders_gres_and_pyxis_flags() {
     );
     w.sim_template("preset: tiny\n", "0.0.0.0");
     let cfg = w.row(&small_row(4, 2));
-    let o = w
-        .cmd("exec", &args(&runner, &cfg, &["--dry-run"]), None)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, e) = run(&w, "exec", &runner, &cfg, &["--dry-run"]);
+    assert!(o.status.success(), "{e}");
     let out = String::from_utf8_lossy(&o.stdout);
     let cmd = out
         .lines()
@@ -227,11 +239,7 @@ fn allocation_never_granted_is_a_bounded_launch_failure() {
         w.sim_template("preset: tiny\n", "0.0.0.0");
         let cfg = w.row(&small_row(tp, 1));
         let t0 = Instant::now();
-        let o = w
-            .cmd("exec", &args(&runner, &cfg, &[]), None)
-            .output()
-            .unwrap();
-        let e = stderr(&o);
+        let (o, e) = run(&w, "exec", &runner, &cfg, &[]);
         assert_eq!(o.status.code(), Some(11), "{e}");
         assert!(
             t0.elapsed() < Duration::from_secs(40),
@@ -258,28 +266,14 @@ fn allocation_busy_past_the_wait_is_given_up() {
     w.sim_template("preset: tiny\n", "0.0.0.0");
     // Someone else holds 7 of the 8 GPUs: an 8-GPU job can only pend.
     let hold = format!("infmax-hold-{}", std::process::id());
-    let h = Command::new("salloc")
-        .args([
-            "--no-shell",
-            &format!("--job-name={hold}"),
-            "-N1",
-            "--time=2",
-        ])
-        .args(["--immediate=5", "--gres=gpu:7"])
-        .output()
-        .unwrap();
-    assert!(h.status.success(), "{}", stderr(&h));
+    hold_gpus(&hold, 2, 7);
     let cfg = w.row(&small_row(8, 1));
     let t0 = Instant::now();
-    let o = w
-        .cmd("exec", &args(&runner, &cfg, &[]), None)
-        .output()
-        .unwrap();
+    let (o, e) = run(&w, "exec", &runner, &cfg, &[]);
     let took = t0.elapsed();
     let _ = Command::new("scancel")
         .arg(format!("--name={hold}"))
         .status();
-    let e = stderr(&o);
     assert_eq!(o.status.code(), Some(11), "{e}");
     assert!(
         took >= Duration::from_secs(4) && took < Duration::from_secs(40),
@@ -301,11 +295,7 @@ fn step_that_dies_fails_readiness_with_its_log_and_releases() {
     );
     let cfg = w.row(&small_row(2, 1));
     let t0 = Instant::now();
-    let o = w
-        .cmd("exec", &args(&runner, &cfg, &[]), None)
-        .output()
-        .unwrap();
-    let e = stderr(&o);
+    let (o, e) = run(&w, "exec", &runner, &cfg, &[]);
     assert_eq!(o.status.code(), Some(12), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(30));
     assert!(
@@ -326,22 +316,12 @@ fn sigterm_cancels_the_allocation_and_leaves_no_step() {
     );
     let cfg = w.row(&small_row(2, 2));
     let job = format!("infmax-{runner}");
-    let mut child = w
-        .cmd(
-            "exec",
-            &args(&runner, &cfg, &["--prompts-multiplier", "10"]),
-            None,
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
-        s
-    });
+    let mut cmd = w.cmd(
+        "exec",
+        &args(&runner, &cfg, &["--prompts-multiplier", "10"]),
+        None,
+    );
+    let (child, reader) = spawn_collecting_stderr(&mut cmd);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline && !squeue(&job).iter().any(|l| l.ends_with("RUNNING")) {
         std::thread::sleep(Duration::from_millis(100));
@@ -355,11 +335,8 @@ fn sigterm_cancels_the_allocation_and_leaves_no_step() {
         !steps(&id).is_empty(),
         "the engine step runs before the signal"
     );
-    // SAFETY: SIGTERM to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let log = reader.join().unwrap();
-    assert_eq!(status.code(), Some(143), "{log}");
+    let (code, log) = sigterm(child, reader);
+    assert_eq!(code, Some(143), "{log}");
     assert_no_job(&job);
     assert_eq!(steps(&id), "", "{log}");
 }
@@ -380,25 +357,10 @@ fn stale_allocation_of_a_crashed_run_is_cancelled_first() {
     w.sim_template("preset: tiny\n", "0.0.0.0");
     let job = format!("infmax-{runner}");
     // A crashed run left its allocation holding all 8 GPUs.
-    let s = Command::new("salloc")
-        .args([
-            "--no-shell",
-            &format!("--job-name={job}"),
-            "-N1",
-            "--time=5",
-        ])
-        .args(["--immediate=5", "--gres=gpu:8"])
-        .output()
-        .unwrap();
-    let text = stderr(&s);
-    assert!(s.status.success(), "{text}");
+    let text = hold_gpus(&job, 5, 8);
     let stale_id = text.split_whitespace().last().unwrap().to_string();
     let cfg = w.row(&small_row(8, 1));
-    let o = w
-        .cmd("exec", &args(&runner, &cfg, &[]), None)
-        .output()
-        .unwrap();
-    let e = stderr(&o);
+    let (o, e) = run(&w, "exec", &runner, &cfg, &[]);
     assert!(o.status.success(), "{e}");
     assert!(
         e.contains(&format!(
@@ -415,15 +377,13 @@ fn batch_on_slurm_keeps_one_allocation() {
     let (w, runner) = work("batch", "");
     w.sim_template("preset: tiny\n", "0.0.0.0");
     let cfg = w.row(&small_row(2, 1));
-    let o = w
-        .cmd(
-            "batch",
-            &args(&runner, &cfg, &["--conc", "1,2,4", "--num-warmups", "1"]),
-            None,
-        )
-        .output()
-        .unwrap();
-    let e = stderr(&o);
+    let (o, e) = run(
+        &w,
+        "batch",
+        &runner,
+        &cfg,
+        &["--conc", "1,2,4", "--num-warmups", "1"],
+    );
     assert!(o.status.success(), "{e}");
     assert_eq!(
         e.matches("Slurm allocation ").count(),

@@ -3,7 +3,7 @@
 //! `nvidia-smi` on `PATH` — plus a missing and a broken tool, which must cost the run
 //! nothing but the energy fields.
 
-use crate::util::{fixture, write};
+use crate::util::{fixture, read_json, root, write, QUICK_BATCH};
 use infmax::telemetry::{self, Tool};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -82,10 +82,7 @@ impl Work {
             ])
             .args([
                 "--baselines",
-                &Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("baselines")
-                    .display()
-                    .to_string(),
+                &root().join("baselines").display().to_string(),
             ])
             .args(args)
             .env("PATH", path.unwrap_or(&default_path))
@@ -94,17 +91,17 @@ impl Work {
             .env_remove("GITHUB_ACTIONS");
         c
     }
+    /// Run `runner <sub>` (see `cmd`) to the end.
+    pub fn run(&self, sub: &str, args: &[&str], path: Option<&str>) -> Output {
+        self.cmd(sub, args, path).output().unwrap()
+    }
     pub fn job_dir(&self, conc: u32) -> PathBuf {
         self.path().join(format!(
             "out/dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc{conc}_mi355x"
         ))
     }
     pub fn json(&self, conc: u32, file: &str) -> Value {
-        let p = self.job_dir(conc).join(file);
-        serde_json::from_str(
-            &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-        )
-        .unwrap()
+        read_json(&self.job_dir(conc).join(file))
     }
 }
 
@@ -243,21 +240,15 @@ fn exec_samples_a_fake_nvidia_smi_during_the_timed_phase() {
         "127.0.0.1",
     );
     let r = w.row(&row(2));
-    let o = w
-        .cmd(
-            "exec",
-            &[
-                "--config",
-                &r,
-                "--prompts-multiplier",
-                "2",
-                "--num-warmups",
-                "2",
-            ],
-            None,
-        )
-        .output()
-        .unwrap();
+    let args = [
+        "--config",
+        &r,
+        "--prompts-multiplier",
+        "2",
+        "--num-warmups",
+        "2",
+    ];
+    let o = w.run("exec", &args, None);
     assert!(o.status.success(), "{}", stderr(&o));
     let args = std::fs::read_to_string(&log).unwrap();
     assert_eq!(args.lines().count(), 1, "one sampler per job: {args}");
@@ -298,23 +289,8 @@ fn missing_or_broken_tool_costs_only_the_energy_fields() {
     let w = Work::new();
     w.sim_template("preset: tiny\n", "127.0.0.1");
     let r = w.row(&row(1));
-    let o = w
-        .cmd(
-            "batch",
-            &[
-                "--config",
-                &r,
-                "--conc",
-                "1,2",
-                "--prompts-multiplier",
-                "1",
-                "--num-warmups",
-                "0",
-            ],
-            Some("/usr/bin:/bin"),
-        )
-        .output()
-        .unwrap();
+    let args = [&["--config", r.as_str()][..], &QUICK_BATCH].concat();
+    let o = w.run("batch", &args, Some("/usr/bin:/bin"));
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     assert_eq!(
@@ -343,10 +319,7 @@ fn missing_or_broken_tool_costs_only_the_energy_fields() {
         "#!/usr/bin/env bash\necho 'NVIDIA-SMI has failed because it couldn'\"'\"'t communicate with the NVIDIA driver.' >&2\nexit 9\n",
     );
     let r = w.row(&row(1));
-    let o = w
-        .cmd("exec", &["--config", &r, "--prompts-multiplier", "1"], None)
-        .output()
-        .unwrap();
+    let o = w.run("exec", &["--config", &r, "--prompts-multiplier", "1"], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(

@@ -1,7 +1,13 @@
-//! Shared helpers: locating fixtures and running the built binaries.
+//! Shared helpers: locating fixtures, running the built binaries and git, reading results.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
+
+/// The crate root (where `baselines/`, `benchmarks/` and `.github/` live).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 /// Path of a file under `tests/fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -50,6 +56,90 @@ pub fn scheduler_err(args: &[&str]) -> String {
     assert!(!err.contains("panicked"), "panic for {args:?}: {err}");
     assert!(out.stdout.is_empty(), "no rows may be printed on error");
     err
+}
+
+/// `runner batch` arguments after `--config` for a quick batch: conc 1 and 2, one round of
+/// prompts, no warm-up.
+pub const QUICK_BATCH: [&str; 6] = [
+    "--conc",
+    "1,2",
+    "--prompts-multiplier",
+    "1",
+    "--num-warmups",
+    "0",
+];
+
+/// Parse the JSON file at `path`.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is JSON: {e}", path.display()))
+}
+
+/// How many `.svg` files (plots) lie directly in `dir`.
+pub fn svg_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+        .count()
+}
+
+/// Run `git args` in `dir`, assert that it succeeded, and return its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Stage everything in `dir`, commit it as `msg`, and return the new commit's hash.
+pub fn commit(dir: &Path, msg: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            msg,
+        ],
+    );
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// Spawn `cmd` (stdout discarded) with a thread collecting its stderr until it exits.
+pub fn spawn_collecting_stderr(cmd: &mut Command) -> (Child, JoinHandle<String>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
+        s
+    });
+    (child, reader)
+}
+
+/// Send SIGTERM to `child`, wait for it, and return its exit code and collected stderr.
+pub fn sigterm(mut child: Child, reader: JoinHandle<String>) -> (Option<i32>, String) {
+    // SAFETY: sending SIGTERM to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    (status.code(), reader.join().unwrap())
 }
 
 /// Write `text` to `dir/name` and return the path as a string.

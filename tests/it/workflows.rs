@@ -2,49 +2,9 @@
 //! history → matrix JSON → `runner exec` per row on the simulated engine → `scheduler
 //! collect --dir` → one sweep table and plot.
 
-use crate::util::write;
+use crate::util::{commit, git, root, svg_count, write};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let o = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn commit(dir: &Path, msg: &str) -> String {
-    git(dir, &["add", "-A"]);
-    git(
-        dir,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            msg,
-        ],
-    );
-    let o = Command::new("git")
-        .current_dir(dir)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .unwrap();
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
 
 #[test]
 fn diff_matrix_exec_collect_chain() {
@@ -152,12 +112,7 @@ fn diff_matrix_exec_collect_chain() {
         .filter(|l| l.starts_with("| sim ") || l.starts_with("| SIM "))
         .count();
     assert_eq!(table_rows, 2, "{summary}");
-    let svgs = std::fs::read_dir(&sweep)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
-        .count();
-    assert!(svgs >= 1, "a plot per line and axis");
+    assert!(svg_count(&sweep) >= 1, "a plot per line and axis");
     // The job directories carry the GitHub runner's name, as InferenceMAX's do.
     assert!(results
         .join("dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc2_mi355x-amd_4/agg.json")
