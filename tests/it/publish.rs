@@ -111,9 +111,21 @@ impl Fake {
         }
     }
 
+    /// A fake Space on a free port, with the knobs `set` switches.
+    fn with_knobs(set: impl FnOnce(&mut Knobs)) -> Fake {
+        let mut knobs = Knobs::default();
+        set(&mut knobs);
+        Fake::start(0, knobs)
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Board) -> R) -> R {
         let mut b = self.state.0.lock().unwrap();
         f(&mut b)
+    }
+
+    /// (rows on the board, submissions received).
+    fn rows_posts(&self) -> (usize, usize) {
+        self.with(|b| (b.rows.len(), b.posts))
     }
 
     fn wait_until(&self, what: &str, pred: impl Fn(&Board) -> bool) {
@@ -479,6 +491,20 @@ impl Setup {
         self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// Publish the results; assert the exit code and return the output.
+    fn publish_exits(&mut self, code: i32) -> String {
+        let (got, out) = self.publish();
+        assert_eq!(got, code, "{out}");
+        out
+    }
+
+    /// Drain the outbox (`--pending`); assert the exit code and return the output.
+    fn drain_exits(&mut self, code: i32) -> String {
+        let (got, out) = self.run(&["--pending"]);
+        assert_eq!(got, code, "{out}");
+        out
+    }
+
     fn spawn_publish(&self) -> Child {
         let a = self.publish_args();
         self.cmd(&a.iter().map(String::as_str).collect::<Vec<_>>())
@@ -486,6 +512,14 @@ impl Setup {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// Start a publisher in the background and wait until `fake` holds a request of it
+    /// stalled (`what` names the request in the timeout message).
+    fn spawn_until_stalled(&self, fake: &Fake, what: &str) -> Child {
+        let child = self.spawn_publish();
+        fake.wait_until(what, |b| b.stalled >= 1);
+        child
     }
 
     fn kill(&mut self, mut child: Child) {
@@ -540,6 +574,19 @@ impl Setup {
     }
 }
 
+/// A fake Space with the knobs `set` switches, and one result (conc 4) for its gradio sink.
+fn space_and_one_row(set: impl FnOnce(&mut Knobs)) -> (Fake, Setup) {
+    let fake = Fake::with_knobs(set);
+    let s = Setup::new(&fake.url, &[4], false);
+    (fake, s)
+}
+
+/// A drain of the outbox succeeds, and the board holds exactly one row.
+fn assert_drain_leaves_one_row(s: &mut Setup, fake: &Fake) {
+    s.drain_exits(0);
+    fake.with(|b| assert_eq!(b.rows.len(), 1));
+}
+
 fn key(conc: u32) -> String {
     format!("777:fp-dsr1-c{conc}:1024x1024:c{conc}")
 }
@@ -554,16 +601,9 @@ fn free_port() -> u16 {
 
 #[test]
 fn publish_gradio_success_confirms_once_with_the_bounty_fields() {
-    let fake = Fake::start(
-        0,
-        Knobs {
-            forget_after_stream: true,
-            ..Knobs::default()
-        },
-    );
+    let fake = Fake::with_knobs(|k| k.forget_after_stream = true);
     let mut s = Setup::new(&fake.url, &[4, 8], false);
-    let (code, out) = s.publish();
-    assert_eq!(code, 0, "{out}");
+    let out = s.publish_exits(0);
     assert!(
         out.contains(&format!("delivered: sink=board key={}", key(4))),
         "{out}"
@@ -594,33 +634,23 @@ fn publish_gradio_success_confirms_once_with_the_bounty_fields() {
     assert_eq!(done[0]["state"]["state"], "delivered");
     assert_eq!(done[0]["state"]["result"], json!(["recorded"]));
     // Publishing the same results again is a no-op: the key was delivered.
-    let (code, out) = s.publish();
-    assert_eq!(code, 0, "{out}");
+    let out = s.publish_exits(0);
     assert!(
         out.contains(&format!("already delivered: sink=board key={}", key(4))),
         "{out}"
     );
-    let (code, _) = s.run(&["--pending"]);
-    assert_eq!(code, 0);
+    s.drain_exits(0);
     let (code, out) = s.run(&["--status"]);
     assert_eq!(code, 0);
     assert!(out.contains("0 pending, 2 delivered"), "{out}");
-    fake.with(|b| assert_eq!((b.rows.len(), b.posts), (2, 2)));
+    assert_eq!(fake.rows_posts(), (2, 2));
     s.assert_no_secret();
 }
 
 #[test]
 fn publish_500_then_success_puts_one_row_on_the_board() {
-    let fake = Fake::start(
-        0,
-        Knobs {
-            fail_posts: 1,
-            ..Knobs::default()
-        },
-    );
-    let mut s = Setup::new(&fake.url, &[4], false);
-    let (code, out) = s.publish();
-    assert_eq!(code, 0, "{out}");
+    let (fake, mut s) = space_and_one_row(|k| k.fail_posts = 1);
+    s.publish_exits(0);
     fake.with(|b| assert_eq!((b.rows.len(), b.posts, b.gets), (1, 2, 1)));
     let done = s.entries("done");
     assert_eq!(done[0]["attempts"], 2);
@@ -631,35 +661,19 @@ fn publish_500_then_success_puts_one_row_on_the_board() {
 
 #[test]
 fn publish_event_error_keeps_the_row_queued_until_the_space_takes_it() {
-    let fake = Fake::start(
-        0,
-        Knobs {
-            function_error: true,
-            ..Knobs::default()
-        },
-    );
-    let mut s = Setup::new(&fake.url, &[4], false);
-    let (code, out) = s.publish();
-    assert_eq!(code, 2, "{out}");
+    let (fake, mut s) = space_and_one_row(|k| k.function_error = true);
+    let out = s.publish_exits(2);
     assert!(
         out.contains("the Space reported an error for event"),
         "{out}"
     );
-    fake.with(|b| {
-        assert_eq!(
-            (b.rows.len(), b.posts),
-            (0, 4),
-            "max attempts bound retries"
-        )
-    });
+    assert_eq!(fake.rows_posts(), (0, 4), "max attempts bound retries");
     let p = s.entries("pending");
     assert_eq!(p.len(), 1);
     assert_eq!(p[0]["state"]["state"], "pending");
     // The Space is fixed; a later drain delivers it, once.
     fake.with(|b| b.knobs.function_error = false);
-    let (code, out) = s.run(&["--pending"]);
-    assert_eq!(code, 0, "{out}");
-    fake.with(|b| assert_eq!(b.rows.len(), 1));
+    assert_drain_leaves_one_row(&mut s, &fake);
     assert!(s.entries("pending").is_empty());
     s.assert_no_secret();
 }
@@ -669,8 +683,7 @@ fn publish_connection_refused_then_pending_later_delivers_once() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut s = Setup::new(&url, &[4], false);
-    let (code, out) = s.publish();
-    assert_eq!(code, 2, "{out}");
+    let out = s.publish_exits(2);
     assert!(out.contains("pending") && out.contains(&key(4)), "{out}");
     let p = s.entries("pending");
     assert_eq!(
@@ -681,49 +694,30 @@ fn publish_connection_refused_then_pending_later_delivers_once() {
     assert!(err.contains("Connection refused"), "{err}");
     // The Space comes up on that address; the outbox drains.
     let fake = Fake::start(port, Knobs::default());
-    let (code, out) = s.run(&["--pending"]);
-    assert_eq!(code, 0, "{out}");
-    fake.with(|b| assert_eq!((b.rows.len(), b.posts), (1, 1)));
-    let (code, _) = s.run(&["--pending"]);
-    assert_eq!(code, 0);
-    fake.with(|b| assert_eq!(b.rows.len(), 1));
+    s.drain_exits(0);
+    assert_eq!(fake.rows_posts(), (1, 1));
+    assert_drain_leaves_one_row(&mut s, &fake);
     s.assert_no_secret();
 }
 
 #[test]
 fn publish_killed_between_submit_and_confirm_resumes_without_a_duplicate() {
     // The Space keeps answered events: after the restart the old event confirms.
-    let fake = Fake::start(
-        0,
-        Knobs {
-            stall_confirm: true,
-            ..Knobs::default()
-        },
-    );
-    let mut s = Setup::new(&fake.url, &[4], false);
-    let child = s.spawn_publish();
-    fake.wait_until("a stalled confirmation", |b| b.stalled >= 1);
+    let (fake, mut s) = space_and_one_row(|k| k.stall_confirm = true);
+    let child = s.spawn_until_stalled(&fake, "a stalled confirmation");
     let p = s.entries("pending");
     assert_eq!(p[0]["state"]["state"], "submitted", "{p:?}");
     assert_eq!(p[0]["state"]["event_id"], "ev0001");
     // A second publisher does not race the first one.
-    let (code, out) = s.run(&["--pending"]);
-    assert_eq!(code, 2, "{out}");
+    let out = s.drain_exits(2);
     assert!(
         out.contains("another publisher is draining this outbox"),
         "{out}"
     );
     s.kill(child);
     fake.with(|b| b.knobs.stall_confirm = false);
-    let (code, out) = s.run(&["--pending"]);
-    assert_eq!(code, 0, "{out}");
-    fake.with(|b| {
-        assert_eq!(
-            (b.rows.len(), b.posts),
-            (1, 1),
-            "confirmed, not resubmitted"
-        )
-    });
+    s.drain_exits(0);
+    assert_eq!(fake.rows_posts(), (1, 1), "confirmed, not resubmitted");
     let done = s.entries("done");
     assert!(done[0]["log"].to_string().contains("event ev0001 complete"));
     s.assert_no_secret();
@@ -733,32 +727,25 @@ fn publish_killed_between_submit_and_confirm_resumes_without_a_duplicate() {
 fn publish_killed_and_space_forgot_the_event_holds_the_row() {
     // Gradio forgets an event when its reader disconnects: after the restart its fate is
     // unknown. The row is held (not resubmitted) until a person marks it.
-    let fake = Fake::start(
-        0,
-        Knobs {
-            stall_confirm: true,
-            forget_after_stream: true,
-            ..Knobs::default()
-        },
-    );
-    let mut s = Setup::new(&fake.url, &[4], false);
-    let child = s.spawn_publish();
-    fake.wait_until("a stalled confirmation", |b| b.stalled >= 1);
+    let (fake, mut s) = space_and_one_row(|k| {
+        k.stall_confirm = true;
+        k.forget_after_stream = true;
+    });
+    let child = s.spawn_until_stalled(&fake, "a stalled confirmation");
     s.kill(child);
     fake.wait_until("the Space to drop the event", |b| {
         b.stalled == 0 && b.events.is_empty()
     });
     fake.with(|b| b.knobs.stall_confirm = false);
     for _ in 0..2 {
-        let (code, out) = s.run(&["--pending"]);
-        assert_eq!(code, 2, "{out}");
+        let out = s.drain_exits(2);
         assert!(
             out.contains("unconfirmed") && out.contains("Session not found"),
             "{out}"
         );
         assert!(out.contains("--mark-delivered"), "{out}");
     }
-    fake.with(|b| assert_eq!((b.rows.len(), b.posts), (1, 1), "no duplicate"));
+    assert_eq!(fake.rows_posts(), (1, 1), "no duplicate");
     let p = s.entries("pending");
     assert_eq!(p[0]["state"]["state"], "unconfirmed");
     assert_eq!(p[0]["state"]["event_id"], "ev0001");
@@ -766,52 +753,33 @@ fn publish_killed_and_space_forgot_the_event_holds_the_row() {
     assert_eq!(code, 0, "{out}");
     assert!(s.entries("pending").is_empty());
     assert_eq!(s.entries("done").len(), 1);
-    let (code, _) = s.run(&["--pending"]);
-    assert_eq!(code, 0);
-    fake.with(|b| assert_eq!(b.rows.len(), 1));
+    assert_drain_leaves_one_row(&mut s, &fake);
     s.assert_no_secret();
 }
 
 #[test]
 fn publish_killed_during_submit_is_held_not_resubmitted() {
     // The Space recorded the row but the answer never came: the outbox shows `submitting`.
-    let fake = Fake::start(
-        0,
-        Knobs {
-            stall_post: true,
-            ..Knobs::default()
-        },
-    );
-    let mut s = Setup::new(&fake.url, &[4], false);
-    let child = s.spawn_publish();
-    fake.wait_until("a stalled submission", |b| b.stalled >= 1);
+    let (fake, mut s) = space_and_one_row(|k| k.stall_post = true);
+    let child = s.spawn_until_stalled(&fake, "a stalled submission");
     assert_eq!(s.entries("pending")[0]["state"]["state"], "submitting");
     s.kill(child);
     fake.with(|b| b.knobs.stall_post = false);
-    let (code, out) = s.run(&["--pending"]);
-    assert_eq!(code, 2, "{out}");
+    let out = s.drain_exits(2);
     assert!(out.contains("unconfirmed"), "{out}");
-    fake.with(|b| assert_eq!((b.rows.len(), b.posts), (1, 1)));
+    assert_eq!(fake.rows_posts(), (1, 1));
     s.assert_no_secret();
 }
 
 #[test]
 fn publish_webhook_sends_the_key_and_resubmits_into_dedup_after_a_kill() {
-    let fake = Fake::start(
-        0,
-        Knobs {
-            stall_post: true,
-            ..Knobs::default()
-        },
-    );
+    let fake = Fake::with_knobs(|k| k.stall_post = true);
     let mut s = Setup::new(&fake.url, &[8], true);
-    let child = s.spawn_publish();
-    fake.wait_until("a stalled webhook", |b| b.stalled >= 1);
+    let child = s.spawn_until_stalled(&fake, "a stalled webhook");
     s.kill(child);
     fake.with(|b| b.knobs.stall_post = false);
     // Webhooks default to `resubmit`: the receiver sees the same key twice and keeps one.
-    let (code, out) = s.run(&["--pending"]);
-    assert_eq!(code, 0, "{out}");
+    s.drain_exits(0);
     fake.with(|b| {
         assert_eq!(b.hook_keys, [key(8), key(8)]);
         assert_eq!(b.hook_rows.len(), 1);
