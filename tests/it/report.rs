@@ -164,13 +164,9 @@ fn agg_row_matches_hand_computed_numbers() {
 fn agg_row_refuses_inconsistent_input() {
     let b = Baselines::default();
     let row = job_row("dsr1", "mi355x", "sglang", 8, 1, 4);
-    let e = agg_row(
-        &bench(8, 1.0, 1.0, 10.0, 10.0),
-        &row,
-        &AggInputs::default(),
-        &b,
-    )
-    .unwrap_err();
+    // The agg row of `j` for the conc-4 row, with default inputs and no baselines.
+    let agg = |j: &Value| agg_row(j, &row, &AggInputs::default(), &b);
+    let e = agg(&bench(8, 1.0, 1.0, 10.0, 10.0)).unwrap_err();
     assert!(
         e.to_string()
             .contains("max_concurrency 8 but the row's conc is 4"),
@@ -178,19 +174,13 @@ fn agg_row_refuses_inconsistent_input() {
     );
     let mut j = bench(4, 1.0, 1.0, 10.0, 10.0);
     j.as_object_mut().unwrap().remove("total_token_throughput");
-    let e = agg_row(&j, &row, &AggInputs::default(), &b).unwrap_err();
+    let e = agg(&j).unwrap_err();
     assert_eq!(
         e.to_string(),
         "bench result: `total_token_throughput` is missing"
     );
     // No baselines: stated as missing.
-    let a = agg_row(
-        &bench(4, 1.0, 1.0, 10.0, 10.0),
-        &row,
-        &AggInputs::default(),
-        &b,
-    )
-    .unwrap();
+    let a = agg(&bench(4, 1.0, 1.0, 10.0, 10.0)).unwrap();
     assert!(matches!(a.baseline, BaselineRecord::Missing { .. }));
 }
 
@@ -307,6 +297,38 @@ fn rows(pts: &[(u32, f64, f64)], b: &Baselines) -> Vec<AggRow> {
         .collect()
 }
 
+/// The test model's points at conc 4, 8, 16, 32 (x 120, 90, 60, 40) with tput/GPU `ys`.
+fn rows_at_4_8_16_32(ys: [f64; 4], b: &Baselines) -> Vec<AggRow> {
+    let xs = [(4, 120.0), (8, 90.0), (16, 60.0), (32, 40.0)];
+    let pts: Vec<(u32, f64, f64)> = xs.iter().zip(ys).map(|(&(c, x), y)| (c, x, y)).collect();
+    rows(&pts, b)
+}
+
+/// A gsm8k accuracy record scoring `exact_match` against the threshold 0.93.
+fn gsm8k(exact_match: f64, rule: Option<&str>, status: AccuracyStatus) -> AccuracyRecord {
+    AccuracyRecord {
+        task: "gsm8k".into(),
+        metrics: [("exact_match".to_string(), exact_match)]
+            .into_iter()
+            .collect(),
+        threshold: [("exact_match".to_string(), 0.93)].into_iter().collect(),
+        rule: rule.map(Into::into),
+        status,
+    }
+}
+
+/// `runner report --dir <dir> --out <out>`, with GitHub Actions' variables unset.
+fn runner_report(dir: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+    c.args(["report", "--dir"])
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    c
+}
+
 // The reference curve of the fixture, sorted by x: (50, 400) c16, (80, 200) c8, (100, 100) c4.
 
 #[test]
@@ -314,15 +336,7 @@ fn verdict_all_points_above() {
     let b = ref_baselines(false);
     // c4 beyond the highest x; c8 at x 90: curve 150; c16 at x 60: curve 333.33;
     // c32 below the lowest x: compared with y 400.
-    let r = rows(
-        &[
-            (4, 120.0, 10.0),
-            (8, 90.0, 200.0),
-            (16, 60.0, 400.0),
-            (32, 40.0, 401.0),
-        ],
-        &b,
-    );
+    let r = rows_at_4_8_16_32([10.0, 200.0, 400.0, 401.0], &b);
     let v = &verdict(&r, &b)[0];
     assert_eq!(v.line, LineKey::new("tst", "fp4", "none", 1024, 1024));
     assert_eq!((v.above, v.points.len()), (4, 4));
@@ -356,29 +370,13 @@ fn verdict_all_points_above() {
 fn verdict_exactly_half_is_eligible_and_ties_are_not_above() {
     let b = ref_baselines(false);
     // c8 sits exactly on the curve (150): not above. c16 is below (300 < 333.33).
-    let r = rows(
-        &[
-            (4, 120.0, 10.0),
-            (8, 90.0, 150.0),
-            (16, 60.0, 300.0),
-            (32, 40.0, 401.0),
-        ],
-        &b,
-    );
+    let r = rows_at_4_8_16_32([10.0, 150.0, 300.0, 401.0], &b);
     let v = &verdict(&r, &b)[0];
     let above: Vec<bool> = v.points.iter().map(|p| p.curve.above).collect();
     assert_eq!(above, [true, false, false, true]);
     assert!(v.half_rule && v.eligible);
     // One fewer above: 1 of 4 is not enough.
-    let r = rows(
-        &[
-            (4, 120.0, 10.0),
-            (8, 90.0, 150.0),
-            (16, 60.0, 300.0),
-            (32, 40.0, 399.0),
-        ],
-        &b,
-    );
+    let r = rows_at_4_8_16_32([10.0, 150.0, 300.0, 399.0], &b);
     let w = &verdict(&r, &b)[0];
     assert!(!w.eligible);
     assert_eq!(
@@ -392,15 +390,7 @@ fn verdict_exactly_half_is_eligible_and_ties_are_not_above() {
 fn verdict_one_point_below_amds_point_is_not_eligible() {
     let b = ref_baselines(true);
     // All four beat the reference, but conc 8 (200) is below AMD's existing 250 at conc 8.
-    let r = rows(
-        &[
-            (4, 120.0, 10.0),
-            (8, 90.0, 200.0),
-            (16, 60.0, 400.0),
-            (32, 40.0, 401.0),
-        ],
-        &b,
-    );
+    let r = rows_at_4_8_16_32([10.0, 200.0, 400.0, 401.0], &b);
     let v = &verdict(&r, &b)[0];
     assert_eq!(v.above, 4);
     assert!(v.half_rule && !v.amd_rule && !v.eligible);
@@ -414,15 +404,7 @@ fn verdict_one_point_below_amds_point_is_not_eligible() {
     );
     assert!(verdict_markdown(v).contains("| 250.00 **BELOW** |"));
     // At 250 (not below) the rule holds.
-    let r = rows(
-        &[
-            (4, 120.0, 10.0),
-            (8, 90.0, 250.0),
-            (16, 60.0, 400.0),
-            (32, 40.0, 401.0),
-        ],
-        &b,
-    );
+    let r = rows_at_4_8_16_32([10.0, 250.0, 400.0, 401.0], &b);
     assert!(verdict(&r, &b)[0].eligible);
 }
 
@@ -493,13 +475,11 @@ fn summary_table_has_the_columns_and_figures() {
     let row = job_row("dsr1", "mi355x-amd_3", "sglang", 4, 2, 16);
     let inputs = AggInputs {
         hw: Some("mi355x".into()),
-        accuracy: Some(AccuracyRecord {
-            task: "gsm8k".into(),
-            metrics: [("exact_match".to_string(), 0.945)].into_iter().collect(),
-            threshold: [("exact_match".to_string(), 0.93)].into_iter().collect(),
-            rule: Some("exact_match >= threshold".into()),
-            status: AccuracyStatus::Pass,
-        }),
+        accuracy: Some(gsm8k(
+            0.945,
+            Some("exact_match >= threshold"),
+            AccuracyStatus::Pass,
+        )),
         ..AggInputs::default()
     };
     let a = agg_row(&bench(16, 8000.0, 3000.0, 12.5, 13000.0), &row, &inputs, &b).unwrap();
@@ -534,26 +514,16 @@ fn runner_report_writes_summary_verdict_and_plots() {
     for (conc, x, y) in [(4u32, 150.0, 140.0), (8, 120.0, 300.0), (16, 80.0, 330.0)] {
         let mut a = point("dsr1", conc, x, y, &b);
         if conc == 16 {
-            a.accuracy = Some(AccuracyRecord {
-                task: "gsm8k".into(),
-                metrics: [("exact_match".to_string(), 0.5)].into_iter().collect(),
-                threshold: [("exact_match".to_string(), 0.93)].into_iter().collect(),
-                rule: None,
-                status: AccuracyStatus::Fail,
-            });
+            a.accuracy = Some(gsm8k(0.5, None, AccuracyStatus::Fail));
         }
         infmax::report::write_job_outputs(&root.path().join(format!("job_c{conc}")), &a).unwrap();
     }
     assert!(root.path().join("job_c4/summary.md").is_file());
     let out = root.path().join("out");
     let step = root.path().join("step_summary.md");
-    let o = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(["report", "--dir"])
-        .arg(root.path())
+    let o = runner_report(root.path(), &out)
         .arg("--baselines")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("baselines"))
-        .arg("--out")
-        .arg(&out)
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", &step)
         .output()
@@ -609,12 +579,7 @@ fn runner_report_writes_summary_verdict_and_plots() {
 #[test]
 fn runner_report_refuses_a_dir_without_results() {
     let d = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(["report", "--dir"])
-        .arg(d.path())
-        .arg("--out")
-        .arg(d.path().join("out"))
-        .env_remove("GITHUB_ACTIONS")
+    let o = runner_report(d.path(), &d.path().join("out"))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
