@@ -63,6 +63,56 @@ fn sse(text: &str) -> Vec<Value> {
     out
 }
 
+/// POST `body` to `path` and parse the answer as JSON, whatever its status.
+async fn post_json(h: &Handle, path: &str, body: Value) -> Value {
+    post(h, path, body).await.json().await.unwrap()
+}
+
+/// GET `path` and parse the answer as JSON.
+async fn get_json(h: &Handle, path: &str) -> Value {
+    client()
+        .get(format!("{}{path}", h.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Stream a completion of `max_tokens` tokens for `prompt` (with a usage chunk if `usage`)
+/// and return its events, checking the status, content type and SSE framing.
+async fn stream_events(h: &Handle, prompt: Value, max_tokens: u32, usage: bool) -> Vec<Value> {
+    let body = streamed(completion(prompt, max_tokens), usage);
+    sse(&stream_text(h, "/v1/completions", body).await)
+}
+
+/// POST a streamed completion of `max_tokens` tokens for the prompt "x", usage included.
+async fn post_stream(h: &Handle, max_tokens: u32) -> reqwest::Response {
+    post(
+        h,
+        "/v1/completions",
+        streamed(completion(json!("x"), max_tokens), true),
+    )
+    .await
+}
+
+/// The engine exits within five seconds; how.
+async fn wait_exit(h: &Handle) -> Exit {
+    tokio::time::timeout(Duration::from_secs(5), h.wait())
+        .await
+        .unwrap()
+}
+
+/// Nothing answers on the engine's address any more.
+async fn assert_gone(h: &Handle) {
+    assert!(client()
+        .get(format!("{}/health", h.url()))
+        .send()
+        .await
+        .is_err());
+}
+
 async fn stream_text(h: &Handle, path: &str, body: Value) -> String {
     let r = post(h, path, body).await;
     assert_eq!(r.status(), 200);
@@ -101,37 +151,23 @@ async fn health_models_tokenize_and_unknown_routes() {
     let c = client();
     let r = c.get(format!("{}/health", h.url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let m: Value = c
-        .get(format!("{}/v1/models", h.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = get_json(&h, "/v1/models").await;
     assert_eq!(m["object"], "list");
     assert_eq!(m["data"][0]["id"], "infmax/sim");
     assert_eq!(m["data"][0]["max_model_len"], 16384);
 
     let text = "In the beginning God created the heaven and the earth.";
-    let t: Value = post(&h, "/tokenize", json!({"prompt": text}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t = post_json(&h, "/tokenize", json!({"prompt": text})).await;
     let ids = embedded().encode(text, false).unwrap().get_ids().to_vec();
     assert_eq!(t["tokens"], json!(ids));
     assert_eq!(t["count"], ids.len());
     // Chat messages are tokenized through the ChatML template, special tokens intact.
-    let t: Value = post(
+    let t = post_json(
         &h,
         "/tokenize",
         json!({"messages": [{"role": "user", "content": "hi"}]}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(t["tokens"][0], 1, "<|im_start|> is one token (id 1)");
 
     let r = c.get(format!("{}/nope", h.url())).send().await.unwrap();
@@ -143,13 +179,7 @@ async fn health_models_tokenize_and_unknown_routes() {
 #[tokio::test]
 async fn completions_stream_is_vllm_shaped() {
     let h = start(exact(5.0, 1.0)).await;
-    let text = stream_text(
-        &h,
-        "/v1/completions",
-        streamed(completion(json!("Hello world"), 6), true),
-    )
-    .await;
-    let ev = sse(&text);
+    let ev = stream_events(&h, json!("Hello world"), 6, true).await;
     assert_eq!(ev.len(), 7, "6 tokens + usage chunk");
     let id = ev[0]["id"].as_str().unwrap();
     assert!(id.starts_with("cmpl-"));
@@ -180,13 +210,7 @@ async fn completions_stream_is_vllm_shaped() {
     assert_eq!(u["usage"]["total_tokens"], prompt_tokens + 6);
 
     // Without include_usage: tokens then [DONE], no usage chunk.
-    let text = stream_text(
-        &h,
-        "/v1/completions",
-        streamed(completion(json!("Hello world"), 6), false),
-    )
-    .await;
-    let ev2 = sse(&text);
+    let ev2 = stream_events(&h, json!("Hello world"), 6, false).await;
     assert_eq!(ev2.len(), 6);
     assert_eq!(chunk_text(&ev2), chunk_text(&ev));
 
@@ -205,21 +229,9 @@ async fn prompt_as_token_ids_equals_text() {
     let h = start(exact(0.0, 0.0)).await;
     let text = "And God said, Let there be light: and there was light.";
     let ids = embedded().encode(text, false).unwrap().get_ids().to_vec();
-    let a: Value = post(&h, "/v1/completions", completion(json!(text), 12))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let b: Value = post(&h, "/v1/completions", completion(json!(ids), 12))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let c: Value = post(&h, "/v1/completions", completion(json!([ids]), 12))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a = post_json(&h, "/v1/completions", completion(json!(text), 12)).await;
+    let b = post_json(&h, "/v1/completions", completion(json!(ids), 12)).await;
+    let c = post_json(&h, "/v1/completions", completion(json!([ids]), 12)).await;
     assert_eq!(a["choices"][0]["text"], b["choices"][0]["text"]);
     assert_eq!(a["choices"][0]["text"], c["choices"][0]["text"]);
     assert_eq!(a["usage"], b["usage"]);
@@ -230,16 +242,8 @@ async fn prompt_as_token_ids_equals_text() {
         .unwrap()
         .get_ids()
         .to_vec();
-    let a: Value = post(&h, "/v1/completions", completion(json!(long), 12))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let b: Value = post(&h, "/v1/completions", completion(json!(ids), 12))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a = post_json(&h, "/v1/completions", completion(json!(long), 12)).await;
+    let b = post_json(&h, "/v1/completions", completion(json!(ids), 12)).await;
     assert_eq!(a["choices"][0]["text"], b["choices"][0]["text"]);
     assert_eq!(a["usage"]["prompt_tokens"], ids.len());
 }
@@ -272,11 +276,7 @@ async fn chat_stream_and_non_stream() {
     let mut plain = body;
     plain["stream"] = json!(false);
     plain.as_object_mut().unwrap().remove("stream_options");
-    let v: Value = post(&h, "/v1/chat/completions", plain)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(&h, "/v1/chat/completions", plain).await;
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert_eq!(v["choices"][0]["message"]["content"], content.as_str());
@@ -291,11 +291,7 @@ async fn echo_returns_prompt_logprobs_in_legacy_format() {
     let mut body = completion(json!(prompt), 1);
     body["echo"] = json!(true);
     body["logprobs"] = json!(1);
-    let v: Value = post(&h, "/v1/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(&h, "/v1/completions", body).await;
     let c = &v["choices"][0];
     assert!(c["text"].as_str().unwrap().starts_with(prompt));
     let lp = &c["logprobs"];
@@ -329,11 +325,7 @@ async fn echo_returns_prompt_logprobs_in_legacy_format() {
     let mut body = completion(json!(prompt), 0);
     body["echo"] = json!(true);
     body["logprobs"] = json!(0);
-    let v: Value = post(&h, "/v1/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(&h, "/v1/completions", body).await;
     assert_eq!(v["choices"][0]["text"], prompt);
     assert_eq!(
         v["choices"][0]["logprobs"]["token_logprobs"]
@@ -369,21 +361,9 @@ async fn output_is_a_pure_function_of_seed_prompt_and_position() {
     other.seed = 7;
     let c = start(other).await;
     let body = completion(json!("The LORD is my shepherd; I shall not want."), 40);
-    let ta: Value = post(&a, "/v1/completions", body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let tb: Value = post(&b, "/v1/completions", body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let tc: Value = post(&c, "/v1/completions", body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ta = post_json(&a, "/v1/completions", body.clone()).await;
+    let tb = post_json(&b, "/v1/completions", body.clone()).await;
+    let tc = post_json(&c, "/v1/completions", body.clone()).await;
     assert_eq!(ta["choices"][0]["text"], tb["choices"][0]["text"]);
     assert_ne!(ta["choices"][0]["text"], tc["choices"][0]["text"]);
     // A longer request extends the shorter one: position k does not depend on max_tokens.
@@ -407,16 +387,8 @@ async fn output_is_a_pure_function_of_seed_prompt_and_position() {
     let e = start(cfg).await;
     let mut body = completion(json!("Jesus wept."), 500);
     body["ignore_eos"] = json!(false);
-    let first: Value = post(&e, "/v1/completions", body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let second: Value = post(&e, "/v1/completions", body.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = post_json(&e, "/v1/completions", body.clone()).await;
+    let second = post_json(&e, "/v1/completions", body.clone()).await;
     assert_eq!(first["choices"][0]["finish_reason"], "stop");
     let n = first["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(n < 500, "stopped early at {n}");
@@ -529,14 +501,7 @@ async fn exact_schedule_records_true_send_times() {
         assert!(got >= sent, "token {k} arrived before it was sent");
     }
     // The same record over HTTP; draining empties it.
-    let v: Value = client()
-        .get(format!("{}/sim/schedule?drain=true", h.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&h, "/sim/schedule?drain=true").await;
     assert_eq!(v["requests"][0]["send_ns"], json!(rec.send_ns));
     assert!(v["epoch_monotonic_ns"].as_u64().unwrap() > 0);
     assert!(h.schedule().requests.is_empty());
@@ -556,11 +521,8 @@ async fn batching_model_queues_beyond_capacity() {
         let h = &h;
         async move {
             let t0 = Instant::now();
-            let body = streamed(completion(json!([i + 10, 5, 6]), 10), false);
-            assert_eq!(
-                sse(&stream_text(h, "/v1/completions", body).await).len(),
-                10
-            );
+            let ev = stream_events(h, json!([i + 10, 5, 6]), 10, false).await;
+            assert_eq!(ev.len(), 10);
             t0.elapsed()
         }
     });
@@ -671,12 +633,7 @@ async fn fault_fail_rate_is_exact_and_reproducible() {
 #[tokio::test]
 async fn fault_cut_after_k_tokens() {
     let h = start(with_faults(exact(0.0, 1.0), "  cut: {after-tokens: 3}\n")).await;
-    let r = post(
-        &h,
-        "/v1/completions",
-        streamed(completion(json!("x"), 10), true),
-    )
-    .await;
+    let r = post_stream(&h, 10).await;
     assert_eq!(r.status(), 200);
     let mut got = Vec::new();
     let mut body = r.bytes_stream();
@@ -706,25 +663,14 @@ async fn fault_stall_for_a_while_and_forever() {
     ))
     .await;
     let t0 = Instant::now();
-    let text = stream_text(
-        &h,
-        "/v1/completions",
-        streamed(completion(json!("x"), 5), true),
-    )
-    .await;
-    assert_eq!(sse(&text).len(), 6);
+    assert_eq!(stream_events(&h, json!("x"), 5, true).await.len(), 6);
     let rec = &h.schedule().requests[0];
     let gap = rec.send_ns[2] - rec.send_ns[1];
     assert!(gap >= 300_000_000, "gap {gap} ns");
     assert!(t0.elapsed() >= Duration::from_millis(300));
 
     let h = start(with_faults(exact(0.0, 1.0), "  stall: {after-tokens: 2}\n")).await;
-    let r = post(
-        &h,
-        "/v1/completions",
-        streamed(completion(json!("x"), 5), true),
-    )
-    .await;
+    let r = post_stream(&h, 5).await;
     let mut body = r.bytes_stream();
     let mut got = Vec::new();
     let waited = tokio::time::timeout(Duration::from_millis(500), async {
@@ -781,35 +727,23 @@ async fn fault_exit_after_requests_crashes_in_flight() {
         .send()
         .await;
     assert!(third.is_err());
-    let exit = tokio::time::timeout(Duration::from_secs(5), h.wait())
-        .await
-        .unwrap();
+    let exit = wait_exit(&h).await;
     assert!(matches!(exit, Exit::Crashed(m) if m.contains("exit after 2 requests")));
     // In-flight streams are cut, not completed.
     for r in [r1, r2] {
         assert!(r.text().await.is_err());
     }
-    assert!(client()
-        .get(format!("{}/health", h.url()))
-        .send()
-        .await
-        .is_err());
+    assert_gone(&h).await;
 }
 
 #[tokio::test]
 async fn fault_exit_after_secs() {
     let h = start(with_faults(exact(0.0, 0.0), "  exit-after-secs: 0.2\n")).await;
     let t0 = Instant::now();
-    let exit = tokio::time::timeout(Duration::from_secs(5), h.wait())
-        .await
-        .unwrap();
+    let exit = wait_exit(&h).await;
     assert!(matches!(exit, Exit::Crashed(_)));
     assert!(t0.elapsed() >= Duration::from_millis(190));
-    assert!(client()
-        .get(format!("{}/health", h.url()))
-        .send()
-        .await
-        .is_err());
+    assert_gone(&h).await;
 }
 
 #[test]
@@ -918,13 +852,7 @@ async fn fault_cut_with_the_batching_model() {
     cfg.batching = base.batching;
     let h = start(cfg).await;
     for i in 0..4 {
-        let r = post(
-            &h,
-            "/v1/completions",
-            streamed(completion(json!("x"), 50), true),
-        )
-        .await;
-        let res = r.text().await;
+        let res = post_stream(&h, 50).await.text().await;
         if i % 2 == 1 {
             assert!(res.is_err(), "request {i} must be cut");
         } else {
@@ -965,10 +893,7 @@ async fn b200_preset_serves_the_baseline_interactivity() {
                 .map(|j| (i * 1024 + j) as u32 % 8000 + 3)
                 .collect();
             let h = &h;
-            async move {
-                let body = streamed(completion(json!(prompt), 48), false);
-                sse(&stream_text(h, "/v1/completions", body).await).len()
-            }
+            async move { stream_events(h, json!(prompt), 48, false).await.len() }
         });
         for n in futures_util::future::join_all(reqs).await {
             assert_eq!(n, 48);
