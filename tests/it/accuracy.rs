@@ -3,7 +3,7 @@
 //! the simulated engine recomputed independently from its logprob model, engines that
 //! ignore `echo`, retries, thresholds and the `runner eval` command line.
 
-use crate::util::fixture;
+use crate::util::{fixture, read_json, root};
 use indexmap::IndexMap;
 use infmax::accuracy::engine::{self, EngineOptions};
 use infmax::accuracy::wikitext::{self, Window};
@@ -356,6 +356,25 @@ async fn fake(
     url
 }
 
+/// A 200 answer with `token_logprobs` null (the first prompt token) and then `lp` `k` times.
+fn logprobs_answer(k: usize, lp: f64) -> (u16, serde_json::Value) {
+    let mut lps = vec![serde_json::Value::Null];
+    lps.extend((1..=k).map(|_| serde_json::json!(lp)));
+    (
+        200,
+        serde_json::json!({"choices": [{"index": 0, "logprobs": {"token_logprobs": lps}}]}),
+    )
+}
+
+/// How many tokens (embedded tokenizer) the target of `cfg`'s first document has.
+async fn first_target_tokens(cfg: &EvalConfig) -> f64 {
+    let docs = accuracy::wikitext_documents(cfg).await.unwrap();
+    HfTokenizer::embedded()
+        .encode(&docs[0].target)
+        .unwrap()
+        .len() as f64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_that_ignores_echo_is_refused() {
     // llama-server: logprobs of the generated token only.
@@ -390,13 +409,7 @@ async fn retries_then_succeeds_and_sends_lm_eval_payloads() {
         assert_eq!(body["max_tokens"], 1);
         assert_eq!(body["logprobs"], 1);
         assert_eq!(body["temperature"], 0);
-        let k = body["prompt"].as_array().unwrap().len();
-        let mut lps = vec![serde_json::Value::Null];
-        lps.extend((1..=k).map(|_| serde_json::json!(-1.0)));
-        (
-            200,
-            serde_json::json!({"choices": [{"index": 0, "logprobs": {"token_logprobs": lps}}]}),
-        )
+        logprobs_answer(body["prompt"].as_array().unwrap().len(), -1.0)
     })
     .await;
     let mut cfg = config(Task::Wikitext, "wikitext-pages.jsonl", &url, 2048);
@@ -404,11 +417,7 @@ async fn retries_then_succeeds_and_sends_lm_eval_payloads() {
     cfg.engine.num_concurrent = 1;
     let r = accuracy::evaluate(&cfg).await.unwrap();
     // every predicted token scores −1: ΣLL = −(number of tokens of the target)
-    let docs = accuracy::wikitext_documents(&cfg).await.unwrap();
-    let n = HfTokenizer::embedded()
-        .encode(&docs[0].target)
-        .unwrap()
-        .len() as f64;
+    let n = first_target_tokens(&cfg).await;
     assert!(close(
         r.metrics["bits_per_byte"],
         n / 272.0 / std::f64::consts::LN_2
@@ -572,8 +581,11 @@ fn engine_options_default_to_lm_eval() {
 
 const RUNNER: &str = env!("CARGO_BIN_EXE_runner");
 
-fn root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// `runner eval --base-url <url> --task wikitext`.
+fn eval_wikitext(url: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(RUNNER);
+    c.args(["eval", "--base-url", url, "--task", "wikitext"]);
+    c
 }
 
 /// `runner exec` on the tiny sim with the gate flags `gate`; returns the output and the job
@@ -610,10 +622,6 @@ fn exec_with_gate(gate: &[&str]) -> (std::process::Output, std::path::PathBuf, t
     (out, job, dir)
 }
 
-fn json_file(p: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
 #[test]
 fn failing_gate_before_the_load_stops_the_job_with_exit_14() {
     let (o, job, _d) = exec_with_gate(&[
@@ -629,10 +637,10 @@ fn failing_gate_before_the_load_stops_the_job_with_exit_14() {
         "{err}"
     );
     assert!(!job.join("bench.json").exists(), "no load phase ran");
-    let acc = json_file(&job.join("accuracy.json"));
+    let acc = read_json(&job.join("accuracy.json"));
     assert_eq!(acc["status"], "fail");
     assert_eq!(acc["threshold"]["bits_per_byte"], 1.0);
-    assert_eq!(json_file(&job.join("status.json"))["stage"], "accuracy");
+    assert_eq!(read_json(&job.join("status.json"))["stage"], "accuracy");
 }
 
 #[test]
@@ -646,7 +654,7 @@ fn gate_after_the_load_is_recorded_in_agg_json() {
         "byte_perplexity=100",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let agg = json_file(&job.join("agg.json"));
+    let agg = read_json(&job.join("agg.json"));
     let acc = &agg["accuracy"];
     assert_eq!(acc["task"], "wikitext");
     assert_eq!(acc["status"], "pass");
@@ -664,7 +672,7 @@ fn gate_after_the_load_is_recorded_in_agg_json() {
     assert_eq!(o.status.code(), Some(14));
     assert!(job.join("bench.json").is_file());
     assert_eq!(
-        json_file(&job.join("agg.json"))["accuracy"]["status"],
+        read_json(&job.join("agg.json"))["accuracy"]["status"],
         "fail"
     );
 }
@@ -690,16 +698,8 @@ fn eval_command_prints_metrics_and_gates() {
     let data = fixture("accuracy/wikitext-pages.parquet")
         .display()
         .to_string();
-    let o = std::process::Command::new(RUNNER)
-        .args([
-            "eval",
-            "--base-url",
-            &s.url(),
-            "--task",
-            "wikitext",
-            "--data",
-            &data,
-        ])
+    let o = eval_wikitext(&s.url())
+        .args(["--data", &data])
         .args(["--max-length", "9", "--num-concurrent", "3"])
         .output()
         .unwrap();
@@ -708,16 +708,8 @@ fn eval_command_prints_metrics_and_gates() {
     assert_eq!(v["documents"], 4);
     assert!((v["metrics"]["word_perplexity"].as_f64().unwrap() - 499887519.222814).abs() < 1e-3);
     assert!(String::from_utf8_lossy(&o.stderr).contains("accuracy: wikitext: 40/40 requests"));
-    let o = std::process::Command::new(RUNNER)
-        .args([
-            "eval",
-            "--base-url",
-            &s.url(),
-            "--task",
-            "wikitext",
-            "--data",
-            &data,
-        ])
+    let o = eval_wikitext(&s.url())
+        .args(["--data", &data])
         .args(["--threshold", "bits_per_byte=0.5", "--quiet"])
         .output()
         .unwrap();
@@ -730,14 +722,7 @@ fn eval_command_prints_metrics_and_gates() {
 #[test]
 fn missing_dataset_offline_names_the_download() {
     let cache = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(RUNNER)
-        .args([
-            "eval",
-            "--base-url",
-            "http://127.0.0.1:9",
-            "--task",
-            "wikitext",
-        ])
+    let o = eval_wikitext("http://127.0.0.1:9")
         .args(["--model", "m", "--tokenizer", "infmax/embedded"])
         .env("HF_HUB_CACHE", cache.path())
         .env("HF_HUB_OFFLINE", "1")
@@ -797,15 +782,8 @@ fn hub_cache_parquet_is_found_offline() {
     std::fs::write(snap.join("train-00000-of-00001.parquet"), "not parquet").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s = rt.block_on(sim());
-    let o = std::process::Command::new(RUNNER)
-        .args([
-            "eval",
-            "--base-url",
-            &s.url(),
-            "--task",
-            "wikitext",
-            "--quiet",
-        ])
+    let o = eval_wikitext(&s.url())
+        .arg("--quiet")
         .env("HF_HUB_CACHE", cache.path())
         .env("HF_HUB_OFFLINE", "1")
         .output()
@@ -822,15 +800,7 @@ async fn engine_without_token_id_prompts_gets_text() {
     // An engine that only takes strings: answers 400 to ids, then scores the text it gets.
     let tok = HfTokenizer::embedded();
     let url = fake(move |_, body| match &body["prompt"] {
-        serde_json::Value::String(s) => {
-            let k = tok.encode(s).unwrap().len();
-            let mut lps = vec![serde_json::Value::Null];
-            lps.extend((1..=k).map(|_| serde_json::json!(-2.0)));
-            (
-                200,
-                serde_json::json!({"choices": [{"index": 0, "logprobs": {"token_logprobs": lps}}]}),
-            )
-        }
+        serde_json::Value::String(s) => logprobs_answer(tok.encode(s).unwrap().len(), -2.0),
         _ => (400, serde_json::json!({"error": "prompt must be a string"})),
     })
     .await;
@@ -838,11 +808,7 @@ async fn engine_without_token_id_prompts_gets_text() {
     cfg.limit = Some(1);
     cfg.prefix_token = Some(HfTokenizer::embedded().encode("Hello").unwrap()[0]);
     let r = accuracy::evaluate(&cfg).await.unwrap();
-    let docs = accuracy::wikitext_documents(&cfg).await.unwrap();
-    let n = HfTokenizer::embedded()
-        .encode(&docs[0].target)
-        .unwrap()
-        .len() as f64;
+    let n = first_target_tokens(&cfg).await;
     assert!(close(
         r.metrics["bits_per_byte"],
         2.0 * n / 272.0 / std::f64::consts::LN_2
