@@ -5,7 +5,7 @@
 use crate::util::{fixture, llama_server};
 use infmax::client::dataset::{sample_random, RandomParams};
 use infmax::client::rng::NumpyRandom;
-use infmax::sim::config::{CutFault, FailFault, StallFault};
+use infmax::sim::config::{CutFault, FailFault, Faults, StallFault};
 use infmax::sim::{Handle, Server, SimConfig};
 use infmax::tokenizer::HfTokenizer;
 use serde_json::Value;
@@ -228,6 +228,20 @@ fn bench(url: &str, out: &std::path::Path, extra: &[&str]) -> (Output, Option<Va
     (o, r)
 }
 
+/// Run `runner bench` (see `bench`) against an exact sim (5 ms TTFT, `itl_ms` ITL) whose
+/// faults `set` switches on; returns the process output and the result file (if written).
+fn bench_faulty(
+    itl_ms: f64,
+    set: impl FnOnce(&mut Faults),
+    extra: &[&str],
+) -> (Output, Option<Value>) {
+    let mut c = exact(5.0, itl_ms);
+    set(&mut c.faults);
+    let s = sim(c);
+    let d = tempfile::tempdir().unwrap();
+    bench(&s.handle.url(), d.path(), extra)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -294,14 +308,11 @@ fn bench_against_exact_sim() {
 
 #[test]
 fn too_many_failures_exit_nonzero_after_writing() {
-    let mut c = exact(5.0, 1.0);
-    c.faults.fail = Some(FailFault {
+    let fail = FailFault {
         rate: 0.25,
         status: 500,
-    });
-    let s = sim(c);
-    let d = tempfile::tempdir().unwrap();
-    let (o, r) = bench(&s.handle.url(), d.path(), &[]);
+    };
+    let (o, r) = bench_faulty(1.0, |f| f.fail = Some(fail), &[]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let r = r.expect("result written before exiting");
     assert_eq!(r["failed"], 5);
@@ -323,30 +334,24 @@ fn too_many_failures_exit_nonzero_after_writing() {
 
 #[test]
 fn cut_and_stalled_streams_are_clear_errors() {
-    let mut c = exact(5.0, 1.0);
-    c.faults.cut = Some(CutFault {
+    let cut = CutFault {
         after_tokens: 3,
         rate: 1.0,
-    });
-    let s = sim(c);
-    let d = tempfile::tempdir().unwrap();
-    let (o, r) = bench(&s.handle.url(), d.path(), &[]);
+    };
+    let (o, r) = bench_faulty(1.0, |f| f.cut = Some(cut), &[]);
     assert_eq!(o.status.code(), Some(4));
     let e = r.unwrap()["error_samples"][0].as_str().unwrap().to_string();
     assert!(e.contains("after 3 tokens"), "{e}");
 
-    let mut c = exact(5.0, 1.0);
-    c.faults.stall = Some(StallFault {
+    let stall = StallFault {
         after_tokens: 2,
         for_ms: None,
         rate: 1.0,
-    });
-    let s = sim(c);
-    let d = tempfile::tempdir().unwrap();
+    };
     let t = std::time::Instant::now();
-    let (o, r) = bench(
-        &s.handle.url(),
-        d.path(),
+    let (o, r) = bench_faulty(
+        1.0,
+        |f| f.stall = Some(stall),
         &["--stall-timeout", "1", "--num-prompts", "4"],
     );
     assert_eq!(o.status.code(), Some(4));
@@ -363,11 +368,11 @@ fn cut_and_stalled_streams_are_clear_errors() {
 
 #[test]
 fn engine_that_dies_mid_run_fails_requests_not_the_client() {
-    let mut c = exact(5.0, 2.0);
-    c.faults.exit_after_requests = Some(8);
-    let s = sim(c);
-    let d = tempfile::tempdir().unwrap();
-    let (o, r) = bench(&s.handle.url(), d.path(), &["--stall-timeout", "5"]);
+    let (o, r) = bench_faulty(
+        2.0,
+        |f| f.exit_after_requests = Some(8),
+        &["--stall-timeout", "5"],
+    );
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let r = r.expect("partial result written");
     assert_eq!(
