@@ -407,6 +407,18 @@ async fn run_one(
         }
     }
     let md = report::write_job_outputs(dir, &agg).map_err(|e| fail(Stage::Report, e))?;
+    // This job's point against the baseline curves of its line (a batch also plots all of
+    // its points together).
+    let plots = report::plot::write_plots(
+        dir,
+        std::slice::from_ref(&agg),
+        baselines,
+        report::plot::Formats::default(),
+    )
+    .map_err(|e| fail(Stage::Report, e))?;
+    for f in plots {
+        eprintln!("plot: {}", f.display());
+    }
     println!("{md}");
     let _ = crate::report::gha::append_step_summary(&md);
     if out.too_many_failures() {

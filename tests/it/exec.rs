@@ -122,6 +122,23 @@ fn assert_job_files(d: &Path) {
     ] {
         assert!(d.join(f).is_file(), "missing {f}");
     }
+    // The job's point on both charts of its line (throughput/GPU against interactivity and
+    // against median E2E latency), as SVG and PNG.
+    for ext in ["svg", "png"] {
+        let plots: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(&format!(".{ext}")))
+            .collect();
+        assert_eq!(plots.len(), 2, "{ext} plots in {}: {plots:?}", d.display());
+        for p in &plots {
+            assert!(
+                std::fs::metadata(d.join(p)).unwrap().len() > 1000,
+                "{p} is empty"
+            );
+        }
+    }
 }
 
 fn stderr(o: &Output) -> String {
