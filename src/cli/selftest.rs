@@ -53,14 +53,21 @@ pub struct Point {
     pub failed: usize,
 }
 
-fn thread_cpu_seconds() -> f64 {
+/// Seconds on CPU clock `clock` (this thread's, or another thread's from
+/// `pthread_getcpuclockid`).
+fn cpu_seconds(clock: libc::clockid_t) -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes only to `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    // SAFETY: clock_gettime writes only to `ts`; the clocks passed here are this thread's or
+    // those of live runtime threads.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn thread_cpu_seconds() -> f64 {
+    cpu_seconds(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// CPU clocks of a runtime's threads, so a multi-threaded client's CPU time can be summed.
@@ -72,16 +79,7 @@ fn clocks_cpu_seconds(clocks: &Clocks) -> f64 {
         .lock()
         .expect("clock list")
         .iter()
-        .map(|&c| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: clock_gettime writes only to `ts`; the clock ids belong to live
-            // runtime threads.
-            unsafe { libc::clock_gettime(c, &mut ts) };
-            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-        })
+        .map(|&c| cpu_seconds(c))
         .sum()
 }
 
@@ -120,7 +118,8 @@ fn med_p99(v: &[f64]) -> [f64; 2] {
     ]
 }
 
-/// Start the exact-schedule engine on its own OS thread and single-threaded runtime.
+/// Start the exact-schedule engine on its own OS thread, with a runtime of `threads` workers
+/// (one: a single-threaded runtime on that thread).
 fn start_engine(
     ttft_ms: f64,
     itl_ms: f64,

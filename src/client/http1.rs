@@ -240,25 +240,18 @@ impl Response {
         self.pos < self.end
     }
 
-    /// Wait for more bytes from the socket (cancel-safe). `Ok(false)`: the peer closed the
-    /// connection, which ends a body without framing and is an error for any other.
+    /// Wait for more bytes from the socket (cancel-safe), once everything read before has
+    /// been drained. `Ok(false)`: the peer closed the connection, which ends a body without
+    /// framing and is an error for any other.
     pub async fn fill(&mut self) -> Result<bool, Http1Error> {
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
-        let n = self.stream.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
+        debug_assert!(!self.has_buffered(), "fill before drain");
+        let n = self.stream.read(&mut self.buf).await?;
+        (self.pos, self.end) = (0, n);
         if n == 0 {
-            if matches!(self.framing, Framing::UntilClose) {
-                self.done = true;
-            } else if !self.done {
+            if !matches!(self.framing, Framing::UntilClose) {
                 return Err(Http1Error::Closed);
             }
+            self.done = true;
         }
         Ok(n > 0)
     }

@@ -245,8 +245,7 @@ impl Wire {
                 if r.is_done() {
                     return Ok(false);
                 }
-                r.fill().await.map_err(|e| e.to_string())?;
-                Ok(r.has_buffered() || !r.is_done())
+                r.fill().await.map_err(|e| e.to_string())
             }
             Wire::Reqwest { resp, chunk } => match resp.chunk().await {
                 Ok(c) => {
@@ -259,11 +258,10 @@ impl Wire {
     }
 
     /// Hand what `next` brought to `f`, decoded.
-    fn drain(&mut self, f: impl FnMut(&[u8])) -> Result<(), String> {
+    fn drain(&mut self, mut f: impl FnMut(&[u8])) -> Result<(), String> {
         match self {
             Wire::Own(r) => r.drain(f).map_err(|e| e.to_string()),
             Wire::Reqwest { chunk, .. } => {
-                let mut f = f;
                 if let Some(c) = chunk.take() {
                     f(&c);
                 }

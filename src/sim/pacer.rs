@@ -54,13 +54,10 @@ struct Shared {
 
 /// A handle to the pacer thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
-pub(crate) struct Pacer {
-    shared: Arc<Shared>,
-    /// Dropped with the last handle, closing the pacer.
-    _owner: Arc<Owner>,
-}
+pub(crate) struct Pacer(Arc<Owner>);
 
-/// Closes the pacer when the last [`Pacer`] goes.
+/// The handles' share of the pacer state (the thread holds the state directly), so the last
+/// handle dropped closes the pacer.
 struct Owner(Arc<Shared>);
 
 impl Drop for Owner {
@@ -81,22 +78,20 @@ impl Pacer {
         std::thread::Builder::new()
             .name("sim-pacer".into())
             .spawn(move || run(&s))?;
-        Ok(Pacer {
-            _owner: Arc::new(Owner(shared.clone())),
-            shared,
-        })
+        Ok(Pacer(Arc::new(Owner(shared))))
     }
 
     /// Wake `waker` at `at` (at once if that has passed).
     pub fn wake_at(&self, at: Instant, waker: Waker) {
-        let mut st = self.shared.state.lock().expect("pacer lock");
+        let shared = &self.0 .0;
+        let mut st = shared.state.lock().expect("pacer lock");
         let earliest = st.heap.peek().is_none_or(|Reverse(d)| at < d.at);
         st.seq += 1;
         let seq = st.seq;
         st.heap.push(Reverse(Due { at, seq, waker }));
         drop(st);
         if earliest {
-            self.shared.changed.notify_one();
+            shared.changed.notify_one();
         }
     }
 }
