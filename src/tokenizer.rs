@@ -165,21 +165,18 @@ impl HfTokenizer {
         config: Option<&str>,
         file: &str,
     ) -> Result<Self, TokenizerError> {
-        let mut inner =
-            tokenizers::Tokenizer::from_bytes(json).map_err(|e| TokenizerError::Load {
-                file: file.to_string(),
-                message: e.to_string(),
-            })?;
+        let load_err = |e: tokenizers::Error| TokenizerError::Load {
+            file: file.to_string(),
+            message: e.to_string(),
+        };
+        let mut inner = tokenizers::Tokenizer::from_bytes(json).map_err(load_err)?;
         // transformers' `encode(text)` switches off any truncation or padding stored in
         // tokenizer.json (it sets both from its own arguments, which default to none); the
         // raw tokenizer would apply them and shorten long prompts.
         inner
             .with_truncation(None)
             .map(|t| t.with_padding(None))
-            .map_err(|e| TokenizerError::Load {
-                file: file.to_string(),
-                message: e.to_string(),
-            })?;
+            .map_err(load_err)?;
         let cfg: TokenizerConfig = match config {
             Some(t) => serde_json::from_str(t).map_err(|e| TokenizerError::Load {
                 file: format!("{file} (tokenizer_config.json)"),

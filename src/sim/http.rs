@@ -3,7 +3,7 @@
 
 use super::batch::{self, Job};
 use super::body::{Clock, GenBody, RequestFaults};
-use super::config::{selected, SimConfig};
+use super::config::{selected, ExactTiming, SimConfig};
 use super::model::{prompt_hash, Generator};
 use super::pacer::Pacer;
 use super::render::{error_body, Kind, Shape};
@@ -37,39 +37,48 @@ pub(crate) struct Engine {
     pub ready_at: Instant,
     /// Generation requests seen (their arrival order numbers requests for faults).
     pub requests: AtomicU64,
-    /// The batching scheduler (absent in exact-schedule mode).
-    pub batcher: Option<mpsc::UnboundedSender<Job>>,
-    /// Precise wake-ups (exact-schedule mode only).
-    pub pacer: Option<Pacer>,
+    /// Where tokens come from.
+    pub source: Source,
     /// Set to stop the server.
     pub stop: watch::Sender<Option<Exit>>,
     /// Distinguishes this engine's response ids.
     pub nonce: u64,
 }
 
+/// The engine's timing mode, with what runs it.
+pub(crate) enum Source {
+    /// Every token on a fixed schedule; the pacer wakes each stream on time.
+    Exact { timing: ExactTiming, pacer: Pacer },
+    /// The continuous-batching scheduler sends one message per token.
+    Batched(mpsc::UnboundedSender<Job>),
+}
+
 impl Engine {
+    /// Build the engine and start its timing source (the pacer thread, or the batching
+    /// scheduler on the current runtime).
     pub fn new(
         cfg: SimConfig,
         vocab: Arc<Vocab>,
         stop: watch::Sender<Option<Exit>>,
-        pacer: Option<Pacer>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let recorder = Arc::new(Recorder::new(cfg.record_schedule));
-        let batcher = cfg
-            .exact
-            .is_none()
-            .then(|| batch::spawn(cfg.batching.clone()));
-        Engine {
+        let source = match &cfg.exact {
+            Some(timing) => Source::Exact {
+                timing: timing.clone(),
+                pacer: Pacer::start()?,
+            },
+            None => Source::Batched(batch::spawn(cfg.batching.clone())),
+        };
+        Ok(Engine {
             ready_at: Instant::now() + Duration::from_millis(cfg.startup_delay_ms),
             nonce: super::model::mix(cfg.seed ^ recorder.epoch_monotonic_ns),
             cfg,
             vocab,
             recorder,
             requests: AtomicU64::new(0),
-            batcher,
-            pacer,
+            source,
             stop,
-        }
+        })
     }
 
     fn ready(&self) -> bool {
@@ -440,14 +449,14 @@ async fn generate(
     }
     let gen = Generator::new(e.vocab.clone(), prompt_hash(e.cfg.seed, &a.prompt));
     let (n_out, stopped) = gen.output_len(a.max_tokens, a.ignore_eos, e.cfg.mean_output_tokens);
-    let clock = match (&e.cfg.exact, &e.batcher, &e.pacer) {
-        (Some(x), _, Some(pacer)) => Clock::Exact {
-            first: arrival + Duration::from_secs_f64(x.ttft_ms / 1000.0),
-            itl: Duration::from_secs_f64(x.itl_ms / 1000.0),
+    let clock = match &e.source {
+        Source::Exact { timing, pacer } => Clock::Exact {
+            first: arrival + Duration::from_secs_f64(timing.ttft_ms / 1000.0),
+            itl: Duration::from_secs_f64(timing.itl_ms / 1000.0),
             pacer: pacer.clone(),
             armed: None,
         },
-        (None, Some(b), _) => {
+        Source::Batched(b) => {
             let (tx, rx) = mpsc::unbounded_channel();
             if n_out > 0 {
                 let job = Job {
@@ -461,7 +470,6 @@ async fn generate(
             }
             Clock::Batched(rx)
         }
-        _ => unreachable!("an exact engine has a pacer, any other a batcher"),
     };
     let faults = RequestFaults {
         cut_after: f

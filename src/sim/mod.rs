@@ -75,11 +75,8 @@ impl Server {
             .map_err(|source| SimError::Bind { addr, source })?;
         let (stop, stopped) = watch::channel(None);
         let exit_after = cfg.faults.exit_after_secs;
-        let pacer = match cfg.exact {
-            Some(_) => Some(pacer::Pacer::start().map_err(SimError::Pacer)?),
-            None => None,
-        };
-        let engine = Arc::new(http::Engine::new(cfg, vocab, stop.clone(), pacer));
+        let engine =
+            Arc::new(http::Engine::new(cfg, vocab, stop.clone()).map_err(SimError::Pacer)?);
         if let Some(secs) = exit_after {
             let stop = stop.clone();
             tokio::spawn(async move {
