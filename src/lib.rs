@@ -26,7 +26,8 @@
 //! * [`report`] — agg rows (`agg.json`), baselines and ratios, the eligibility verdict,
 //!   plots (SVG/PNG) and Markdown summaries, GitHub Actions annotations.
 //! * [`telemetry`] — GPU power, clocks, temperature and memory from `nvidia-smi` /
-//!   `amd-smi` during the timed phase, and the energy per token they imply.
+//!   `amd-smi` during the timed phase, and the energy per token they imply; the engine's
+//!   Prometheus `/metrics` scraped into AIPerf's `server_metrics_export.json`.
 //! * [`publish`] — leaderboard sinks (HF Space Gradio call API, JSON webhook) behind a
 //!   durable outbox that retries with backoff and never submits a row twice.
 //!

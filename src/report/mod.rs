@@ -8,6 +8,7 @@
 //! Baselines are data: a point that is not in `baselines/` is reported as missing, never
 //! interpolated into existence for a ratio.
 
+pub mod agentic;
 pub mod agg;
 pub mod baseline;
 pub mod cli;

@@ -107,6 +107,8 @@ struct Series {
     kind: Kind,
     /// (x, y, conc), sorted by x.
     points: Vec<(f64, f64, u32)>,
+    /// What a point's label calls its concurrency: `c` (requests) or `u` (agentic users).
+    conc_prefix: &'static str,
 }
 
 fn x_of_row(r: &AggRow, axis: XAxis) -> Option<f64> {
@@ -146,6 +148,7 @@ fn build_series(
             label: format!("{} {} TP{tp}", hw.to_uppercase(), fw),
             kind: Kind::Ours(i),
             points: pts,
+            conc_prefix: "c",
         });
     }
     for set in &baselines.sets {
@@ -172,6 +175,7 @@ fn build_series(
             label: format!("{} ({what})", set.label),
             kind,
             points: pts,
+            conc_prefix: "c",
         });
     }
     out
@@ -274,7 +278,12 @@ fn draw<DB: DrawingBackend>(
         };
         chart
             .draw_series(s.points.iter().map(|&(x, y, conc)| {
-                EmptyElement::at((x, y)) + Text::new(format!("c{conc}"), offset, label_font.clone())
+                EmptyElement::at((x, y))
+                    + Text::new(
+                        format!("{}{conc}", s.conc_prefix),
+                        offset,
+                        label_font.clone(),
+                    )
             }))
             .map_err(e)?;
     }
@@ -318,9 +327,20 @@ pub fn write_line_plot(
     axis: XAxis,
     formats: Formats,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    ensure_font();
     let series = build_series(line, rows, baselines, axis);
-    let title = title(line, axis);
+    write_series(stem, &title(line, axis), axis, &series, formats)
+}
+
+/// Draw `series` under `title` to `stem.svg` and/or `stem.png`.
+fn write_series(
+    stem: &Path,
+    title: &str,
+    axis: XAxis,
+    series: &[Series],
+    formats: Formats,
+) -> Result<Vec<PathBuf>, ReportError> {
+    ensure_font();
+    let title = title.to_string();
     let mut out = Vec::new();
     if formats.svg {
         let path = stem.with_extension("svg");
@@ -329,7 +349,7 @@ pub fn write_line_plot(
             SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area(),
             &title,
             axis,
-            &series,
+            series,
         )
         .map_err(|m| plot_err(&path, m))?;
         super::write_atomic(&path, svg.as_bytes())?;
@@ -348,7 +368,7 @@ pub fn write_line_plot(
             BitMapBackend::new(&tmp, (W, H)).into_drawing_area(),
             &title,
             axis,
-            &series,
+            series,
         );
         let done = drawn.map_err(|m| plot_err(&path, m)).and_then(|()| {
             std::fs::File::open(&tmp)
@@ -415,4 +435,86 @@ pub fn write_plots(
         }
     }
     Ok(out)
+}
+
+/// One agentic (AgentX) point for the throughput-per-GPU vs interactivity chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgenticPoint {
+    /// The series it belongs to (hardware, framework, TP, KV offload).
+    pub series: String,
+    /// Concurrent users (the row's `conc`: live session trees).
+    pub users: u32,
+    /// Median interactivity (tok/s/user): full-response when the aggregate has it, as the
+    /// dashboard shows it.
+    pub intvty: f64,
+    /// Total (input + output) tokens per second per GPU.
+    pub tput_per_gpu: f64,
+}
+
+impl AgenticPoint {
+    /// The point of an agentic aggregate (the v3 JSON), labelled `series`; `None` when
+    /// it has no interactivity or per-GPU throughput (no successful request).
+    pub fn from_aggregate(series: &str, agg: &serde_json::Value) -> Option<AgenticPoint> {
+        let rm = &agg["request_metrics"];
+        let lat = &rm["latency"];
+        let intvty = lat["full_response_intvty"]["p50"]
+            .as_f64()
+            .or_else(|| lat["intvty"]["p50"].as_f64())?;
+        Some(AgenticPoint {
+            series: series.to_string(),
+            users: agg["conc"].as_u64()? as u32,
+            intvty,
+            tput_per_gpu: rm["throughput"]["per_gpu"]["total_tput_tps"].as_f64()?,
+        })
+    }
+}
+
+/// The agentic chart for `model`: throughput per GPU against median interactivity, one
+/// series per label, each point labelled with its users (`u<conc>`), to
+/// `dir/<model>_agentic_tput_vs_intvty.{svg,png}`.
+pub fn write_agentic_plot(
+    dir: &Path,
+    model: &str,
+    points: &[AgenticPoint],
+    formats: Formats,
+) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
+    let mut groups: BTreeMap<&str, Vec<(f64, f64, u32)>> = BTreeMap::new();
+    for p in points {
+        groups
+            .entry(p.series.as_str())
+            .or_default()
+            .push((p.intvty, p.tput_per_gpu, p.users));
+    }
+    let series: Vec<Series> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, mut pts))| {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: label.to_string(),
+                kind: Kind::Ours(i),
+                points: pts,
+                conc_prefix: "u",
+            }
+        })
+        .collect();
+    let slug: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let title = format!("{model} · agentic coding (AgentX) — throughput per GPU vs interactivity");
+    write_series(
+        &dir.join(format!("{slug}_agentic_tput_vs_intvty")),
+        &title,
+        XAxis::Interactivity,
+        &series,
+        formats,
+    )
 }

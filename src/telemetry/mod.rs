@@ -11,6 +11,13 @@
 //! Energy is `avg_power_w × timed-phase duration`, where `avg_power_w` is the sum over GPUs
 //! of each GPU's mean power draw over its samples: with 1 Hz sampling this is steadier than
 //! integrating between samples, and it needs no clock shared with the tool.
+//!
+//! Engine-side telemetry lives beside it: [`prometheus`] parses the text exposition format
+//! and [`server_metrics`] scrapes an engine's `/metrics` during a benchmark window into
+//! AIPerf's `server_metrics_export.json` (the agentic workload's server-side numbers).
+
+pub mod prometheus;
+pub mod server_metrics;
 
 use std::io::BufRead;
 use std::path::Path;

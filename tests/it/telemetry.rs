@@ -329,3 +329,103 @@ fn missing_or_broken_tool_costs_only_the_energy_fields() {
     assert!(w.json(1, "agg.json").get("avg_power_w").is_none());
     assert!(!w.job_dir(1).join("gpu_metrics.csv").exists());
 }
+
+/// A Prometheus endpoint (`/metrics`) whose counter grows by 10 per scrape, and one that
+/// answers JSON (`/json`, as TRT-LLM does): a bare HTTP/1.1 responder, one request per
+/// connection.
+async fn prometheus_server() -> (String, String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut n = 0u64;
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut len = 0;
+            while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                match sock.read(&mut buf[len..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => len += k,
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..len]).to_string();
+            let (ctype, body) = if head.starts_with("GET /json") {
+                ("application/json", "[{\"iter\": 1}]".to_string())
+            } else {
+                n += 1;
+                (
+                    "text/plain; version=0.0.4",
+                    format!(
+                        "# HELP sglang:prompt_tokens_total Prompt tokens.\n\
+                         # TYPE sglang:prompt_tokens_total counter\n\
+                         sglang:prompt_tokens_total{{model_name=\"m\"}} {}\n\
+                         # TYPE sglang:token_usage gauge\n\
+                         sglang:token_usage{{model_name=\"m\"}} 0.5\n",
+                        n * 10
+                    ),
+                )
+            };
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        }
+    });
+    (
+        format!("http://{addr}/metrics"),
+        format!("http://{addr}/json"),
+        task,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_metrics_scraper_exports_the_window() {
+    use infmax::telemetry::server_metrics::{self, Window};
+    use std::time::Duration;
+    let (prom, json_url, server) = prometheus_server().await;
+    let scraper =
+        server_metrics::start(&[prom.clone(), json_url.clone()], Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start_ns = server_metrics::now_ns();
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let end_ns = server_metrics::now_ns();
+    let export = scraper.finish(Window { start_ns, end_ns }).await;
+    server.abort();
+    let v = serde_json::to_value(&export).unwrap();
+    assert_eq!(
+        v["summary"]["endpoints_configured"],
+        json!([prom, json_url])
+    );
+    assert_eq!(v["summary"]["endpoints_successful"], json!([prom]));
+    assert!(v["summary"]["endpoint_info"][&json_url]["disabled"]
+        .as_str()
+        .unwrap()
+        .contains("application/json"));
+    let c = &v["metrics"]["sglang:prompt_tokens"];
+    assert_eq!(c["type"], "counter");
+    assert_eq!(c["description"], "Prompt tokens.");
+    let s = &c["series"][0];
+    assert_eq!(s["endpoint_url"], json!(prom));
+    assert_eq!(s["labels"], json!({"model_name": "m"}));
+    // ~22 scrapes of +10 in 450 ms at 20 ms; never the warmup's 50-ish, always a multiple of 10.
+    let total = s["stats"]["total"].as_f64().unwrap();
+    assert!((100.0..=300.0).contains(&total), "{total}");
+    assert_eq!(total % 10.0, 0.0);
+    let slices = s["timeslices"].as_array().unwrap();
+    assert_eq!(slices.len(), 1, "one partial 1 s slice: {slices:?}");
+    assert_eq!(slices[0]["is_complete"], false);
+    let g = &v["metrics"]["sglang:token_usage"]["series"][0]["stats"];
+    assert_eq!(g["max"], 0.5);
+    assert_eq!(g["p99"], 0.5);
+    assert_eq!(v["metrics"]["sglang:token_usage"]["type"], "gauge");
+    // The export is what InferenceX's aggregation reads.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server_metrics_export.json");
+    export.write(&path).unwrap();
+    assert_eq!(
+        read_json(&path)["metrics"]["sglang:prompt_tokens"]["type"],
+        "counter"
+    );
+}

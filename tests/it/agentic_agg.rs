@@ -1,0 +1,140 @@
+//! The agentic aggregate against InferenceX's own: every case in
+//! `tests/fixtures/agentic/cases/` holds AIPerf-shaped artifacts (written by
+//! `gen_fixture.py`), the run environment (`env.json`) and `reference.json`, the output of
+//! InferenceX's `process_agentic_result` at 843c6254f on exactly those inputs (recorded by
+//! `record_reference.py`, see the fixture's README). Ours must be byte-identical.
+
+use crate::util::fixture;
+use infmax::report::agentic::{self, ExpectedOutputs, NoExpectedOutputs, RunShape};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Per trace id, the `out` of its top-level `n`/`s` requests: the lookup the caller passes.
+fn expected_outputs(traces: &Path) -> HashMap<String, Vec<i64>> {
+    let mut out = HashMap::new();
+    for line in std::fs::read_to_string(traces).unwrap().lines() {
+        let t: Value = serde_json::from_str(line).unwrap();
+        let outs: Vec<i64> = t["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["type"] == "n" || r["type"] == "s")
+            .map(|r| {
+                r.get("output_length")
+                    .or(r.get("out"))
+                    .and_then(Value::as_i64)
+                    .unwrap()
+            })
+            .collect();
+        out.insert(t["id"].as_str().unwrap().to_string(), outs);
+    }
+    out
+}
+
+fn run_case(case: &Path) -> (String, String) {
+    let env: HashMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(case.join("env.json")).unwrap()).unwrap();
+    let shape = RunShape::from_env(|k| env.get(k).cloned()).unwrap();
+    let hf = fixture("agentic/hf/datasets--semianalysisai--cc-traces-weka-062126/snapshots/0123abcd/traces.jsonl");
+    let map = expected_outputs(&hf);
+    let expected: &dyn ExpectedOutputs = if env["HF_HUB_CACHE"] == "@HF@" {
+        &map
+    } else {
+        &NoExpectedOutputs
+    };
+    let logs: Vec<String> = agentic::read_server_log_head(&case.join("server.log"))
+        .into_iter()
+        .collect();
+    let dir = agentic::resolve_artifact_dir(case);
+    let (agg, ours) = agentic::process_artifacts(&dir, &shape, expected, &logs).unwrap();
+    // The console summary printed after writing matches the processor's too.
+    let mut console = agentic::summary::console_lines(&agg, "<case>/reference.json").join("\n");
+    console.push('\n');
+    assert_eq!(
+        console,
+        std::fs::read_to_string(case.join("reference.stdout")).unwrap(),
+        "{}",
+        case.display()
+    );
+    let reference = std::fs::read_to_string(case.join("reference.json")).unwrap();
+    (ours, reference)
+}
+
+#[test]
+fn aggregate_is_byte_identical_to_inferencex() {
+    let cases = fixture("agentic/cases");
+    let mut names: Vec<_> = std::fs::read_dir(&cases)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 5);
+    for case in names {
+        let (ours, reference) = run_case(&case);
+        if ours != reference {
+            let diff: Vec<String> = ours
+                .lines()
+                .zip(reference.lines())
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .take(10)
+                .map(|(i, (a, b))| format!("line {}: ours {a:?} reference {b:?}", i + 1))
+                .collect();
+            panic!(
+                "{}: aggregate differs from InferenceX's ({} vs {} bytes)\n{}",
+                case.display(),
+                ours.len(),
+                reference.len(),
+                diff.join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn run_shape_rejects_what_the_reference_rejects() {
+    let env = |pairs: &[(&str, &str)]| {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RunShape::from_env(move |k| m.get(k).cloned())
+            .err()
+            .map(|e| e.to_string())
+    };
+    assert_eq!(
+        env(&[]).unwrap(),
+        "Missing required environment variable: KV_OFFLOADING"
+    );
+    assert_eq!(
+        env(&[("KV_OFFLOADING", "dram")]).unwrap(),
+        "KV_OFFLOAD_BACKEND is required when KV_OFFLOADING is enabled"
+    );
+    assert_eq!(
+        env(&[("KV_OFFLOADING", "none"), ("KV_OFFLOAD_BACKEND", "hicache")]).unwrap(),
+        "KV_OFFLOAD_BACKEND must be empty when KV_OFFLOADING=none"
+    );
+    assert_eq!(
+        env(&[
+            ("KV_OFFLOADING", "dram"),
+            ("KV_OFFLOAD_BACKEND", "hicache"),
+            ("KV_OFFLOAD_BACKEND_METADATA", r#"{"name": "lmcache"}"#)
+        ])
+        .unwrap(),
+        "KV_OFFLOAD_BACKEND must match KV_OFFLOAD_BACKEND_METADATA.name"
+    );
+    assert_eq!(
+        env(&[("KV_OFFLOADING", "none"), ("PP_SIZE", "0")]).unwrap(),
+        "PP_SIZE, DCP_SIZE, and PCP_SIZE must be positive integers."
+    );
+    assert_eq!(
+        env(&[
+            ("KV_OFFLOADING", "none"),
+            ("ROUTER_METADATA", r#"{"name": "r"}"#)
+        ])
+        .unwrap(),
+        "ROUTER_METADATA must contain exactly 'name' and 'version'"
+    );
+    assert!(env(&[("KV_OFFLOADING", "none")]).is_none());
+}
