@@ -7,6 +7,8 @@
 //! GPU telemetry ([`crate::telemetry`]) is sampled during each job's timed phase only (after
 //! the warmups) and becomes `gpu_metrics.csv` plus the agg row's energy fields.
 
+pub mod agentic;
+
 use crate::accuracy::cli::GateOptions;
 use crate::accuracy::Mode;
 use crate::client::load::Progress;

@@ -138,3 +138,125 @@ fn run_shape_rejects_what_the_reference_rejects() {
     );
     assert!(env(&[("KV_OFFLOADING", "none")]).is_none());
 }
+
+/// The `vllm` case as an exec point: the same environment `env.json` holds.
+fn vllm_spec() -> infmax::exec::agentic::AgenticPointSpec {
+    use infmax::exec::agentic::{AgenticPointSpec, Component};
+    AgenticPointSpec {
+        exp_name: "dsv4_tp4_conc16_kvdram-vllm-simple_spec-mtp".into(),
+        model: "deepseek-ai/DeepSeek-V4-Pro".into(),
+        model_prefix: "dsv4".into(),
+        image: "lmsysorg/sglang:dev-nightly-0820".into(),
+        precision: "fp4".into(),
+        framework: "vllm".into(),
+        tp: 4,
+        pp: 2,
+        dcp: 1,
+        pcp: 1,
+        ep: 4,
+        dp_attn: true,
+        spec_decoding: "mtp".into(),
+        conc: 16,
+        kv_offloading: "dram".into(),
+        kv_offload_backend: Some(Component {
+            name: "vllm-simple".into(),
+            version: None,
+        }),
+        total_cpu_dram_gb: 2399,
+        duration: 60,
+        router: None,
+        recipe_fingerprint: Some("ab".repeat(32)),
+        runner_name: "runner-1".into(),
+        hw: "sim".into(),
+    }
+}
+
+fn copy_case(case: &Path, to: &Path) {
+    let art = to.join("aiperf_artifacts");
+    std::fs::create_dir_all(&art).unwrap();
+    for f in std::fs::read_dir(case.join("aiperf_artifacts")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, art.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn exec_point_writes_the_reference_aggregate_summary_and_chart() {
+    use infmax::exec::agentic::finish_point;
+    let case = fixture("agentic/cases/vllm");
+    let dir = tempfile::tempdir().unwrap();
+    copy_case(&case, dir.path());
+    let spec = vllm_spec();
+    assert_eq!(
+        spec.result_filename(),
+        "dsv4_tp4_conc16_kvdram-vllm-simple_spec-mtp_fp4_vllm_tp4-pp2-dcp1-pcp1-ep4-dpatrue_disagg-false_spec-mtp_conc16_runner-1_recipe-abababababababab"
+    );
+    let map = expected_outputs(&fixture(
+        "agentic/hf/datasets--semianalysisai--cc-traces-weka-062126/snapshots/0123abcd/traces.jsonl",
+    ));
+    let logs: Vec<String> = agentic::read_server_log_head(&case.join("server.log"))
+        .into_iter()
+        .collect();
+    let out = finish_point(dir.path(), &spec, &map, &logs).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out.aggregate_path).unwrap(),
+        std::fs::read_to_string(case.join("reference.json")).unwrap()
+    );
+    assert_eq!(
+        out.gate,
+        "Validated aiperf request error rate: 9/160 = 5.625% <= 10.000%"
+    );
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(summary.contains("| 16 | "), "{summary}");
+    assert!(
+        summary.contains("Not submission-valid: a 60 s window"),
+        "{summary}"
+    );
+    for ext in ["svg", "png"] {
+        let p = dir.path().join(format!(
+            "deepseek-ai_DeepSeek-V4-Pro_agentic_tput_vs_intvty.{ext}"
+        ));
+        assert!(
+            std::fs::metadata(&p).unwrap().len() > 1000,
+            "{}",
+            p.display()
+        );
+    }
+    let svg = std::fs::read_to_string(
+        dir.path()
+            .join("deepseek-ai_DeepSeek-V4-Pro_agentic_tput_vs_intvty.svg"),
+    )
+    .unwrap();
+    assert!(svg.contains("u16") && svg.contains("SIM vllm TP4 kvdram-vllm-simple"));
+}
+
+#[test]
+fn exec_point_over_the_error_gate_fails_but_keeps_its_aggregate() {
+    use infmax::exec::agentic::{finish_point, FinishError};
+    let case = fixture("agentic/cases/vllm");
+    let dir = tempfile::tempdir().unwrap();
+    copy_case(&case, dir.path());
+    let agg_path = dir
+        .path()
+        .join("aiperf_artifacts/profile_export_aiperf.json");
+    let mut a: Value = serde_json::from_str(&std::fs::read_to_string(&agg_path).unwrap()).unwrap();
+    a["error_request_count"]["avg"] = 17.into();
+    a["completed_request_count"]["avg"] = 168.into();
+    std::fs::write(&agg_path, a.to_string()).unwrap();
+    let spec = vllm_spec();
+    let err = finish_point(dir.path(), &spec, &NoExpectedOutputs, &[]).unwrap_err();
+    match err {
+        FinishError::Gate(e) => assert_eq!(
+            e,
+            ["aiperf request error rate exceeded the benchmark limit: 17/168 = 10.119% > 10.000%"]
+        ),
+        other => panic!("{other}"),
+    }
+    assert!(dir
+        .path()
+        .join(format!("{}.json", spec.result_filename()))
+        .is_file());
+    assert!(std::fs::read_to_string(dir.path().join("summary.md"))
+        .unwrap()
+        .contains("Error gate failed"));
+}
