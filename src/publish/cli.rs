@@ -7,7 +7,7 @@
 
 use super::outbox::entry_line;
 use super::transport::ConfirmTimeouts;
-use super::{enqueue_rows, DrainOptions, Enqueued, Outbox, SinksConfig};
+use super::{enqueue_agentic, enqueue_rows, DrainOptions, Enqueued, Outbox, SinksConfig};
 use crate::report::gha;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
@@ -74,6 +74,14 @@ fn run_id(flag: Option<String>) -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
+fn enqueued_word(how: Enqueued) -> &'static str {
+    match how {
+        Enqueued::Added => "queued",
+        Enqueued::AlreadyQueued => "already queued",
+        Enqueued::AlreadyDelivered => "already delivered",
+    }
+}
+
 /// Run `runner publish`.
 pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     let dir = args.outbox.clone().unwrap_or_else(Outbox::default_dir);
@@ -103,7 +111,23 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
             bail!("--dir needs a run id: --run-id, $INFMAX_RUN_ID or $GITHUB_RUN_ID (it keeps a retry from publishing a row twice)");
         };
         let baselines = crate::report::cli::load_baselines(args.baselines.as_deref(), None)?;
-        let rows: Vec<_> = crate::report::load_agg_rows(&args.dirs)?
+        // Agentic points (`<RESULT_FILENAME>.json`, v3 aggregates) are published as they are;
+        // a directory holding only those has no fixed-length agg rows to load.
+        let agentic = crate::report::agentic::find_aggregates(&args.dirs)?;
+        let fixed_dirs: Vec<PathBuf> = args
+            .dirs
+            .iter()
+            .filter(|d| {
+                !agentic.iter().any(|(p, _)| p.starts_with(d))
+                    || crate::report::load_agg_rows(std::slice::from_ref(*d)).is_ok()
+            })
+            .cloned()
+            .collect();
+        let aggs: Vec<serde_json::Value> = agentic.into_iter().map(|(_, v)| v).collect();
+        for (e, how) in enqueue_agentic(&outbox, &cfg, &aggs, &run_id)? {
+            println!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
+        }
+        let rows: Vec<_> = crate::report::load_agg_rows(&fixed_dirs)?
             .into_iter()
             .map(|l| {
                 let mut r = l.row;
@@ -117,12 +141,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
         for r in enqueue_rows(&outbox, &cfg, &rows, &run_id)? {
             match r {
                 Ok((e, how)) => {
-                    let word = match how {
-                        Enqueued::Added => "queued",
-                        Enqueued::AlreadyQueued => "already queued",
-                        Enqueued::AlreadyDelivered => "already delivered",
-                    };
-                    println!("{word}: sink={} key={}", e.sink, e.key);
+                    println!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
                 }
                 Err(err) => {
                     failed = true;

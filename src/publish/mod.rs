@@ -171,3 +171,70 @@ pub fn enqueue_rows(
     }
     Ok(out)
 }
+
+/// The idempotency key of an agentic aggregate (the v3 JSON): run id + recipe fingerprint
+/// (else model, hardware, framework and TP) + `agentic` + users, so a fixed-length row of the
+/// same recipe never shares it.
+pub fn agentic_idempotency_key(run_id: &str, agg: &serde_json::Value) -> String {
+    let s = |k: &str| agg[k].as_str().unwrap_or("").to_string();
+    let fp = s("recipe_fingerprint");
+    let recipe = if fp.is_empty() {
+        format!(
+            "{}:{}:{}:tp{}",
+            s("model"),
+            s("hw"),
+            s("framework"),
+            agg["tp"]
+        )
+    } else {
+        fp
+    };
+    format!("{run_id}:{recipe}:agentic:u{}", agg["conc"])
+}
+
+/// The outbox entries for an agentic aggregate. Webhook sinks take it (body
+/// `{idempotency_key, sink, run_id, scenario: "agentic-coding", row: <aggregate>}`); Gradio
+/// sinks route by model × ISL/OSL, which an agentic point does not have, so they skip it.
+pub fn agentic_entries_for(cfg: &SinksConfig, agg: &serde_json::Value, run_id: &str) -> Vec<Entry> {
+    let key = agentic_idempotency_key(run_id, agg);
+    cfg.sinks
+        .iter()
+        .filter_map(|sink| match &sink.kind {
+            SinkKind::Gradio { .. } => None,
+            SinkKind::Webhook { url } => Some(Entry::new(
+                key.clone(),
+                sink.name.clone(),
+                run_id.to_string(),
+                Request::Webhook {
+                    url: url.clone(),
+                    body: serde_json::json!({
+                        "idempotency_key": key,
+                        "sink": sink.name,
+                        "run_id": run_id,
+                        "scenario": "agentic-coding",
+                        "row": agg,
+                    }),
+                },
+                sink.token_env().map(str::to_string),
+                sink.on_unconfirmed(),
+            )),
+        })
+        .collect()
+}
+
+/// Enqueue agentic aggregates for every sink that takes them.
+pub fn enqueue_agentic(
+    outbox: &Outbox,
+    cfg: &SinksConfig,
+    aggs: &[serde_json::Value],
+    run_id: &str,
+) -> Result<Vec<(Entry, Enqueued)>, PublishError> {
+    let mut out = Vec::new();
+    for agg in aggs {
+        for entry in agentic_entries_for(cfg, agg, run_id) {
+            let r = outbox.enqueue(&entry)?;
+            out.push((entry, r));
+        }
+    }
+    Ok(out)
+}

@@ -841,3 +841,51 @@ fn publish_needs_a_run_id_and_something_to_do() {
     assert_eq!(code, 1);
     assert!(out.contains("--dir needs a run id"), "{out}");
 }
+
+#[test]
+fn publish_webhook_takes_agentic_aggregates_beside_fixed_rows() {
+    let fake = Fake::with_knobs(|_| {});
+    let mut s = Setup::new(&fake.url, &[8], true);
+    // An agentic job dir as `runner exec` leaves it: the v3 aggregate and AIPerf's files.
+    let job = s.p("results/agentic_job");
+    std::fs::create_dir_all(job.join("aiperf_artifacts")).unwrap();
+    let case = crate::util::fixture("agentic/cases/vllm");
+    std::fs::copy(
+        case.join("reference.json"),
+        job.join("dsv4_agentic_conc16_sim.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        case.join("aiperf_artifacts/profile_export_aiperf.json"),
+        job.join("aiperf_artifacts/profile_export_aiperf.json"),
+    )
+    .unwrap();
+    let out = s.publish_exits(0);
+    let agentic_key = format!("777:{}:agentic:u16", "ab".repeat(32));
+    assert!(
+        out.contains(&format!("queued: sink=hook key={agentic_key}")),
+        "{out}"
+    );
+    fake.with(|b| {
+        assert_eq!(b.hook_rows.len(), 2, "{:?}", b.hook_keys);
+        let agentic = b
+            .hook_rows
+            .iter()
+            .find(|r| r["scenario"] == "agentic-coding")
+            .expect("the agentic aggregate was posted");
+        assert_eq!(agentic["idempotency_key"], agentic_key);
+        assert_eq!(agentic["row"]["conc"], 16);
+        assert_eq!(
+            agentic["row"]["request_metrics"]["qps"]["window_seconds"],
+            1
+        );
+        assert!(b.hook_rows.iter().any(|r| r["row"]["conc"] == 8));
+    });
+    // Published once: a second run finds it delivered.
+    let again = s.publish_exits(0);
+    assert!(
+        again.contains(&format!("already delivered: sink=hook key={agentic_key}")),
+        "{again}"
+    );
+    s.assert_no_secret();
+}

@@ -429,3 +429,52 @@ fn eight_concurrent_streams_complete() {
         wall.as_secs_f64()
     );
 }
+
+/// The server-metrics scraper on a real engine's `/metrics`: llama-server's counters come
+/// out as families without `_total`, their increase over the window is what the requests
+/// inside it generated, and nothing before the window counts.
+#[test]
+fn server_metrics_scraper_on_llama_server() {
+    use infmax::telemetry::server_metrics::{self, Window};
+    let Some(srv) = llama_server() else { return };
+    const TOKENS: usize = 16;
+    let complete = |i: usize| {
+        let body =
+            json!({"prompt": format!("Request {i}:"), "max_tokens": TOKENS, "ignore_eos": true});
+        let r = post(&srv.addr, "/v1/completions", &body).json();
+        assert_eq!(r["usage"]["completion_tokens"], TOKENS, "{r}");
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let url = format!("http://{}/metrics", srv.addr);
+    let scraper = server_metrics::start(std::slice::from_ref(&url), Duration::from_millis(50));
+    complete(0); // before the window: must not count
+    std::thread::sleep(Duration::from_millis(300));
+    let start_ns = server_metrics::now_ns();
+    for i in 1..=3 {
+        complete(i);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let end_ns = server_metrics::now_ns();
+    let export = rt.block_on(scraper.finish(Window { start_ns, end_ns }));
+    let v = serde_json::to_value(&export).unwrap();
+    assert_eq!(v["summary"]["endpoints_successful"], json!([url]));
+    let predicted = &v["metrics"]["llamacpp:tokens_predicted"];
+    assert_eq!(predicted["type"], "counter", "{v:#}");
+    assert_eq!(
+        predicted["series"][0]["stats"]["total"].as_f64(),
+        Some((3 * TOKENS) as f64),
+        "{predicted:#}"
+    );
+    let prompt = &v["metrics"]["llamacpp:prompt_tokens"]["series"][0]["stats"]["total"];
+    assert!(prompt.as_f64().unwrap() > 0.0, "{v:#}");
+    assert!(v["metrics"]
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|m| m["type"] == "gauge"));
+}

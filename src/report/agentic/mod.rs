@@ -981,6 +981,46 @@ pub fn resolve_artifact_dir(result_dir: &Path) -> PathBuf {
     base
 }
 
+/// Agentic aggregates (JSON files whose `scenario_type` is `agentic-coding`) under `dirs`,
+/// recursively, skipping AIPerf's own `aiperf_artifacts/`; sorted by path.
+pub fn find_aggregates(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, Value)>, AgenticAggError> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Value)>) -> Result<(), AgenticAggError> {
+        let io = |source| AgenticAggError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let p = entry.map_err(io)?.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "aiperf_artifacts") {
+                    walk(&p, out)?;
+                }
+            } else if p.extension().is_some_and(|e| e == "json") {
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
+                if !text.contains("\"agentic-coding\"") {
+                    continue;
+                }
+                if let Ok(v) = crate::pyjson::loads(&text) {
+                    if v.get("scenario_type").and_then(Value::as_str) == Some("agentic-coding")
+                        && v.get("request_metrics").is_some()
+                    {
+                        out.push((p, v));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        walk(d, &mut out)?;
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// A server log's head as the reference reads it: up to 64 MiB, invalid UTF-8 replaced,
 /// NULs removed.
 pub fn read_server_log_head(path: &Path) -> Option<String> {
