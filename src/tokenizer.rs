@@ -29,6 +29,8 @@ pub enum TokenizerError {
     Download { id: String, message: String },
     #[error("{file}: {message}")]
     Load { file: String, message: String },
+    #[error("tokenizer path `{path}` does not exist (a hub id is `org/name`; a path is taken for one only when it exists)")]
+    MissingPath { path: String },
     #[error("tokenizer `{id}`: {message}")]
     Use { id: String, message: String },
 }
@@ -134,6 +136,9 @@ impl HfTokenizer {
         if p.is_dir() {
             let f = p.join("tokenizer.json");
             return Self::from_file(spec, &f, Some(p.join("tokenizer_config.json")));
+        }
+        if looks_like_path(spec) {
+            return Err(TokenizerError::MissingPath { path: spec.into() });
         }
         let (json, config) = hub_files(spec).await?;
         Self::from_file(spec, &json, config)
@@ -295,6 +300,19 @@ pub fn clean_up_tokenization(s: &str) -> String {
         .replace(" 're", "'re")
 }
 
+/// Whether a tokenizer value can only be a path: absolute, `./`, `../` or `~` relative,
+/// more than one `/` (hub ids are `name` or `org/name`), or a file name ending in `.json`.
+pub fn looks_like_path(spec: &str) -> bool {
+    spec.starts_with('/')
+        || spec.starts_with("./")
+        || spec.starts_with("../")
+        || spec.starts_with('~')
+        || spec == "."
+        || spec == ".."
+        || spec.matches('/').count() > 1
+        || spec.ends_with(".json")
+}
+
 /// The hub cache directory: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
 /// `~/.cache/huggingface/hub` (huggingface_hub's order).
 pub fn hub_cache_dir() -> PathBuf {
@@ -358,6 +376,16 @@ async fn hub_files(id: &str) -> Result<(PathBuf, Option<PathBuf>), TokenizerErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_told_from_hub_ids() {
+        for p in ["/abs", "./rel", "../up", "~/t", "a/b/c", "tok.json", "."] {
+            assert!(looks_like_path(p), "{p}");
+        }
+        for id in ["gpt2", "deepseek-ai/DeepSeek-R1", "openai/gpt-oss-120b"] {
+            assert!(!looks_like_path(id), "{id}");
+        }
+    }
 
     #[test]
     fn embedded_round_trip_and_sizes() {

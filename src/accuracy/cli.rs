@@ -40,7 +40,11 @@ pub struct EvalFlags {
     #[arg(long)]
     pub prefix_token_id: Option<u32>,
     /// Seconds one request may take.
-    #[arg(long, default_value_t = 300)]
+    #[arg(
+        long = "request-timeout",
+        value_name = "SECONDS",
+        default_value_t = 300
+    )]
     pub request_timeout_s: u64,
     /// Retries of a request after a connection error, timeout, 429 or 5xx.
     #[arg(long, default_value_t = 3)]

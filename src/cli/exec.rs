@@ -44,11 +44,16 @@ pub struct ExecFlags {
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
     /// Seconds to wait for the engine to become ready (first starts compile for a while).
-    #[arg(long, default_value_t = 3600)]
-    pub ready_timeout_s: u64,
+    #[arg(long, default_value_t = 3600.0, value_name = "SECONDS")]
+    pub ready_timeout: f64,
+    /// Fail a request that takes longer than this many seconds in total (an 8k-token answer
+    /// at 100 ms per token takes 820 s). Also bounds a slow-loris engine: once more than 5 %
+    /// of requests failed, the load phase stops a request timeout (at most 60 s) later.
+    #[arg(long, default_value_t = 1800.0, value_name = "SECONDS")]
+    pub request_timeout: f64,
     /// Fail a request whose stream sends nothing for this many seconds.
-    #[arg(long, default_value_t = 600)]
-    pub stall_timeout_s: u64,
+    #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
+    pub stall_timeout: f64,
     /// GitHub runner name (defaults to $RUNNER_NAME, else the row's runner).
     #[arg(long, env = "RUNNER_NAME")]
     pub runner_name: Option<String>,
@@ -143,10 +148,19 @@ impl ExecFlags {
             range_ratio: self.random_range_ratio,
             num_warmups: self.num_warmups,
             seed: self.seed,
-            ready_timeout: Duration::from_secs(self.ready_timeout_s.max(1)),
-            stall_timeout: Duration::from_secs(self.stall_timeout_s.max(1)),
+            ready_timeout: seconds("--ready-timeout", self.ready_timeout)?,
+            request_timeout: seconds("--request-timeout", self.request_timeout)?,
+            stall_timeout: seconds("--stall-timeout", self.stall_timeout)?,
         })
     }
+}
+
+/// A timeout flag's value: positive, finite, at most a week.
+fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    if !(v > 0.0 && v <= 7.0 * 86400.0) {
+        anyhow::bail!("{flag} must be a number of seconds in (0, 604800], got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
 }
 
 fn report_error(e: &ExecError) -> ExitCode {
@@ -205,25 +219,34 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let tracker = exec::Tracker::default();
     let outcome = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        // A closed terminal or SSH session stops the run like SIGTERM does.
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         tokio::select! {
-            r = exec::run_jobs(&planned, &o) => Ok(r),
-            _ = term.recv() => Err("SIGTERM"),
-            _ = int.recv() => Err("SIGINT"),
+            r = exec::run_jobs(&planned, &o, &tracker) => Ok(r),
+            // Freeze what the run had while it is still alive: select! drops it before its
+            // handlers run, and stopping its engine fails every request still waiting.
+            _ = async { term.recv().await; tracker.freeze() } => Err(("SIGTERM", 143)),
+            _ = async { int.recv().await; tracker.freeze() } => Err(("SIGINT", 130)),
+            _ = async { hup.recv().await; tracker.freeze() } => Err(("SIGHUP", 129)),
         }
     });
     // Dropping the run above stopped any engine it had started.
     let (rows, err) = match outcome {
         Ok(r) => r,
-        Err(sig) => {
+        Err((sig, code)) => {
+            let job = exec::write_interrupted(&tracker, sig, code)
+                .map(|d| format!("; the job's record is in {}", d.display()))
+                .unwrap_or_default();
             eprintln!(
-                "error: interrupted by {sig}; the engine was stopped and partial results are in {}",
+                "error: interrupted by {sig}; the engine was stopped and partial results are in {}{job}",
                 o.out.display()
             );
-            return ExitCode::from(if sig == "SIGTERM" { 143 } else { 130 });
+            return ExitCode::from(code);
         }
     };
     if batch && !rows.is_empty() {

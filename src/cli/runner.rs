@@ -38,6 +38,10 @@ pub enum Cmd {
     /// Evaluate a served model like lm-eval (wikitext perplexities, gsm8k exact match) and
     /// print the metrics as JSON; with thresholds, exit 14 when the gate fails.
     Eval(Box<crate::accuracy::cli::EvalArgs>),
+    /// Run an engine command in this process group and kill the group when the runner
+    /// that started it dies (started by `exec`/`batch`, never by hand).
+    #[command(hide = true)]
+    Supervise(crate::launch::supervise::SuperviseArgs),
 }
 
 /// Flags of `runner sim`.
@@ -69,6 +73,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Eval(args) => edge(crate::accuracy::cli::run(*args)),
         Cmd::Exec(args) => super::exec::run_exec(args),
         Cmd::Batch(args) => super::exec::run_batch(args),
+        Cmd::Supervise(args) => crate::launch::supervise::run(args),
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,
             Err(e) => {

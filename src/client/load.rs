@@ -38,6 +38,55 @@ pub struct Progress {
     pub failed: AtomicU64,
     /// Warmup requests finished.
     pub warmups_done: AtomicU64,
+    /// Warmup requests that failed (a run whose every warmup failed is going nowhere).
+    pub warmups_failed: AtomicU64,
+    /// A compact record of every timed request that finished, in finishing order, so a run
+    /// cut short (a signal, a job already failed) still leaves per-request results. One
+    /// lock per request, never per token; no text, no token times.
+    pub finished: std::sync::Mutex<Vec<RequestRecord>>,
+}
+
+/// What a finished request leaves in [`Progress::finished`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestRecord {
+    /// Its index in the dataset (request order).
+    pub index: usize,
+    pub success: bool,
+    /// Client-side prompt length (tokens).
+    pub prompt_len: u32,
+    /// Output tokens the engine reported (`usage.completion_tokens`).
+    pub output_tokens: Option<u64>,
+    /// Seconds from send to the first token.
+    pub ttft: f64,
+    /// Seconds from send to the last token.
+    pub latency: f64,
+    /// Seconds spent waiting for a concurrency slot.
+    pub queue: f64,
+    /// Why it failed (empty on success).
+    pub error: String,
+}
+
+impl Progress {
+    /// Count a finished timed request and keep its record.
+    fn finish(&self, index: usize, o: &Outcome) {
+        if !o.success {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let rec = RequestRecord {
+            index,
+            success: o.success,
+            prompt_len: o.prompt_len,
+            output_tokens: o.output_tokens,
+            ttft: o.ttft,
+            latency: o.latency,
+            queue: o.queue,
+            error: o.error.clone(),
+        };
+        if let Ok(mut v) = self.finished.lock() {
+            v.push(rec);
+        }
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Everything the timed phase produced.
@@ -94,6 +143,9 @@ pub async fn run(
                 tokio::spawn(async move {
                     let _permit = sem.acquire_owned().await.expect("semaphore open");
                     let o = one(&client, &plan, &reqs[0]).await;
+                    if !o.success {
+                        progress.warmups_failed.fetch_add(1, Ordering::Relaxed);
+                    }
                     progress.warmups_done.fetch_add(1, Ordering::Relaxed);
                     o
                 })
@@ -131,10 +183,7 @@ pub async fn run(
             let queue = released.elapsed().as_secs_f64();
             let mut o = one(&c, &p, &r[i]).await;
             o.queue = queue;
-            if !o.success {
-                progress.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            progress.done.fetch_add(1, Ordering::Relaxed);
+            progress.finish(i, &o);
             o
         }));
         if plan.request_rate.is_finite() {

@@ -11,6 +11,14 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use std::path::Path;
 
+/// Largest client concurrency a row may ask for: far above any sweep (InferenceX's reach
+/// 1,024), far below what would make the client's per-request state a memory hazard.
+pub const MAX_CONC: u32 = 16_384;
+/// Largest `isl` / `osl` (tokens): 1 Mi, beyond every served model's context.
+pub const MAX_SEQ_LEN: u32 = 1 << 20;
+/// Largest `max-model-len` (tokens): 4 Mi.
+pub const MAX_MODEL_LEN: u32 = 1 << 22;
+
 /// One single-node job: one engine, one concurrency.
 ///
 /// Schema-A rows carry the 13 keys of the Nov-2025 generator; schema-B rows (recognised by
@@ -291,6 +299,16 @@ impl JobRow {
         ] {
             if v == Some(0) {
                 return Err(bad(name, "must be at least 1".into()));
+            }
+        }
+        for (name, v, max) in [
+            ("conc", self.conc, MAX_CONC),
+            ("isl", self.isl, MAX_SEQ_LEN),
+            ("osl", self.osl, MAX_SEQ_LEN),
+            ("max-model-len", self.max_model_len, MAX_MODEL_LEN),
+        ] {
+            if v > max {
+                return Err(bad(name, format!("{v} is above the limit of {max}")));
             }
         }
         let need = u64::from(self.isl) + u64::from(self.osl);

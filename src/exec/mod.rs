@@ -20,7 +20,7 @@ use crate::launch::engine::{self, Engine, LaunchSpec};
 use crate::launch::profile::{self, NamedProfile, Profile};
 use crate::recipe::{self, Recipe, TemplateSource};
 use crate::report::{
-    self, AccuracyRecord, AccuracyStatus, AggInputs, AggRow, Baselines, ClientInfo,
+    self, AccuracyRecord, AccuracyStatus, AggInputs, AggRow, Baselines, ClientInfo, JobFailure,
 };
 use crate::telemetry::{Sample, Sampler, Tool};
 use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
@@ -55,7 +55,8 @@ impl Stage {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The stage's name in `status.json` and messages.
+    pub fn name(self) -> &'static str {
         match self {
             Stage::Config => "config",
             Stage::Launch => "launch",
@@ -111,10 +112,50 @@ pub struct ExecOptions {
     pub seed: u32,
     /// Readiness timeout.
     pub ready_timeout: Duration,
+    /// Per-request total timeout of the client.
+    pub request_timeout: Duration,
     /// Per-request stall timeout of the client.
     pub stall_timeout: Duration,
     /// The accuracy gate, when asked for (`--accuracy`).
     pub accuracy: Option<crate::accuracy::cli::GateOptions>,
+}
+
+/// Most prompts one job may send (NUM_PROMPTS = CONC × `--prompts-multiplier`) or warm up.
+pub const MAX_NUM_PROMPTS: usize = 1_000_000;
+/// Most prompt tokens one job may generate (NUM_PROMPTS × ISL): the dataset is held in
+/// memory as text before the first request.
+pub const MAX_PROMPT_TOKENS: u64 = 1 << 28;
+
+/// The load the options make of a row fits in memory: checked before anything starts, so
+/// no allocation failure can happen with an engine up.
+fn check_load_size(row: &JobRow, o: &ExecOptions) -> Result<(), ExecError> {
+    let n = (row.conc as usize).saturating_mul(o.prompts_multiplier);
+    if n > MAX_NUM_PROMPTS {
+        return Err(fail(
+            Stage::Config,
+            format!(
+                "num-prompts = conc {} × --prompts-multiplier {} = {n} is above the limit of {MAX_NUM_PROMPTS}",
+                row.conc, o.prompts_multiplier
+            ),
+        ));
+    }
+    if let Some(w) = o.num_warmups.filter(|&w| w > MAX_NUM_PROMPTS) {
+        return Err(fail(
+            Stage::Config,
+            format!("--num-warmups {w} is above the limit of {MAX_NUM_PROMPTS}"),
+        ));
+    }
+    let tokens = n as u64 * u64::from(row.isl);
+    if tokens > MAX_PROMPT_TOKENS {
+        return Err(fail(
+            Stage::Config,
+            format!(
+                "num-prompts {n} × isl {} = {tokens} prompt tokens is above the limit of {MAX_PROMPT_TOKENS}",
+                row.isl
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A row with its profile and recipe, ready to run.
@@ -132,6 +173,9 @@ pub struct Planned {
 /// Validate the row, pick the profile and materialise the recipe. No side effects.
 pub fn plan(row: &JobRow, o: &ExecOptions, port: u16) -> Result<Planned, ExecError> {
     let runner_name = o.runner_name.clone().unwrap_or_else(|| row.runner.clone());
+    // Again here: `runner batch --conc` makes rows that no file validated.
+    row.validate("row").map_err(|e| fail(Stage::Config, e))?;
+    check_load_size(row, o)?;
     recipe::validate(row, &runner_name).map_err(|e| fail(Stage::Config, e))?;
     let profile = match &o.profile {
         Some(p) => profile::load(&o.runners_dir, p),
@@ -192,10 +236,178 @@ fn write_status(dir: &Path, e: &ExecError) {
     let _ = crate::fsutil::write_atomic(&dir.join("status.json"), format!("{v:#}\n").as_bytes());
 }
 
+/// What the job in progress has so far, for the record a signal leaves
+/// ([`write_interrupted`]). `run_jobs` updates it as the job moves through its stages; the
+/// signal handler reads it once the run has been dropped (and its engine stopped).
+#[derive(Debug, Clone, Default)]
+pub struct Tracker(Arc<std::sync::Mutex<Option<Current>>>);
+
+/// The job in progress.
+#[derive(Debug, Clone)]
+struct Current {
+    /// Its result directory.
+    dir: PathBuf,
+    /// The stage it is in.
+    stage: Stage,
+    /// Its engine's log, once an engine serves it.
+    log: Option<PathBuf>,
+    /// The load client's counters and per-request records, once the load phase started.
+    progress: Option<Arc<Progress>>,
+    /// The records as they were when the signal arrived ([`Tracker::freeze`]): stopping
+    /// the engine afterwards fails every request still waiting, and those are no results.
+    frozen: Option<Vec<crate::client::load::RequestRecord>>,
+}
+
+impl Tracker {
+    fn update(&self, f: impl FnOnce(&mut Option<Current>)) {
+        if let Ok(mut g) = self.0.lock() {
+            f(&mut g);
+        }
+    }
+    fn begin(&self, dir: &Path) {
+        self.update(|c| {
+            *c = Some(Current {
+                dir: dir.to_path_buf(),
+                stage: Stage::Config,
+                log: None,
+                progress: None,
+                frozen: None,
+            })
+        });
+    }
+    fn stage(&self, stage: Stage) {
+        self.update(|c| {
+            if let Some(c) = c {
+                c.stage = stage;
+            }
+        });
+    }
+    fn engine_log(&self, log: &Path) {
+        self.update(|c| {
+            if let Some(c) = c {
+                c.log = Some(log.to_path_buf());
+            }
+        });
+    }
+    fn load(&self, p: &Arc<Progress>) {
+        self.update(|c| {
+            if let Some(c) = c {
+                c.stage = Stage::Load;
+                c.progress = Some(p.clone());
+            }
+        });
+    }
+    fn end(&self) {
+        self.update(|c| *c = None);
+    }
+    /// Keep the per-request records as they are now: call when the signal arrives, before
+    /// the run (and with it its engine) is dropped.
+    pub fn freeze(&self) {
+        self.update(|c| {
+            if let Some(c) = c {
+                c.frozen = c
+                    .progress
+                    .as_ref()
+                    .and_then(|p| p.finished.lock().ok().map(|v| v.clone()));
+            }
+        });
+    }
+}
+
+/// The record an interrupted job leaves (call after the run was dropped, so its engine is
+/// stopped and its log complete): `server.log` copied into the job's directory, the
+/// per-request results of the requests that finished (`requests.jsonl`) when the load
+/// phase had started, and `status.json` with stage `interrupted`, the stage that was
+/// running, the signal and the exit code. Returns the job's directory, if one was running.
+pub fn write_interrupted(t: &Tracker, signal: &str, exit_code: u8) -> Option<PathBuf> {
+    let cur = t.0.lock().ok()?.clone()?;
+    let _ = std::fs::create_dir_all(&cur.dir);
+    if let Some(log) = &cur.log {
+        if let Ok(bytes) = std::fs::read(log) {
+            let _ = crate::fsutil::write_atomic(&cur.dir.join("server.log"), &bytes);
+        }
+    }
+    let finished = cur.progress.as_ref().map(|p| {
+        let recs = cur
+            .frozen
+            .clone()
+            .unwrap_or_else(|| p.finished.lock().map(|v| v.clone()).unwrap_or_default());
+        write_requests(&cur.dir, recs).unwrap_or(0)
+    });
+    let what = match finished {
+        Some(n) => format!("; {n} requests had finished (requests.jsonl)"),
+        None => String::new(),
+    };
+    let v = serde_json::json!({
+        "status": "interrupted",
+        "stage": Stage::Interrupted.name(),
+        "running_stage": cur.stage.name(),
+        "signal": signal,
+        "exit_code": exit_code,
+        "error": format!("interrupted by {signal} during the {} stage{what}", cur.stage.name()),
+    });
+    let _ =
+        crate::fsutil::write_atomic(&cur.dir.join("status.json"), format!("{v:#}\n").as_bytes());
+    Some(cur.dir)
+}
+
+/// `requests.jsonl`: one JSON line per finished timed request, in request order. Returns
+/// how many.
+fn write_requests(
+    dir: &Path,
+    mut recs: Vec<crate::client::load::RequestRecord>,
+) -> std::io::Result<usize> {
+    recs.sort_by_key(|r| r.index);
+    let mut text = String::new();
+    for r in &recs {
+        text.push_str(&serde_json::to_string(r).expect("record serialises"));
+        text.push('\n');
+    }
+    crate::fsutil::write_atomic(&dir.join("requests.jsonl"), text.as_bytes())?;
+    Ok(recs.len())
+}
+
+/// Resolves when the load phase is certain to fail and has gone on for `grace` since: more
+/// than 5 % of the timed requests failed, or every warmup did. A fast failure (a dead
+/// engine refuses connections at once) finishes within the grace and keeps its full
+/// results; a slow one (a slow-loris or hung engine, each request running into its
+/// timeout) is cut here instead of holding the job for hours.
+async fn doomed(progress: Arc<Progress>, total: usize, warmups: usize, grace: Duration) -> String {
+    let mut since: Option<std::time::Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let failed = progress.failed.load(Ordering::Relaxed) as usize;
+        let warm_failed = progress.warmups_failed.load(Ordering::Relaxed) as usize;
+        let why = if warmups > 0 && warm_failed == warmups {
+            Some(format!("all {warmups} warmup requests failed"))
+        } else if failed as f64 > 0.05 * total as f64 {
+            Some(format!(
+                "{failed} of {total} requests failed (more than 5 %)"
+            ))
+        } else {
+            None
+        };
+        match (why, since) {
+            (Some(why), Some(t)) if t.elapsed() >= grace => {
+                return format!(
+                    "{why} and requests were still running {:.0} s later",
+                    grace.as_secs_f64()
+                )
+            }
+            (Some(_), None) => since = Some(std::time::Instant::now()),
+            _ => {}
+        }
+    }
+}
+
 /// Run planned jobs in order, reusing the engine while fingerprints match. Returns the agg
 /// rows of the jobs that finished and the first failure (later jobs still run unless the
 /// engine itself failed).
-pub async fn run_jobs(jobs: &[Planned], o: &ExecOptions) -> (Vec<AggRow>, Option<ExecError>) {
+pub async fn run_jobs(
+    jobs: &[Planned],
+    o: &ExecOptions,
+    tracker: &Tracker,
+) -> (Vec<AggRow>, Option<ExecError>) {
     let baselines = match report::cli::load_baselines(o.baselines_dir.as_deref(), None) {
         Ok(b) => b,
         Err(e) => return (vec![], Some(fail(Stage::Config, e))),
@@ -206,7 +418,19 @@ pub async fn run_jobs(jobs: &[Planned], o: &ExecOptions) -> (Vec<AggRow>, Option
     let mut engines = 0;
     for job in jobs {
         let dir = o.out.join(&job.result_name);
-        match run_one(job, o, &dir, &mut running, &mut engines, &baselines).await {
+        tracker.begin(&dir);
+        let r = run_one(
+            job,
+            o,
+            &dir,
+            &mut running,
+            &mut engines,
+            &baselines,
+            tracker,
+        )
+        .await;
+        tracker.end();
+        match r {
             Ok(r) => rows.push(r),
             Err(e) => {
                 write_status(&dir, &e);
@@ -243,6 +467,7 @@ async fn run_one(
     running: &mut Option<Running>,
     engines: &mut usize,
     baselines: &Baselines,
+    tracker: &Tracker,
 ) -> Result<AggRow, ExecError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.display())))?;
@@ -276,6 +501,12 @@ async fn run_one(
         }
     };
 
+    // The client's tokenizer before any engine starts: a wrong path or hub id is a
+    // configuration error, not a failure after minutes of engine start-up.
+    let tokenizer = client_tokenizer(job, o)
+        .await
+        .map_err(|e| fail(Stage::Config, e))?;
+
     // Launch unless the running engine serves this exact recipe.
     let reuse = running
         .as_ref()
@@ -296,8 +527,9 @@ async fn run_one(
             .join(format!(".engine-{}", *engines))
             .join("server.log");
         let mut env = vec![];
+        // This very binary supervises the engine (and serves the simulated one).
+        let exe = std::env::current_exe().map_err(|e| fail(Stage::Launch, e))?;
         if matches!(job.profile.profile, Profile::Sim { .. }) {
-            let exe = std::env::current_exe().map_err(|e| fail(Stage::Launch, e))?;
             env.push(("INFMAX_RUNNER".to_string(), exe.display().to_string()));
         }
         let spec = LaunchSpec {
@@ -308,9 +540,13 @@ async fn run_one(
             gpus: job.row.tp,
             job_name: format!("infmax-{}", job.runner_name),
             env,
+            supervisor: exe,
         };
+        tracker.stage(Stage::Launch);
+        tracker.engine_log(&spec.log_path);
         let eng =
             Engine::launch(&job.profile.profile, &spec).map_err(|e| fail(Stage::Launch, e))?;
+        tracker.stage(Stage::Readiness);
         let started = eng
             .wait_ready(o.ready_timeout, Duration::from_secs(1))
             .await;
@@ -330,10 +566,14 @@ async fn run_one(
         });
     } else {
         tracing::info!("reusing the running engine (same recipe fingerprint)");
+        if let Some(r) = running.as_ref() {
+            tracker.engine_log(&r.engine.log_path);
+        }
     }
     let mut accuracy = None;
     if let Some((g, th)) = gate.as_ref().filter(|(g, _)| g.spec.mode == Mode::Before) {
         let run = running.as_mut().expect("engine running");
+        tracker.stage(Stage::Accuracy);
         let rec = accuracy_gate(job, o, g, th, run, dir).await?;
         if rec.status != AccuracyStatus::Pass {
             return Err(fail(
@@ -357,17 +597,93 @@ async fn run_one(
             .unwrap_or_default();
         start_sampler_after_warmups(tool, wrapper, progress.clone(), warmups)
     });
-    let result = bench(job, o, &run.engine.base_url, progress).await;
+    tracker.load(&progress);
+    let total = job.row.conc as usize * o.prompts_multiplier;
+    let grace = o.request_timeout.min(Duration::from_secs(60));
+    let (result, cut) = tokio::select! {
+        r = bench(job, o, &run.engine.base_url, progress.clone(), tokenizer) => (Some(r), None),
+        why = doomed(progress.clone(), total, warmups as usize, grace) => (None, Some(why)),
+    };
     let samples = match telemetry {
         Some(t) => finish_sampler(t).await,
         None => None,
     };
+    // An engine that died during the load phase fails the job, however few requests that
+    // cost (a crash on the last request at conc 1 costs one).
+    let suspicious = !matches!(&result, Some(Ok(o)) if o.failed == 0);
+    let died = engine_death(&run.engine, suspicious).await;
     copy_log(&run.engine, dir);
-    let out = result.map_err(|e| fail(Stage::Load, e))?;
-    if let Some((g, th)) = gate.as_ref().filter(|(g, _)| g.spec.mode == Mode::After) {
+    let Some(result) = result else {
+        let recs = progress
+            .finished
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let n = write_requests(dir, recs).map_err(|e| fail(Stage::Report, e))?;
+        let why = cut.unwrap_or_default();
+        let dead = died
+            .map(|s| format!("; the engine had exited with {s}"))
+            .unwrap_or_default();
+        return Err(fail(
+            Stage::Load,
+            format!(
+                "the load phase was stopped: {why}{dead}; the {n} requests that finished are in {}",
+                dir.join("requests.jsonl").display()
+            ),
+        ));
+    };
+    let death = |status: &str, what: String| {
+        format!(
+            "the engine exited with {status} during the load phase ({what}); last lines of {}:\n{}",
+            dir.join("server.log").display(),
+            engine::tail(&run.engine.log_path, 20)
+        )
+    };
+    let out = match (result, &died) {
+        (Ok(out), _) => out,
+        (Err(e), Some(status)) => {
+            return Err(fail(
+                Stage::Load,
+                death(status, format!("the client failed: {e}")),
+            ))
+        }
+        (Err(e), None) => return Err(fail(Stage::Load, e)),
+    };
+    let load_failure = match &died {
+        Some(status) => Some(fail(
+            Stage::Load,
+            death(
+                status,
+                format!(
+                    "{} of {} requests completed, {} failed; results kept in {}",
+                    out.completed,
+                    out.completed + out.failed,
+                    out.failed,
+                    dir.display()
+                ),
+            ),
+        )),
+        None if out.too_many_failures() => Some(fail(
+            Stage::Load,
+            format!(
+                "{} of {} requests failed (more than 5%); first errors: {}; results kept in {}",
+                out.failed,
+                out.failed + out.completed,
+                out.result["error_samples"],
+                dir.display()
+            ),
+        )),
+        None => None,
+    };
+    if let Some((g, th)) = gate
+        .as_ref()
+        .filter(|(g, _)| g.spec.mode == Mode::After && died.is_none())
+    {
+        tracker.stage(Stage::Accuracy);
         let run = running.as_mut().expect("engine running");
         accuracy = Some(accuracy_gate(job, o, g, th, run, dir).await?);
     }
+    tracker.stage(Stage::Report);
     let run = running.as_ref().expect("engine running");
     let bench_text = crate::pyjson::to_python_json(&out.result);
     write("bench.json", bench_text.as_bytes())?;
@@ -386,6 +702,11 @@ async fn run_one(
     };
     let mut agg = report::agg_row(&bench_json, &job.row, &inputs, baselines)
         .map_err(|e| fail(Stage::Report, e))?;
+    agg.failure = load_failure.as_ref().map(|e| JobFailure {
+        stage: e.stage.name().to_string(),
+        exit_code: e.stage.exit_code(),
+        error: e.message.clone(),
+    });
     if let Some((tool, samples)) = samples {
         crate::telemetry::write_csv(dir, tool, &samples).map_err(|e| {
             fail(
@@ -423,17 +744,8 @@ async fn run_one(
     }
     println!("{md}");
     let _ = crate::report::gha::append_step_summary(&md);
-    if out.too_many_failures() {
-        return Err(fail(
-            Stage::Load,
-            format!(
-                "{} of {} requests failed (more than 5%); first errors: {}; results kept in {}",
-                out.failed,
-                out.failed + out.completed,
-                out.result["error_samples"],
-                dir.display()
-            ),
-        ));
+    if let Some(e) = load_failure {
+        return Err(e);
     }
     if let Some(rec) = accuracy.filter(|r| r.status != AccuracyStatus::Pass) {
         return Err(fail(
@@ -514,6 +826,19 @@ fn write_accuracy(dir: &Path, rec: &AccuracyRecord) {
     let _ = crate::fsutil::write_atomic(&dir.join("accuracy.json"), format!("{text}\n").as_bytes());
 }
 
+/// The engine's exit status when it has exited. After a load phase with failures, waits up
+/// to 2 s for it: a crashing engine cuts its connections a moment before its process is gone.
+async fn engine_death(engine: &Engine, suspicious: bool) -> Option<String> {
+    let tries = if suspicious { 40 } else { 0 };
+    for _ in 0..tries {
+        if let Some(s) = engine.exited() {
+            return Some(s);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.exited()
+}
+
 fn copy_log(engine: &Engine, dir: &Path) {
     if let Ok(bytes) = std::fs::read(&engine.log_path) {
         let _ = crate::fsutil::write_atomic(&dir.join("server.log"), &bytes);
@@ -526,21 +851,31 @@ fn hostname() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// The load client's tokenizer: `--tokenizer`, else the embedded one on `sim`, else the
+/// row's model from the hub.
+async fn client_tokenizer(
+    job: &Planned,
+    o: &ExecOptions,
+) -> Result<HfTokenizer, crate::tokenizer::TokenizerError> {
+    let sim = matches!(job.profile.profile, Profile::Sim { .. });
+    let tok_spec = match (&o.tokenizer, sim) {
+        (Some(t), _) => t.clone(),
+        (None, true) => EMBEDDED_NAME.to_string(),
+        (None, false) => job.row.model.clone(),
+    };
+    HfTokenizer::load(&tok_spec).await
+}
+
 /// The load client with InferenceMAX's settings for this row.
 async fn bench(
     job: &Planned,
     o: &ExecOptions,
     base_url: &str,
     progress: Arc<Progress>,
+    tokenizer: HfTokenizer,
 ) -> anyhow::Result<client::BenchOutput> {
     let row = &job.row;
     let sim = matches!(job.profile.profile, Profile::Sim { .. });
-    let tok_spec = match (&o.tokenizer, sim) {
-        (Some(t), _) => t.clone(),
-        (None, true) => EMBEDDED_NAME.to_string(),
-        (None, false) => row.model.clone(),
-    };
-    let tokenizer = HfTokenizer::load(&tok_spec).await?;
     let conc = row.conc as usize;
     let cfg = BenchConfig {
         base_url: base_url.to_string(),
@@ -566,7 +901,7 @@ async fn bench(
         burstiness: 1.0,
         num_warmups: o.num_warmups.unwrap_or(2 * conc),
         timeouts: Timeouts {
-            total: Duration::from_secs(6 * 3600),
+            total: o.request_timeout,
             stall: o.stall_timeout,
         },
         selection: Selection {

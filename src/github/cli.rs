@@ -263,8 +263,14 @@ pub fn collect(a: CollectArgs) -> anyhow::Result<ExitCode> {
         gha::group("not in the table", || print!("{problems}"));
         gha::append_step_summary(&problems).context("appending to $GITHUB_STEP_SUMMARY")?;
         for r in collected.failed() {
-            if let collect::Outcome::Failed { stage, error, .. } = &r.outcome {
-                gha::error(&format!("{} {stage}", r.name), error);
+            match &r.outcome {
+                collect::Outcome::Failed { stage, error, .. } => {
+                    gha::error(&format!("{} {stage}", r.name), error)
+                }
+                collect::Outcome::Interrupted { signal, error, .. } => {
+                    gha::error(&format!("{} interrupted by {signal}", r.name), error)
+                }
+                collect::Outcome::Finished => {}
             }
         }
     }
@@ -273,7 +279,7 @@ pub fn collect(a: CollectArgs) -> anyhow::Result<ExitCode> {
         .context("writing collect.json")?;
     let failed = collected.failed().count();
     eprintln!(
-        "collect: {} results ({} finished, {failed} failed), {} failed jobs, {} expired artifacts",
+        "collect: {} results ({} finished, {failed} failed or interrupted), {} failed jobs, {} expired artifacts",
         collected.results.len(),
         collected.results.len() - failed,
         collected.failed_jobs.len(),

@@ -28,11 +28,23 @@ pub struct JobResult {
 pub enum Outcome {
     /// `agg.json` is there.
     Finished,
-    /// Only `status.json`: the stage that failed, its exit code and message.
+    /// `status.json` says failed: the stage that failed, its exit code and message
+    /// (`agg.json` may be there too: numbers written before the failure was known).
     Failed {
         /// Stage name (`config`, `launch`, `readiness`, `load`, …, or `workflow`).
         stage: String,
         /// `runner exec`'s exit code, when it got that far.
+        exit_code: Option<i64>,
+        /// The error message.
+        error: String,
+    },
+    /// `status.json` says a signal stopped the job.
+    Interrupted {
+        /// The stage that was running.
+        stage: String,
+        /// `SIGTERM`, `SIGINT` or `SIGHUP`.
+        signal: String,
+        /// 143, 130 or 129.
         exit_code: Option<i64>,
         /// The error message.
         error: String,
@@ -74,20 +86,21 @@ impl From<&Job> for FailedJob {
 }
 
 impl Collected {
-    /// Directories holding an `agg.json`, for the report.
+    /// Directories holding an `agg.json`, for the report (a failed job's row there carries
+    /// its failure, and the verdict never counts it).
     pub fn finished_dirs(&self) -> Vec<PathBuf> {
         self.results
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Finished))
+            .filter(|r| r.dir.join("agg.json").is_file())
             .map(|r| r.dir.clone())
             .collect()
     }
 
-    /// Result directories without `agg.json`.
+    /// Result directories of jobs that failed or were interrupted.
     pub fn failed(&self) -> impl Iterator<Item = &JobResult> {
         self.results
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
+            .filter(|r| !matches!(r.outcome, Outcome::Finished))
     }
 
     /// Anything to report besides finished rows.
@@ -104,25 +117,33 @@ impl Collected {
         let mut s = String::from("## Not in the table\n\n");
         let failed: Vec<_> = self.failed().collect();
         if !failed.is_empty() {
-            s.push_str("### Failed jobs (result directory without agg.json)\n\n");
-            s.push_str("| Job | Stage | Exit code | Error |\n|---|---|--:|---|\n");
+            s.push_str("### Failed and interrupted jobs\n\n");
+            s.push_str("| Job | Outcome | Stage | Exit code | Error |\n|---|---|---|--:|---|\n");
             for r in failed {
-                if let Outcome::Failed {
-                    stage,
-                    exit_code,
-                    error,
-                } = &r.outcome
-                {
-                    s.push_str(&format!(
-                        "| {} | {} | {} | {} |\n",
-                        cell(&r.name),
-                        cell(stage),
-                        exit_code
-                            .map(|c| c.to_string())
-                            .unwrap_or_else(|| "—".into()),
-                        cell(error)
-                    ));
-                }
+                let (outcome, stage, exit_code, error) = match &r.outcome {
+                    Outcome::Failed {
+                        stage,
+                        exit_code,
+                        error,
+                    } => ("failed".to_string(), stage, exit_code, error),
+                    Outcome::Interrupted {
+                        stage,
+                        signal,
+                        exit_code,
+                        error,
+                    } => (format!("interrupted ({signal})"), stage, exit_code, error),
+                    Outcome::Finished => continue,
+                };
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    cell(&r.name),
+                    cell(&outcome),
+                    cell(stage),
+                    exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "—".into()),
+                    cell(error)
+                ));
             }
             s.push('\n');
         }
@@ -186,27 +207,39 @@ fn walk(dir: &Path, out: &mut Vec<JobResult>) -> Result<(), GithubError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string());
+    // `status.json` first: a job that failed after writing its numbers has both.
+    if let Some(st) = crate::report::status::JobStatus::read(dir) {
+        let error = if st.error.is_empty() {
+            "status.json without an error".to_string()
+        } else {
+            st.error.clone()
+        };
+        let outcome = if st.interrupted() {
+            Outcome::Interrupted {
+                stage: st.running_stage.clone().unwrap_or_else(|| "unknown".into()),
+                signal: st.signal.clone().unwrap_or_else(|| "unknown".into()),
+                exit_code: st.exit_code,
+                error,
+            }
+        } else {
+            Outcome::Failed {
+                stage: st.stage.clone(),
+                exit_code: st.exit_code,
+                error,
+            }
+        };
+        out.push(JobResult {
+            name,
+            dir: dir.to_path_buf(),
+            outcome,
+        });
+        return Ok(());
+    }
     if dir.join("agg.json").is_file() {
         out.push(JobResult {
             name,
             dir: dir.to_path_buf(),
             outcome: Outcome::Finished,
-        });
-        return Ok(());
-    }
-    let status = dir.join("status.json");
-    if status.is_file() {
-        let text = std::fs::read_to_string(&status).map_err(|e| GithubError::io(&status, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-        out.push(JobResult {
-            name,
-            dir: dir.to_path_buf(),
-            outcome: Outcome::Failed {
-                stage: s("stage").unwrap_or_else(|| "unknown".into()),
-                exit_code: v.get("exit_code").and_then(|x| x.as_i64()),
-                error: s("error").unwrap_or_else(|| "status.json without an error".into()),
-            },
         });
         return Ok(());
     }

@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 /// Why an engine could not be started or did not become ready.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("port {port} is already in use (another engine still running?); free it or pick another with --port")]
-    PortInUse { port: u16 },
+    #[error("port {port} is already in use{holder}; free it or pick another with --port")]
+    PortInUse {
+        port: u16,
+        /// Who holds it, when this machine can tell (`by pid N (…)`), else a guess.
+        holder: String,
+    },
     #[error("cannot start the engine ({what}): {source}")]
     Spawn {
         what: String,
@@ -52,6 +56,9 @@ pub struct LaunchSpec {
     pub job_name: String,
     /// Extra environment for the script (never secrets from files; those are inherited).
     pub env: Vec<(String, String)>,
+    /// The `runner` executable, whose hidden `supervise` subcommand owns the engine's
+    /// process group and kills it when the runner dies ([`super::supervise`]).
+    pub supervisor: PathBuf,
 }
 
 /// How the engine must be torn down besides killing its process group.
@@ -64,8 +71,12 @@ enum Teardown {
 
 /// A launched engine. Dropping it stops it.
 pub struct Engine {
-    /// The child (bash running the recipe, or the docker / srun client), in its own group.
+    /// The supervisor running the engine command (bash running the recipe, or the docker /
+    /// srun client), leader of the engine's own process group.
     handle: duct::Handle,
+    /// Our end of the supervisor's lifeline: closed (by us, or by the kernel when we die),
+    /// the supervisor tears the engine down.
+    lifeline: Option<std::os::fd::OwnedFd>,
     /// Its process group, killed as a whole.
     pgid: i32,
     teardown: Teardown,
@@ -78,12 +89,155 @@ pub struct Engine {
     stopped: bool,
 }
 
-/// Fail before launching when the port is taken (an engine binds all interfaces).
+/// Fail before launching when the port is taken (an engine binds all interfaces), saying
+/// who holds it: a stale engine of an earlier run of ours (its pid, its group, its runner)
+/// or another process.
 pub fn check_port_free(port: u16) -> Result<(), LaunchError> {
     match std::net::TcpListener::bind(("0.0.0.0", port)) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(LaunchError::PortInUse { port }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(LaunchError::PortInUse {
+            port,
+            holder: port_holder(port)
+                .map(|h| h.describe())
+                .unwrap_or_else(|| " (another engine still running?)".into()),
+        }),
         Err(_) => Ok(()),
+    }
+}
+
+/// The process listening on a TCP port of this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortHolder {
+    pub pid: i32,
+    /// Its process group (kill it whole with `kill -- -PGID`).
+    pub pgid: i32,
+    /// Its command line.
+    pub cmdline: String,
+    /// `<runner pid>:<job name>` when an infmax runner started it ([`super::supervise::OWNER_ENV`]).
+    pub owner: Option<String>,
+}
+
+impl PortHolder {
+    fn describe(&self) -> String {
+        match &self.owner {
+            Some(o) => {
+                let (runner, job) = o.split_once(':').unwrap_or((o.as_str(), ""));
+                let alive = runner
+                    .parse::<i32>()
+                    .is_ok_and(|p| unsafe { libc::kill(p, 0) } == 0);
+                format!(
+                    " by pid {} (`{}`), a stale engine of infmax job `{job}` started by runner pid {runner} ({}); stop it with `kill -- -{}`",
+                    self.pid,
+                    self.cmdline,
+                    if alive { "still running" } else { "no longer running" },
+                    self.pgid
+                )
+            }
+            None => format!(
+                " by pid {} (`{}`), not an engine of ours",
+                self.pid, self.cmdline
+            ),
+        }
+    }
+}
+
+/// Who listens on `port` (from `/proc/net/tcp{,6}` and `/proc/*/fd`); `None` when it cannot
+/// be told (another user's process, another network namespace).
+pub fn port_holder(port: u16) -> Option<PortHolder> {
+    let mut inodes = vec![];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // sl local_address rem_address st … inode (10th column); 0A = LISTEN.
+            if f.len() < 10 || f[3] != "0A" {
+                continue;
+            }
+            let p = f[1]
+                .rsplit(':')
+                .next()
+                .and_then(|h| u16::from_str_radix(h, 16).ok());
+            if p == Some(port) {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+        });
+        if !holds {
+            continue;
+        }
+        let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&read("cmdline"))
+            .split('\0')
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let owner = read("environ").split(|&b| b == 0).find_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            kv.strip_prefix(&format!("{}=", super::supervise::OWNER_ENV))
+                .map(str::to_string)
+        });
+        // SAFETY: getpgid only reads.
+        let pgid = unsafe { libc::getpgid(pid) };
+        return Some(PortHolder {
+            pid,
+            pgid,
+            cmdline,
+            owner,
+        });
+    }
+    None
+}
+
+/// Docker label with the runner's job identity (`infmax-<runner name>`).
+const JOB_LABEL: &str = "infmax.job";
+/// Docker label with the pid of the runner that started the container.
+const RUNNER_LABEL: &str = "infmax.runner";
+
+/// Remove containers of our job identity left by a runner that is gone (killed, crashed):
+/// their engines still hold GPUs and the port. Containers of a live runner are left alone.
+fn remove_stale_containers(job: &str) {
+    let Ok(o) = run_quiet(&[
+        "docker",
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={JOB_LABEL}={job}"),
+        "--format",
+        &format!("{{{{.ID}}}} {{{{.Label \"{RUNNER_LABEL}\"}}}}"),
+    ]) else {
+        return;
+    };
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        let mut w = l.split_whitespace();
+        let Some(id) = w.next() else { continue };
+        let runner = w.next().and_then(|p| p.parse::<i32>().ok());
+        // SAFETY: signal 0 only checks for existence.
+        let live = runner
+            .is_some_and(|p| p != std::process::id() as i32 && unsafe { libc::kill(p, 0) } == 0);
+        if live {
+            continue;
+        }
+        tracing::warn!(
+            "removing stale container {id} of job {job} (its runner pid {} is gone)",
+            runner.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+        );
+        let _ = run_quiet(&["docker", "rm", "-f", id]);
     }
 }
 
@@ -145,6 +299,7 @@ fn command(
     spec: &LaunchSpec,
     container: &str,
     slurm_job: Option<&str>,
+    runner_pid: &str,
 ) -> (Vec<String>, Teardown) {
     let script = spec.script_path.display().to_string();
     match profile {
@@ -168,6 +323,12 @@ fn command(
                 "--rm".into(),
                 "--name".into(),
                 name.clone(),
+                // The job identity, so the next run finds and removes a container this
+                // one leaves behind (see `remove_stale_containers`).
+                "--label".into(),
+                format!("{JOB_LABEL}={}", spec.job_name),
+                "--label".into(),
+                format!("{RUNNER_LABEL}={}", runner_pid),
                 "--network".into(),
                 "host".into(),
                 "--ipc".into(),
@@ -261,8 +422,9 @@ pub fn describe(profile: &Profile, image: &str, gpus: u32) -> Vec<String> {
         gpus,
         job_name: "JOB".into(),
         env: vec![],
+        supervisor: PathBuf::from("runner"),
     };
-    let (mut argv, _) = command(profile, &spec, "infmax-JOB", Some("JOBID"));
+    let (mut argv, _) = command(profile, &spec, "infmax-JOB", Some("JOBID"), "PID");
     if let Some((mut salloc, _)) = salloc_args(profile, gpus, "JOB") {
         salloc.push("&&".into());
         salloc.append(&mut argv);
@@ -463,6 +625,9 @@ fn slurm_allocate(profile: &Profile, spec: &LaunchSpec) -> Result<(String, Strin
 impl Engine {
     /// Start the engine for `spec` with `profile`.
     pub fn launch(profile: &Profile, spec: &LaunchSpec) -> Result<Engine, LaunchError> {
+        if matches!(profile, Profile::Docker { .. }) {
+            remove_stale_containers(&spec.job_name);
+        }
         check_port_free(spec.port)?;
         let (slurm_job, host) = match profile {
             Profile::Slurm { .. } => {
@@ -472,9 +637,28 @@ impl Engine {
             _ => (None, "127.0.0.1".to_string()),
         };
         let container = container_name(&spec.job_name);
-        let (argv, teardown) = command(profile, spec, &container, slurm_job.as_deref());
-        let mut expr = duct::cmd(&argv[0], &argv[1..])
-            .stdin_null()
+        let me = std::process::id().to_string();
+        let (argv, teardown) = command(profile, spec, &container, slurm_job.as_deref(), &me);
+        // The supervisor owns the group and tears it down (and the container or allocation
+        // with it) when we die; it reads its lifeline, the pipe we alone can write to.
+        let mut sup: Vec<String> = vec!["supervise".into()];
+        match &teardown {
+            Teardown::Docker { name } => sup.extend(["--docker-rm".into(), name.clone()]),
+            Teardown::Slurm { job_id } => sup.extend(["--scancel".into(), job_id.clone()]),
+            Teardown::Process => {}
+        }
+        sup.push("--".into());
+        sup.extend(argv.iter().cloned());
+        let (lifeline_r, lifeline_w) = lifeline().map_err(|source| LaunchError::Spawn {
+            what: "the supervisor's lifeline pipe".into(),
+            source,
+        })?;
+        let mut expr = duct::cmd(&spec.supervisor, &sup)
+            .stdin_file(lifeline_r)
+            .env(
+                super::supervise::OWNER_ENV,
+                format!("{me}:{}", spec.job_name),
+            )
             // Order matters in duct: stderr joins stdout, then both go to the log.
             .stderr_to_stdout()
             .stdout_path(&spec.log_path)
@@ -503,6 +687,7 @@ impl Engine {
         );
         Ok(Engine {
             handle,
+            lifeline: Some(lifeline_w),
             pgid,
             teardown,
             base_url: format!("http://{host}:{}", spec.port),
@@ -617,7 +802,26 @@ impl Engine {
             }
         }
         let _ = self.handle.wait();
+        self.lifeline = None;
     }
+}
+
+/// A pipe (read end, write end), both close-on-exec: the child gets the read end as its
+/// stdin (a dup, which does not keep the flag), no other child inherits the write end.
+fn lifeline() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 /// Whether any process of the group is still alive (zombies of our own child count until
@@ -652,7 +856,7 @@ mod tests {
         };
         let argv = describe(&p, "rocm/img:1", 8);
         let s = argv.join(" ");
-        assert!(s.starts_with("docker run --rm --name infmax-JOB --network host --ipc host --shm-size 16g --device /dev/kfd --device /dev/dri --group-add video --security-opt seccomp=unconfined"), "{s}");
+        assert!(s.starts_with("docker run --rm --name infmax-JOB --label infmax.job=JOB --label infmax.runner=PID --network host --ipc host --shm-size 16g --device /dev/kfd --device /dev/dri --group-add video --security-opt seccomp=unconfined"), "{s}");
         assert!(
             s.contains(" -e HF_TOKEN ") && !s.contains("hf_secret_value"),
             "{s}"

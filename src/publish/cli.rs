@@ -58,13 +58,21 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 60_000)]
     pub backoff_cap_ms: u64,
     /// Timeout of one submission, seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long = "request-timeout", value_name = "SECONDS", default_value_t = 60)]
     pub request_timeout_s: u64,
     /// Longest wait for a confirmation, seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(
+        long = "confirm-timeout",
+        value_name = "SECONDS",
+        default_value_t = 600
+    )]
     pub confirm_timeout_s: u64,
     /// Longest silence on a confirmation stream, seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(
+        long = "confirm-idle-timeout",
+        value_name = "SECONDS",
+        default_value_t = 60
+    )]
     pub confirm_idle_s: u64,
 }
 

@@ -102,6 +102,22 @@ pub struct AggRow {
     /// `total_gpu_energy_j` / (input + output tokens) (J). Absent without telemetry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joules_per_total_token: Option<f64>,
+    /// Why the job failed although its numbers were written (the engine died during the
+    /// load phase, too many requests failed): such a point is never eligible, and a reader
+    /// of the row alone must see that. Absent for a job that passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<JobFailure>,
+}
+
+/// A failed job's stage, exit code and message, as `status.json` records them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// The stage that failed (`load`, `accuracy`, …).
+    pub stage: String,
+    /// `runner exec`'s exit code for it.
+    pub exit_code: u8,
+    /// What happened, as the runner printed it.
+    pub error: String,
 }
 
 fn none() -> String {
@@ -291,6 +307,7 @@ pub fn agg_row(
         total_gpu_energy_j: None,
         joules_per_output_token: None,
         joules_per_total_token: None,
+        failure: None,
     };
     agg.baseline = baselines.record_for(&agg);
     Ok(agg)

@@ -66,7 +66,13 @@ pub fn load_baselines(dir: Option<&Path>, label: Option<&str>) -> anyhow::Result
 /// Run `runner report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let baselines = load_baselines(args.baselines.as_deref(), args.baseline.as_deref())?;
-    let loaded = load_agg_rows(&args.dirs)?;
+    // Failed and interrupted jobs are listed, never dropped: a sweep of failures alone
+    // still gets its report.
+    let statuses = super::status::find(&args.dirs);
+    let loaded = match load_agg_rows(&args.dirs) {
+        Err(super::ReportError::NoResults(_)) if !statuses.is_empty() => vec![],
+        r => r?,
+    };
     // Re-attach baselines: the set in force now may differ from the one at job time.
     let rows: Vec<AggRow> = loaded
         .into_iter()
@@ -76,10 +82,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             r
         })
         .collect();
-    let summary = summary_markdown(
+    let mut summary = summary_markdown(
         &args.title,
         &rows.iter().map(SummaryRow::from).collect::<Vec<_>>(),
     );
+    let failures = super::status::markdown(&statuses);
+    if !failures.is_empty() {
+        summary.push('\n');
+        summary.push_str(&failures);
+    }
     let verdicts = verdict(&rows, &baselines);
     let mut vmd = String::from("## Eligibility verdict\n\n");
     for v in &verdicts {
@@ -125,6 +136,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for (dir, st) in &statuses {
+        gha::error(
+            &format!("job {}", st.describe()),
+            &format!("{}: {}", dir.display(), st.error),
+        );
+    }
     for v in &verdicts {
         if !v.eligible {
             gha::warning(&format!(
@@ -137,9 +154,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     gha::append_step_summary(&format!("{summary}\n{vmd}"))
         .context("appending to $GITHUB_STEP_SUMMARY")?;
     eprintln!(
-        "report: {} rows, {} lines; wrote {} (summary.md, verdict.md, verdict.json, {} plot files)",
+        "report: {} rows, {} lines, {} failed or interrupted jobs; wrote {} (summary.md, verdict.md, verdict.json, {} plot files)",
         rows.len(),
         verdicts.len(),
+        statuses.len(),
         args.out.display(),
         plots.len()
     );

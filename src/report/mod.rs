@@ -15,10 +15,11 @@ pub mod cli;
 pub mod fsio;
 pub mod gha;
 pub mod plot;
+pub mod status;
 pub mod summary;
 pub mod verdict;
 
-pub use agg::{agg_row, AccuracyRecord, AccuracyStatus, AggInputs, AggRow, ClientInfo};
+pub use agg::{agg_row, AccuracyRecord, AccuracyStatus, AggInputs, AggRow, ClientInfo, JobFailure};
 pub use baseline::{BaselineRecord, Baselines, LineKey, RefPoint, Role};
 pub use fsio::write_atomic;
 pub use summary::{summary_markdown, SummaryRow};

@@ -223,6 +223,16 @@ fn line_verdict(line: LineKey, rows: &[&AggRow], baselines: &Baselines) -> LineV
     for r in sorted {
         let x = r.median_intvty();
         let curve_cmp = match (x, curve.is_empty()) {
+            // A failed job's numbers are kept for diagnosis, never counted.
+            _ if r.failure.is_some() => CurveCmp {
+                above: false,
+                curve_y: None,
+                reason: r
+                    .failure
+                    .as_ref()
+                    .map(|f| format!("the job failed ({} stage, exit {})", f.stage, f.exit_code))
+                    .unwrap_or_default(),
+            },
             (_, true) => CurveCmp {
                 above: false,
                 curve_y: None,
@@ -288,6 +298,13 @@ fn line_verdict(line: LineKey, rows: &[&AggRow], baselines: &Baselines) -> LineV
             "only {above} of {n} points beat the {ref_label} line (need at least half)"
         ));
     }
+    for r in rows.iter().filter(|r| r.failure.is_some()) {
+        let f = r.failure.as_ref().expect("filtered on failure");
+        reasons.push(format!(
+            "conc {} ({} {} tp{}): the job failed ({} stage, exit {})",
+            r.conc, r.hw, r.framework, r.tp, f.stage, f.exit_code
+        ));
+    }
     for p in &below_amd {
         let a = p.amd.as_ref().expect("filtered on amd");
         reasons.push(format!(
@@ -304,7 +321,7 @@ fn line_verdict(line: LineKey, rows: &[&AggRow], baselines: &Baselines) -> LineV
         half_rule,
         amd_known,
         amd_rule,
-        eligible: half_rule && amd_rule,
+        eligible: half_rule && amd_rule && rows.iter().all(|r| r.failure.is_none()),
         // fold from +0.0: an empty f64 sum is -0.0, which prints as "-0.000".
         sum_tput_ratio: ratios.iter().fold(0.0, |a, b| a + b),
         ratio_points: ratios.len(),

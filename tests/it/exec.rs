@@ -288,7 +288,7 @@ fn engine_that_exits_at_once_fails_fast_with_its_log() {
 fn engine_that_never_gets_ready_times_out_and_is_stopped() {
     let w = Work::new();
     w.sim_template("preset: tiny\nfaults:\n  never-ready: true\n");
-    let o = w.exec(4, &["--ready-timeout-s", "2"]);
+    let o = w.exec(4, &["--ready-timeout", "2"]);
     let e = assert_exit(&o, 12);
     assert!(e.contains("did not become ready within 2 s"), "{e}");
     assert_engines_gone(&o);
@@ -298,33 +298,628 @@ fn engine_that_never_gets_ready_times_out_and_is_stopped() {
 fn engine_that_dies_under_load_keeps_partial_results() {
     let w = Work::new();
     w.sim_template("preset: tiny\nfaults:\n  exit-after-requests: 12\n");
-    let o = w.exec(4, &["--num-warmups", "0", "--stall-timeout-s", "5"]);
+    let o = w.exec(4, &["--num-warmups", "0", "--stall-timeout", "5"]);
     let e = assert_exit(&o, 13);
     let d = w.job_dir(4);
     assert!(w.json(4, "bench.json")["failed"].as_u64().unwrap() > 0);
     assert!(d.join("agg.json").is_file() && d.join("status.json").is_file());
-    assert!(e.contains("requests failed"), "{e}");
+    assert!(
+        e.contains("the engine exited with exit status: 3 during the load phase (")
+            && e.contains(" of 40 requests completed, "),
+        "{e}"
+    );
+    assert_eq!(w.json(4, "agg.json")["failure"]["stage"], "load");
 }
 
 #[test]
-fn sigterm_mid_run_stops_the_engine() {
+fn engine_that_dies_on_the_last_request_fails_the_job() {
+    // 40 requests at conc 1; the engine crashes on the last: 1 failure in 40 (2.5 %) is
+    // below the 5 % rule, but a dead engine fails the job all the same.
     let w = Work::new();
-    // A slow engine so the run is certainly in progress when the signal arrives.
-    w.sim_template("preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 50\n");
-    let r = w.row(&row(2));
-    let (child, reader) = spawn_collecting_stderr(&mut w.cmd("exec", &["--config", &r]));
-    // Wait until the client phase has started.
+    w.sim_template("preset: tiny\nfaults:\n  exit-after-requests: 39\n");
+    let o = w.exec(1, &["--num-warmups", "0", "--prompts-multiplier", "40"]);
+    let e = assert_exit(&o, 13);
+    assert!(
+        e.contains("the engine exited with exit status: 3 during the load phase")
+            && e.contains("39 of 40 requests completed, 1 failed"),
+        "{e}"
+    );
+    assert!(e.contains("sim: crashed"), "the log's tail is quoted: {e}");
+    assert_eq!(w.json(1, "bench.json")["completed"], 39);
+    let agg = w.json(1, "agg.json");
+    assert_eq!(agg["failure"]["stage"], "load", "{agg}");
+    assert_eq!(agg["failure"]["exit_code"], 13, "{agg}");
+    let status = w.json(1, "status.json");
+    assert_eq!(status["stage"], "load");
+    assert_eq!(status["exit_code"], 13);
+    assert!(w.job_dir(1).join("server.log").is_file());
+    assert_engines_gone(&o);
+}
+
+/// A slow engine: a run is certainly in its load phase seconds after the engine is up.
+const SLOW_SIM: &str = "preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 50\n";
+
+/// Wait until the run's engine has written its log, then `secs` more.
+fn wait_for_load(w: &Work, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline && !w.path().join("out/.engine-1/server.log").is_file() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(secs));
+}
+
+#[test]
+fn interrupted_runs_leave_a_full_record_and_stop_the_engine() {
+    for (sig, name, code) in [
+        (libc::SIGTERM, "SIGTERM", 143),
+        (libc::SIGINT, "SIGINT", 130),
+        (libc::SIGHUP, "SIGHUP", 129),
+    ] {
+        let w = Work::new();
+        w.sim_template(SLOW_SIM);
+        let r = w.row(&row(2));
+        let (mut child, reader) = spawn_collecting_stderr(&mut w.cmd(
+            "exec",
+            &[
+                "--config",
+                &r,
+                "--num-warmups",
+                "0",
+                "--prompts-multiplier",
+                "100",
+            ],
+        ));
+        wait_for_load(&w, 3);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        let log = reader.join().unwrap();
+        assert_eq!(status.code(), Some(code), "{name}: {log}");
+        assert!(log.contains(&format!("interrupted by {name}")), "{log}");
+        let pids = engine_pids(&log);
+        assert_eq!(pids.len(), 1, "{log}");
+        assert_group_gone(pids[0]);
+        let st = w.json(2, "status.json");
+        assert_eq!(st["status"], "interrupted", "{name}: {st}");
+        assert_eq!(st["stage"], "interrupted", "{st}");
+        assert_eq!(st["running_stage"], "load", "{st}");
+        assert_eq!(st["signal"], name, "{st}");
+        assert_eq!(st["exit_code"], code, "{st}");
+        let d = w.job_dir(2);
+        assert!(
+            d.join("server.log").is_file(),
+            "server.log in the job folder"
+        );
+        // 200 requests at conc 2: some finished in 3 s, not all.
+        let reqs = std::fs::read_to_string(d.join("requests.jsonl")).unwrap();
+        let lines: Vec<Value> = reqs
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(
+            !lines.is_empty() && lines.len() < 200,
+            "{name}: {} finished requests",
+            lines.len()
+        );
+        assert!(lines
+            .iter()
+            .all(|l| l["success"] == true && l["ttft"].as_f64().unwrap() > 0.0));
+        assert!(!d.join("agg.json").exists());
+    }
+}
+
+/// Processes of the engines a runner (by pid) started: the supervisor and everything below
+/// it carry `INFMAX_ENGINE_OF=<runner pid>:…`, even those that left the process group.
+fn engine_processes(runner: u32) -> Vec<i32> {
+    let mark = format!("INFMAX_ENGINE_OF={runner}:");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .unwrap_or_default()
+                .split(|&b| b == 0)
+                .any(|kv| kv.starts_with(mark.as_bytes()))
+        })
+        // Zombies are gone as far as anyone can tell.
+        .filter(|pid| {
+            !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+        })
+        .collect()
+}
+
+/// Within 15 s, nothing of the runner's engines is left.
+fn assert_no_engine_of(runner: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && !engine_processes(runner).is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        engine_processes(runner),
+        Vec::<i32>::new(),
+        "{what}: engine processes outlived runner {runner}"
+    );
+}
+
+/// Start `runner exec` (no core dumps), wait until its engine serves and the load runs;
+/// returns the child.
+fn start_and_wait_for_engine(w: &Work, args: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let r = w.row(&row(2));
+    let mut a = vec!["--config", r.as_str()];
+    a.extend_from_slice(args);
+    let mut cmd = w.cmd("exec", &a);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit in the child before exec; an aborted runner must not dump core.
+    unsafe {
+        cmd.pre_exec(|| {
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &zero);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    wait_for_load(w, 2);
+    assert!(
+        engine_processes(child.id()).len() >= 2,
+        "the supervisor and the engine run"
+    );
+    child
+}
+
+#[test]
+fn no_engine_outlives_a_runner_killed_or_aborted() {
+    for (sig, what) in [(libc::SIGKILL, "kill -9"), (libc::SIGABRT, "abort")] {
+        let w = Work::new();
+        w.sim_template(SLOW_SIM);
+        let mut child = start_and_wait_for_engine(&w, &[]);
+        let pid = child.id();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, sig) };
+        child.wait().unwrap();
+        assert_no_engine_of(pid, what);
+    }
+}
+
+/// A stand-in for `docker` that records its calls in `$FAKE_DOCKER/calls`, keeps its
+/// "containers" (name, job label, runner label, pid) in `$FAKE_DOCKER/containers/`, runs
+/// `docker run`'s script on the host, answers `ps --filter label=infmax.job=…` and kills a
+/// container's process on `rm -f`.
+const FAKE_DOCKER: &str = r#"#!/usr/bin/env bash
+s="$FAKE_DOCKER"
+printf '%s\n' "$*" >> "$s/calls"
+cmd="$1"; shift
+case "$cmd" in
+run)
+  name= job= runner= dir=
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --name) name="$2"; shift 2;;
+      --label) case "$2" in infmax.job=*) job="${2#infmax.job=}";; infmax.runner=*) runner="${2#infmax.runner=}";; esac; shift 2;;
+      -v) case "$2" in *:/infmax:ro) dir="${2%:/infmax:ro}";; esac; shift 2;;
+      --network|--ipc|--shm-size|-e|--device|--group-add|--security-opt|--gpus) shift 2;;
+      --rm) shift;;
+      *) break;;
+    esac
+  done
+  shift # the image
+  echo "$name $job $runner $$" > "$s/containers/$name"
+  exec bash "$dir/${2#/infmax/}";;
+ps)
+  want=
+  while [ $# -gt 0 ]; do case "$1" in --filter) want="${2#label=infmax.job=}"; shift 2;; *) shift;; esac; done
+  for f in "$s"/containers/*; do
+    [ -f "$f" ] || continue
+    read -r n j r p < "$f"
+    [ "$j" = "$want" ] && echo "$n $r"
+  done;;
+rm)
+  n="${*: -1}"
+  if [ -f "$s/containers/$n" ]; then
+    read -r _ _ _ p < "$s/containers/$n"
+    case "$p" in ''|*[!0-9]*) ;; *) kill -9 "$p" 2>/dev/null;; esac
+    rm -f "$s/containers/$n"
+  fi;;
+esac
+exit 0
+"#;
+
+/// A work dir whose `docker` profile runs the fake docker above; returns the state dir.
+fn docker_work(w: &Work) -> PathBuf {
+    let state = w.path().join("fake-docker");
+    std::fs::create_dir_all(state.join("containers")).unwrap();
+    let bin = w.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let f = write(&bin, "docker", FAKE_DOCKER);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(
+        &w.path().join("runners"),
+        "docker.yaml",
+        "kind: docker\ngpus: none\nhf-cache: false\n",
+    );
+    state
+}
+
+fn docker_cmd(w: &Work, state: &Path, args: &[&str]) -> Command {
+    let r = w.row(&row(2));
+    let mut a = vec!["--config", r.as_str(), "--profile", "docker"];
+    a.extend_from_slice(args);
+    let mut c = w.cmd("exec", &a);
+    let path = format!(
+        "{}:{}",
+        w.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    c.env("PATH", path).env("FAKE_DOCKER", state);
+    c
+}
+
+fn calls(state: &Path) -> Vec<String> {
+    std::fs::read_to_string(state.join("calls"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn docker_container_of_a_killed_runner_is_removed() {
+    let w = Work::new();
+    w.sim_template(SLOW_SIM);
+    let state = docker_work(&w);
+    let mut child = docker_cmd(&w, &state, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_load(&w, 2);
+    let pid = child.id();
+    let c = calls(&state);
+    let run = c
+        .iter()
+        .find(|l| l.starts_with("run "))
+        .expect("docker run");
+    assert!(
+        run.contains(" --label infmax.job=infmax-mi355x ")
+            && run.contains(&format!(" --label infmax.runner={pid} ")),
+        "the container carries the job identity: {run}"
+    );
+    let name = run.split_whitespace().nth(3).unwrap().to_string();
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert_no_engine_of(pid, "docker");
+    assert!(
+        calls(&state).contains(&format!("rm -f {name}")),
+        "the supervisor removed the container: {:?}",
+        calls(&state)
+    );
+}
+
+#[test]
+fn docker_leftovers_of_a_dead_runner_are_removed_before_launch() {
+    let w = Work::new();
+    w.sim_template("preset: tiny\n");
+    let state = docker_work(&w);
+    // A runner that is gone (its pid reaped) left a container; a live runner (this test
+    // process) has one of the same job; another job has one too.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let me = std::process::id();
+    let c = state.join("containers");
+    write(
+        &c,
+        "infmax-old",
+        &format!("infmax-old infmax-mi355x {dead} -\n"),
+    );
+    write(
+        &c,
+        "infmax-live",
+        &format!("infmax-live infmax-mi355x {me} -\n"),
+    );
+    write(
+        &c,
+        "infmax-other",
+        &format!("infmax-other infmax-b200 {dead} -\n"),
+    );
+    let o = docker_cmd(&w, &state, &["--prompts-multiplier", "1"])
+        .output()
+        .unwrap();
+    let e = assert_success(&o);
+    assert!(
+        e.contains(&format!("removing stale container infmax-old of job infmax-mi355x (its runner pid {dead} is gone)")),
+        "{e}"
+    );
+    let calls = calls(&state);
+    let pos = |p: &str| calls.iter().position(|l| l.starts_with(p));
+    assert!(
+        pos("ps -a --filter label=infmax.job=infmax-mi355x").unwrap()
+            < pos("rm -f infmax-old").unwrap(),
+        "{calls:?}"
+    );
+    assert!(
+        pos("rm -f infmax-old").unwrap() < pos("run ").unwrap(),
+        "{calls:?}"
+    );
+    assert_eq!(pos("rm -f infmax-live"), None, "{calls:?}");
+    assert_eq!(pos("rm -f infmax-other"), None, "{calls:?}");
+    assert_engines_gone(&o);
+}
+
+#[test]
+fn a_port_held_by_a_stale_engine_of_ours_is_reported_with_its_pid() {
+    let w = Work::new();
+    w.template("exec sleep 60");
+    // A stale engine: an earlier runner (gone) started it; it still holds the port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut stale = Command::new(RUNNER)
+        .args(["sim", "--preset", "tiny", "--port", &port.to_string()])
+        .env("INFMAX_ENGINE_OF", "999999999:infmax-mi355x")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = w.exec(4, &["--port", &port.to_string()]);
+    let _ = stale.kill();
+    let _ = stale.wait();
+    let e = assert_exit(&o, 11);
+    assert!(
+        e.contains(&format!(
+            "port {port} is already in use by pid {} (`{RUNNER} sim --preset tiny --port {port}`), a stale engine of infmax job `infmax-mi355x` started by runner pid 999999999 (no longer running)",
+            stale.id()
+        )),
+        "{e}"
+    );
+    // A stranger's listener is named as such.
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let e = assert_exit(&w.exec(4, &["--port", &port]), 11);
+    assert!(
+        e.contains(&format!(
+            "port {port} is already in use by pid {}",
+            std::process::id()
+        )) && e.contains("not an engine of ours"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bounds_are_checked_before_anything_starts() {
+    let w = Work::new();
+    let marker = w.path().join("started");
+    w.template(&format!("touch {}\nexec sleep 60", marker.display()));
+    for (field, value, needle) in [
+        ("conc", json!(1_000_000_000u32), "entry `row`: conc: "),
+        ("isl", json!(2_000_000u32), "entry `row`: isl: "),
+        ("osl", json!(2_000_000u32), "entry `row`: osl: "),
+        (
+            "max-model-len",
+            json!(100_000_000u32),
+            "entry `row`: max-model-len: ",
+        ),
+    ] {
+        let mut v = row(4);
+        v[field] = value;
+        if field != "max-model-len" {
+            v["max-model-len"] = json!(4_194_304u32);
+        }
+        let r = w.row(&v);
+        let e = assert_exit(&w.run("exec", &["--config", &r]), 10);
+        assert!(
+            e.contains(needle) && e.contains("above the limit"),
+            "{field}: {e}"
+        );
+    }
+    // What the flags make of a row: batch --conc, the prompt count, the prompt tokens.
+    let e = assert_exit(&w.batch(&["--conc", "1000000000"]), 10);
+    assert!(
+        e.contains("conc: 1000000000 is above the limit of 16384"),
+        "{e}"
+    );
+    let e = assert_exit(&w.exec(16384, &["--prompts-multiplier", "1000"]), 10);
+    assert!(
+        e.contains("num-prompts = conc 16384 × --prompts-multiplier 1000"),
+        "{e}"
+    );
+    let mut v = row(1024);
+    v["isl"] = json!(1_048_576u32);
+    v["max-model-len"] = json!(2_000_000u32);
+    let r = w.row(&v);
+    let e = assert_exit(&w.run("exec", &["--config", &r]), 10);
+    assert!(e.contains("prompt tokens is above the limit"), "{e}");
+    assert!(!marker.exists(), "an engine was started");
+}
+
+#[test]
+fn a_missing_tokenizer_path_fails_before_the_engine_starts() {
+    let w = Work::new();
+    let marker = w.path().join("started");
+    w.template(&format!("touch {}\nexec sleep 60", marker.display()));
+    let r = w.row(&row(4));
+    for tok in ["./nope/tokenizer.json", "/no/such/dir", "models/llama/tok"] {
+        let o = Command::new(RUNNER)
+            .current_dir(w.path())
+            .args(["exec", "--out", "out", "--runners", "runners"])
+            .args([
+                "--benchmarks",
+                "benchmarks",
+                "--config",
+                &r,
+                "--tokenizer",
+                tok,
+            ])
+            .env_remove("RUNNER_NAME")
+            .output()
+            .unwrap();
+        let e = assert_exit(&o, 10);
+        assert!(
+            e.contains(&format!("tokenizer path `{tok}` does not exist")),
+            "{tok}: {e}"
+        );
+    }
+    assert!(!marker.exists(), "an engine was started");
+}
+
+#[test]
+fn a_slow_loris_engine_cannot_hold_the_job() {
+    // Every response trickles one byte per 20 ms: each request runs into --request-timeout,
+    // and once more than 5 % failed the load phase is stopped a request timeout later.
+    let w = Work::new();
+    w.sim_template("preset: tiny\nfaults:\n  slow-loris:\n    byte-interval-ms: 20\n");
+    let t = Instant::now();
+    let o = w.exec(2, &["--num-warmups", "0", "--request-timeout", "2"]);
+    let e = assert_exit(&o, 13);
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(
+        e.contains("the load phase was stopped: ")
+            && e.contains(
+                " of 20 requests failed (more than 5 %) and requests were still running 2 s later"
+            ),
+        "{e}"
+    );
+    let reqs = std::fs::read_to_string(w.job_dir(2).join("requests.jsonl")).unwrap();
+    assert!(reqs.lines().count() >= 2, "{reqs}");
+    assert!(reqs.contains("request timed out after 2 s"), "{reqs}");
+    assert_eq!(w.json(2, "status.json")["stage"], "load");
+    assert_engines_gone(&o);
+}
+
+#[test]
+fn report_and_collect_list_failed_and_interrupted_jobs() {
+    let w = Work::new();
+    // conc 1 finishes; conc 2 loses its engine on the last request; conc 4 is interrupted.
+    w.sim_template("preset: tiny\n");
+    assert_success(&w.exec(1, &["--prompts-multiplier", "2"]));
+    w.sim_template("preset: tiny\nfaults:\n  exit-after-requests: 19\n");
+    assert_exit(&w.exec(2, &["--num-warmups", "0"]), 13);
+    w.sim_template(SLOW_SIM);
+    let r = w.row(&row(4));
+    let (child, reader) = spawn_collecting_stderr(&mut w.cmd("exec", &["--config", &r]));
+    // (`.engine-1/server.log` is there from the runs before: wait by the clock.)
+    std::thread::sleep(Duration::from_secs(4));
     let (code, log) = sigterm(child, reader);
     assert_eq!(code, Some(143), "{log}");
-    assert!(log.contains("interrupted by SIGTERM"), "{log}");
-    let pids = engine_pids(&log);
-    assert_eq!(pids.len(), 1, "{log}");
-    assert_group_gone(pids[0]);
+
+    let o = Command::new(RUNNER)
+        .current_dir(w.path())
+        .args(["report", "--dir", "out", "--out", "rep", "--no-png"])
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_success(&o);
+    let summary = std::fs::read_to_string(w.path().join("rep/summary.md")).unwrap();
+    assert!(
+        summary.contains("## Failed and interrupted jobs"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("conc2_mi355x | failed (load) | 13 | agg.json (not counted) | the engine exited with exit status: 3"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("conc4_mi355x | interrupted (load, SIGTERM) | 143 |"),
+        "{summary}"
+    );
+    assert!(!summary.contains("conc1_mi355x |"), "{summary}");
+    let verdict = std::fs::read_to_string(w.path().join("rep/verdict.md")).unwrap();
+    assert!(
+        verdict.contains("conc 2 (mi355x sglang tp8): the job failed (load stage, exit 13)"),
+        "{verdict}"
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_scheduler"))
+        .current_dir(w.path())
+        .args(["collect", "--dir", "out", "--out", "sweep", "--no-png"])
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let e = assert_success(&o);
+    assert!(
+        e.contains("3 results (1 finished, 2 failed or interrupted)"),
+        "{e}"
+    );
+    let collected = read_json(&w.path().join("sweep/collect.json"));
+    let outcome = |conc: u32| {
+        collected["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["name"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("conc{conc}_"))
+            })
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome(1)["status"], "finished");
+    assert_eq!(outcome(2)["status"], "failed");
+    assert_eq!(outcome(2)["stage"], "load");
+    assert_eq!(outcome(4)["status"], "interrupted");
+    assert_eq!(outcome(4)["signal"], "SIGTERM");
+    assert_eq!(outcome(4)["stage"], "load");
+    let summary = std::fs::read_to_string(w.path().join("sweep/summary.md")).unwrap();
+    assert!(
+        summary.contains("| interrupted (SIGTERM) | load | 143 |"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn every_timeout_flag_is_named_alike() {
+    // `--<what>-timeout SECONDS` everywhere; no `-timeout-s` or `-idle-s` spellings left.
+    for sub in [
+        &["exec"][..],
+        &["batch"],
+        &["bench"],
+        &["eval"],
+        &["publish"],
+    ] {
+        let mut a = sub.to_vec();
+        a.push("--help");
+        let o = Command::new(RUNNER).args(&a).output().unwrap();
+        let h = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            !h.contains("timeout-s") && !h.contains("idle-s "),
+            "{sub:?}: {h}"
+        );
+        if matches!(sub[0], "exec" | "batch" | "bench") {
+            for f in ["--request-timeout", "--stall-timeout"] {
+                assert!(h.contains(f), "{sub:?} lacks {f}: {h}");
+            }
+        }
+    }
+    let o = Command::new(RUNNER)
+        .args(["exec", "--help"])
+        .output()
+        .unwrap();
+    let h = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        h.contains("[default: 1800]")
+            && h.contains("[default: 300]")
+            && h.contains("[default: 3600]"),
+        "{h}"
+    );
 }
 
 #[test]

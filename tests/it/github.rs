@@ -398,8 +398,9 @@ fn collect_run_end_to_end_with_a_failed_job_and_an_expired_artifact() {
     // The failed result, the failed job and the expired artifact are listed, not dropped.
     assert!(summary.contains("## Not in the table"), "{summary}");
     assert!(
-        summary
-            .contains("conc16_mi355x-amds_01 | readiness | 12 | engine not ready after 3600 s |"),
+        summary.contains(
+            "conc16_mi355x-amds_01 | failed | readiness | 12 | engine not ready after 3600 s |"
+        ),
         "{summary}"
     );
     assert!(
@@ -443,7 +444,9 @@ fn collect_run_end_to_end_with_a_failed_job_and_an_expired_artifact() {
     let step = std::fs::read_to_string(&summary_file).unwrap();
     assert!(step.contains("## Not in the table"), "{step}");
     assert!(
-        err.contains("3 results (2 finished, 1 failed), 1 failed jobs, 1 expired artifacts"),
+        err.contains(
+            "3 results (2 finished, 1 failed or interrupted), 1 failed jobs, 1 expired artifacts"
+        ),
         "{err}"
     );
 

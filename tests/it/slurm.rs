@@ -341,6 +341,44 @@ fn sigterm_cancels_the_allocation_and_leaves_no_step() {
     assert_eq!(steps(&id), "", "{log}");
 }
 
+#[test]
+fn sigkill_of_the_runner_cancels_the_allocation_and_leaves_no_step() {
+    let Some(_c) = cluster() else { return };
+    let (w, runner) = work("kill9", "");
+    w.sim_template(
+        "preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 50\n",
+        "0.0.0.0",
+    );
+    let cfg = w.row(&small_row(2, 2));
+    let job = format!("infmax-{runner}");
+    let mut cmd = w.cmd(
+        "exec",
+        &args(&runner, &cfg, &["--prompts-multiplier", "10"]),
+        None,
+    );
+    let (mut child, reader) = spawn_collecting_stderr(&mut cmd);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !squeue(&job).iter().any(|l| l.ends_with("RUNNING")) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let id = squeue(&job)
+        .first()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .expect("the allocation runs");
+    assert!(
+        !steps(&id).is_empty(),
+        "the engine step runs before the kill"
+    );
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let log = reader.join().unwrap();
+    // The runner had no chance to clean up: its engine's supervisor cancels the allocation.
+    assert_no_job(&job);
+    assert_eq!(steps(&id), "", "{log}");
+}
+
 /// The steps of job `id` (`squeue -s`), empty once the job is gone.
 fn steps(id: &str) -> String {
     let o = Command::new("squeue")
