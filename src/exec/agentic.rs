@@ -287,3 +287,55 @@ pub fn finish_point(
         plots,
     })
 }
+
+/// The chart series of an aggregate: hardware, framework, TP and KV offload, as
+/// [`AgenticPointSpec::series_label`] names it.
+pub fn series_label_of(agg: &Value) -> String {
+    let s = |k: &str| agg[k].as_str().unwrap_or("").to_string();
+    let kv = match agg["kv_offload_backend"]["name"].as_str() {
+        Some(b) => format!("kv{}-{b}", s("kv_offloading")),
+        None => format!("kv{}", s("kv_offloading")),
+    };
+    format!(
+        "{} {} TP{} {kv}",
+        s("hw").to_uppercase(),
+        s("framework"),
+        agg["tp"]
+    )
+}
+
+/// A batch's own files in `out`: `summary.md` with every point and one chart per model
+/// (`<model>_agentic_tput_vs_intvty.{svg,png}`, points labelled with their users).
+pub fn write_batch_outputs(
+    out: &Path,
+    points: &[PointOutcome],
+) -> Result<Vec<PathBuf>, FinishError> {
+    let aggs: Vec<Value> = points.iter().map(|p| p.aggregate.clone()).collect();
+    let md = agg::summary::markdown("Agentic batch summary", &aggs);
+    let path = out.join("summary.md");
+    crate::fsutil::write_atomic(&path, md.as_bytes()).map_err(|source| FinishError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    println!("{md}");
+    let _ = crate::report::gha::append_step_summary(&md);
+    let mut by_model: std::collections::BTreeMap<String, Vec<AgenticPoint>> = Default::default();
+    for a in &aggs {
+        if let Some(p) = AgenticPoint::from_aggregate(&series_label_of(a), a) {
+            by_model
+                .entry(a["model"].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push(p);
+        }
+    }
+    let mut files = vec![path];
+    for (model, pts) in by_model {
+        files.extend(plot::write_agentic_plot(
+            out,
+            &model,
+            &pts,
+            Formats::default(),
+        )?);
+    }
+    Ok(files)
+}

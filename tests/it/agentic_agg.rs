@@ -228,6 +228,18 @@ fn exec_point_writes_the_reference_aggregate_summary_and_chart() {
     )
     .unwrap();
     assert!(svg.contains("u16") && svg.contains("SIM vllm TP4 kvdram-vllm-simple"));
+    assert_eq!(
+        infmax::exec::agentic::series_label_of(&out.aggregate),
+        spec.series_label()
+    );
+    // A batch of points: one summary row each, one chart for the model.
+    let batch = tempfile::tempdir().unwrap();
+    let mut second = out.clone();
+    second.aggregate["conc"] = 32.into();
+    let files = infmax::exec::agentic::write_batch_outputs(batch.path(), &[out, second]).unwrap();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let md = std::fs::read_to_string(batch.path().join("summary.md")).unwrap();
+    assert!(md.contains("| 16 | ") && md.contains("| 32 | "), "{md}");
 }
 
 #[test]
