@@ -12,7 +12,7 @@ use std::io::Write;
 /// byte-identical to the reference generator's `print(json.dumps(rows))`.
 pub fn to_python_json<T: Serialize>(value: &T) -> String {
     let mut out = Vec::with_capacity(4096);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter { compact: false });
     value.serialize(&mut ser).expect("rows serialise");
     String::from_utf8(out).expect("JSON output is ASCII")
 }
@@ -75,18 +75,49 @@ impl serde_json::ser::Formatter for PyPretty<'_> {
         w: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
-        PyFormatter.write_string_fragment(w, fragment)
+        PyFormatter { compact: false }.write_string_fragment(w, fragment)
     }
 }
 
-struct PyFormatter;
+/// Python's `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`:
+/// the canonical text InferenceX hashes into a recipe fingerprint.
+pub fn to_canonical_json(value: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            v => v.clone(),
+        }
+    }
+    let mut out = Vec::with_capacity(1024);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter { compact: true });
+    sorted(value).serialize(&mut ser).expect("values serialise");
+    String::from_utf8(out).expect("JSON output is ASCII")
+}
 
-/// Python's item separator `", "` before every element but the first.
-fn separator<W: ?Sized + Write>(w: &mut W, first: bool) -> std::io::Result<()> {
-    if first {
-        Ok(())
-    } else {
-        w.write_all(b", ")
+/// `json.dumps` formatting: default (`", "`, `": "`) or compact (`","`, `":"`) separators,
+/// ASCII-only strings.
+struct PyFormatter {
+    /// Compact separators.
+    compact: bool,
+}
+
+impl PyFormatter {
+    /// Python's item separator before every element but the first.
+    fn separator<W: ?Sized + Write>(&self, w: &mut W, first: bool) -> std::io::Result<()> {
+        match (first, self.compact) {
+            (true, _) => Ok(()),
+            (false, true) => w.write_all(b","),
+            (false, false) => w.write_all(b", "),
+        }
     }
 }
 
@@ -96,7 +127,7 @@ impl serde_json::ser::Formatter for PyFormatter {
         w: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        separator(w, first)
+        self.separator(w, first)
     }
 
     fn begin_object_key<W: ?Sized + Write>(
@@ -104,11 +135,11 @@ impl serde_json::ser::Formatter for PyFormatter {
         w: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        separator(w, first)
+        self.separator(w, first)
     }
 
     fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
+        w.write_all(if self.compact { b":" } else { b": " })
     }
 
     fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, v: f64) -> std::io::Result<()> {

@@ -1,6 +1,6 @@
 //! `runner exec` and `runner batch` command lines.
 
-use crate::config::row::JobRow;
+use crate::config::row::{JobRow, MatrixRow};
 use crate::exec::{self, ExecError, ExecOptions, Planned, Stage};
 use clap::Args;
 use std::path::PathBuf;
@@ -260,11 +260,27 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     }
 }
 
+/// Read a row of any kind (config errors exit 10); only single-node fixed-seq-len rows run
+/// here today: multinode rows need a multinode launch, agentic rows the agentic client.
 fn load(path: &std::path::Path) -> Result<JobRow, ExitCode> {
-    JobRow::load(path).map_err(|e| {
-        eprintln!("error: {e}");
+    let fail = |m: String| {
+        eprintln!("error: {m}");
         ExitCode::from(Stage::Config.exit_code())
-    })
+    };
+    match MatrixRow::load(path) {
+        Ok(MatrixRow::Single(r)) => Ok(r),
+        Ok(r) if r.is_multinode() => Err(fail(format!(
+            "{}: a {} row (prefill/decode workers over several nodes) is valid, but `runner exec` has no multinode launch yet; run it with InferenceX's multinode workflow",
+            path.display(),
+            r.kind()
+        ))),
+        Ok(r) => Err(fail(format!(
+            "{}: a {} row is valid, but `runner exec` does not run agentic-coding rows yet",
+            path.display(),
+            r.kind()
+        ))),
+        Err(e) => Err(fail(e.to_string())),
+    }
 }
 
 /// `runner exec`.

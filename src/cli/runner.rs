@@ -1,6 +1,6 @@
 //! `runner` subcommands.
 
-use crate::config::row::JobRow;
+use crate::config::row::MatrixRow;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Check { config } => match JobRow::load(&config) {
+        Cmd::Check { config } => match MatrixRow::load(&config) {
             Ok(row) => {
                 println!(
                     "{}",

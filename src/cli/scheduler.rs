@@ -4,7 +4,7 @@
 use crate::config::master::MasterConfig;
 use crate::config::row::MatrixRow;
 use crate::config::runners::Runners;
-use crate::sweep::{self, Evals, Filters, RowShape, SeqLenName, SweepError};
+use crate::sweep::{self, Evals, Filters, Mode, RowShape, ScenarioType, SeqLenName, SweepError};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +19,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Every row of the given master configs (after filters).
+    /// Every row of the given master configs (after filters): the reference's `full-sweep`.
     Expand(ExpandArgs),
+    /// 2026 configs: every row of the named entries (keys or globs), as InferenceX's
+    /// `generate_sweep_configs.py test-config` emits them.
+    TestConfig(TestConfigArgs),
     /// Rows only for entries that are new or changed between two git revisions.
     Diff(DiffArgs),
     /// Start the dispatch.yml workflow with inputs and print the run's URL.
@@ -81,12 +84,79 @@ pub struct Common {
     /// Add our own keys (`model-prefix`, `config-key`) to each row.
     #[arg(long)]
     pub extra_fields: bool,
-    /// Schema B: mark no row for accuracy evaluation (`run-eval: false` everywhere).
+    #[command(flatten)]
+    pub b: SchemaB,
+    /// Schema B: cap single-node fixed-seq-len `ep` at N.
+    #[arg(long, value_name = "N")]
+    pub max_ep: Option<u32>,
+    /// Schema B: single-node entries only (neither this nor --multi-node: both).
+    #[arg(long)]
+    pub single_node: bool,
+    /// Schema B: multinode entries only.
+    #[arg(long)]
+    pub multi_node: bool,
+}
+
+/// Options both 2026 commands (`expand` and `test-config`) share with InferenceX's
+/// generator, plus `--fingerprint`.
+#[derive(Debug, Args)]
+pub struct SchemaB {
+    /// Schema B: mark no row for accuracy evaluation (fixed rows `run-eval: false`,
+    /// agentic rows without the key).
     #[arg(long, conflicts_with = "evals_only")]
     pub no_evals: bool,
     /// Schema B: keep only rows marked for accuracy evaluation, with `eval-only: true`.
     #[arg(long)]
     pub evals_only: bool,
+    /// Schema B: evaluate every 8k1k fixed row and every agentic row (implies eval-only rows).
+    #[arg(long, conflicts_with = "no_evals")]
+    pub all_evals: bool,
+    /// Schema B: only these scenario types.
+    #[arg(long, num_args = 1.., value_enum)]
+    pub scenario_type: Vec<ScenarioType>,
+    /// Schema B: one row per node of the entry's runner label whose name contains S.
+    #[arg(long, value_name = "S")]
+    pub runner_node_filter: Option<String>,
+    /// Print `{"single_node": {…}, "multi_node": {…}, "evals": […], …}`: rows sorted into
+    /// the buckets InferenceX's run-sweep.yml dispatches (agentic/fixed × single/multinode,
+    /// eval rows apart); with --github-output KEY also `KEY_<bucket>` per non-empty one.
+    #[arg(long, conflicts_with = "max_rows")]
+    pub buckets: bool,
+    /// Add `recipe-fingerprint` (sha256 of the row without conc/exp-name, as InferenceX's
+    /// process_changelog.py computes it; its benchmark rows are generated with --no-evals).
+    #[arg(long)]
+    pub fingerprint: bool,
+}
+
+/// `scheduler test-config`.
+#[derive(Debug, Args)]
+pub struct TestConfigArgs {
+    /// Master config files (2026 schema).
+    #[arg(long, num_args = 1.., required = true, value_name = "F")]
+    pub config_files: Vec<PathBuf>,
+    /// Entry keys, or globs with `*`/`?`; each must match.
+    #[arg(long, num_args = 1.., required = true, value_name = "KEY")]
+    pub config_keys: Vec<String>,
+    /// Only these concurrencies.
+    #[arg(long, num_args = 1.., value_name = "N")]
+    pub conc: Vec<u32>,
+    /// Only these scenarios.
+    #[arg(long, num_args = 1.., value_enum)]
+    pub seq_lens: Vec<SeqLenName>,
+    /// runners.yaml (labels and hardware).
+    #[arg(long, value_name = "F")]
+    pub runner_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub b: SchemaB,
+    /// Emit chunked matrices of at most N rows (1..=256) instead of a plain list.
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// Also append the output to $GITHUB_OUTPUT under KEY.
+    #[arg(long, value_name = "KEY")]
+    pub github_output: Option<String>,
+    /// Add our own key `config-key` to each row.
+    #[arg(long)]
+    pub extra_fields: bool,
 }
 
 #[derive(Debug, Args)]
@@ -158,7 +228,40 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
                 .map(|p| MasterConfig::load(p))
                 .collect::<Result<Vec<_>, _>>()?;
             let rows = expand_with(&configs, &a.common)?;
-            emit(rows, &a.common)
+            emit(
+                rows,
+                a.common.max_rows,
+                &a.common.github_output,
+                a.common.b.buckets,
+            )
+        }
+        Cmd::TestConfig(a) => {
+            let configs = a
+                .config_files
+                .iter()
+                .map(|p| MasterConfig::load(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let runners = load_runners(&a.runner_config)?;
+            let filters = Filters {
+                seq_lens: a.seq_lens.clone(),
+                shape: if a.extra_fields {
+                    RowShape::Extended
+                } else {
+                    RowShape::Reference
+                },
+                ..schema_b_filters(&a.b)
+            };
+            let mode = Mode::TestConfig {
+                keys: a.config_keys.clone(),
+                conc: a.conc.clone(),
+            };
+            let rows = sweep::expand(
+                &configs,
+                &filters,
+                runners.as_ref().map(|(r, f)| (r, f.as_str())),
+                &mode,
+            )?;
+            emit(rows, a.max_rows, &a.github_output, a.b.buckets)
         }
         Cmd::Diff(a) => {
             let repo = PathBuf::from(".");
@@ -173,20 +276,52 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
             }
             if changed.iter().all(|c| c.entries.is_empty()) {
                 tracing::info!("no entries changed between {} and {}", a.base, a.head);
-                return emit(vec![], &a.common);
+                return emit(
+                    vec![],
+                    a.common.max_rows,
+                    &a.common.github_output,
+                    a.common.b.buckets,
+                );
             }
             let rows = expand_with(&changed, &a.common)?;
-            emit(rows, &a.common)
+            emit(
+                rows,
+                a.common.max_rows,
+                &a.common.github_output,
+                a.common.b.buckets,
+            )
         }
         Cmd::Dispatch(_) | Cmd::Collect(_) | Cmd::Runners(_) => unreachable!("handled in run"),
     }
 }
 
-fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<MatrixRow>, SweepError> {
-    let runners = match &c.runner_config {
+fn load_runners(p: &Option<PathBuf>) -> Result<Option<(Runners, String)>, SweepError> {
+    Ok(match p {
         Some(p) => Some((Runners::load(p)?, p.display().to_string())),
         None => None,
-    };
+    })
+}
+
+/// Filters from the schema-B options (the rest default).
+fn schema_b_filters(b: &SchemaB) -> Filters {
+    Filters {
+        evals: if b.no_evals {
+            Evals::Off
+        } else if b.evals_only {
+            Evals::Only
+        } else {
+            Evals::Mark
+        },
+        all_evals: b.all_evals,
+        scenario_types: b.scenario_type.clone(),
+        runner_node_filter: b.runner_node_filter.clone(),
+        fingerprint: b.fingerprint,
+        ..Filters::default()
+    }
+}
+
+fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<MatrixRow>, SweepError> {
+    let runners = load_runners(&c.runner_config)?;
     let filters = Filters {
         model_prefix: c.model_prefix.clone(),
         precision: c.precision.clone(),
@@ -204,28 +339,59 @@ fn expand_with(configs: &[MasterConfig], c: &Common) -> Result<Vec<MatrixRow>, S
         } else {
             RowShape::Reference
         },
-        evals: if c.no_evals {
-            Evals::Off
-        } else if c.evals_only {
-            Evals::Only
-        } else {
-            Evals::Mark
-        },
+        single_node: c.single_node,
+        multi_node: c.multi_node,
+        max_ep: c.max_ep,
+        ..schema_b_filters(&c.b)
     };
     sweep::expand(
         configs,
         &filters,
         runners.as_ref().map(|(r, f)| (r, f.as_str())),
+        &Mode::Full,
     )
 }
 
-fn emit(rows: Vec<MatrixRow>, c: &Common) -> Result<(), SweepError> {
-    let (text, mut pairs) = match c.max_rows {
+fn emit(
+    rows: Vec<MatrixRow>,
+    max_rows: Option<usize>,
+    github_output: &Option<String>,
+    buckets: bool,
+) -> Result<(), SweepError> {
+    let (text, mut pairs) = match max_rows {
+        None if buckets => {
+            let b = sweep::buckets(rows);
+            let mut pairs = vec![];
+            if let Some(k) = github_output {
+                for (side, map) in [
+                    ("single_node", &b.single_node),
+                    ("multi_node", &b.multi_node),
+                ] {
+                    for (scenario, rows) in map {
+                        pairs.push((
+                            format!("{k}_{side}_{scenario}"),
+                            sweep::to_python_json(rows),
+                        ));
+                    }
+                }
+                for (name, rows) in [
+                    ("evals", &b.evals),
+                    ("agentic_evals", &b.agentic_evals),
+                    ("multinode_evals", &b.multinode_evals),
+                    ("multinode_agentic_evals", &b.multinode_agentic_evals),
+                ] {
+                    if !rows.is_empty() {
+                        pairs.push((format!("{k}_{name}"), sweep::to_python_json(rows)));
+                    }
+                }
+            }
+            (sweep::to_python_json(&b), pairs)
+        }
         None => (sweep::to_python_json(&rows), vec![]),
         Some(n) => {
             let chunked = sweep::chunk(rows, n)?;
             let mut pairs = vec![];
-            if let Some(k) = &c.github_output {
+            if let Some(k) = github_output {
                 pairs.push((format!("{k}_count"), chunked.count.to_string()));
                 for (i, m) in chunked.chunks.iter().enumerate() {
                     pairs.push((format!("{k}_{i}"), sweep::to_python_json(m)));
@@ -234,7 +400,7 @@ fn emit(rows: Vec<MatrixRow>, c: &Common) -> Result<(), SweepError> {
             (sweep::to_python_json(&chunked), pairs)
         }
     };
-    if let Some(k) = &c.github_output {
+    if let Some(k) = github_output {
         let file = std::env::var_os("GITHUB_OUTPUT").ok_or_else(|| SweepError::Output {
             file: "$GITHUB_OUTPUT".into(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "variable is not set"),

@@ -1,11 +1,15 @@
-//! InferenceMAX master configs: `entry-name -> entry` mappings that describe what to sweep.
+//! InferenceMAX/InferenceX master configs: `entry-name -> entry` mappings that describe what
+//! to sweep.
 //!
 //! Two schemas exist in the wild. Schema A (Nov 2025, the bounty's era) puts
-//! `seq-len-configs` on each entry; schema B (2026) moves them under
-//! `scenarios.fixed-seq-len` and adds `multinode`, `disagg`, `conc-list`, `pp`,
-//! `spec-decoding`, `dcp-size`, `pcp-size` and disaggregated prefill/decode pools. Both parse
-//! into one normalised [`Entry`] so the sweep stage never sees the difference; an entry that
-//! mixes the two is refused.
+//! `seq-len-configs` on each entry; schema B (InferenceX's `configs/` of 2026, pinned at
+//! 843c6254f) moves them under `scenarios.fixed-seq-len`, adds `scenarios.agentic-coding`,
+//! `multinode`, `disagg`, `conc-list`, `pp`, `spec-decoding`, `dcp-size`, `pcp-size`,
+//! prefill/decode worker blocks, `router`, `kv-p2p-transfer` and KV offloading. The schema is
+//! detected per file from its first entry (the two generators that read them differ in flags
+//! and arithmetic, so a file is one or the other); schema B is parsed and checked by
+//! [`super::ix2026`] against every rule of InferenceX's `validation.py`. Both land in one
+//! normalised [`Entry`].
 
 use super::{parse_yaml, ConfigError, UniqueMap};
 use serde::{Deserialize, Serialize};
@@ -36,8 +40,14 @@ pub struct Entry {
     pub multinode: bool,
     /// Schema B: prefill and decode run on separate worker pools.
     pub disagg: bool,
-    /// Sequence-length scenarios, in file order.
+    /// Sequence-length scenarios (`scenarios.fixed-seq-len` in schema B), in file order.
     pub seq_lens: Vec<SeqLen>,
+    /// Schema B: `scenarios.agentic-coding` blocks, in file order.
+    pub agentic: Vec<Agentic>,
+    /// Schema B: top-level router metadata, copied into rows whose item sets none.
+    pub router: Option<Component>,
+    /// Schema B (multinode): top-level KV transfer library between prefill and decode.
+    pub kv_p2p_transfer: Option<String>,
 }
 
 impl Entry {
@@ -52,13 +62,19 @@ impl Entry {
                 m,
             )
         };
-        let items = self.seq_lens.iter().flat_map(|s| &s.search_space);
-        let uses_mtp = items
-            .clone()
-            .any(|i| i.spec_decoding.as_deref() == Some("mtp"));
-        let uses_plain = items
-            .clone()
-            .any(|i| i.spec_decoding.as_deref() != Some("mtp"));
+        let specs = self
+            .seq_lens
+            .iter()
+            .flat_map(|s| &s.search_space)
+            .map(|i| i.spec_decoding.as_deref())
+            .chain(
+                self.agentic
+                    .iter()
+                    .flat_map(|a| &a.search_space)
+                    .map(|i| Some(i.spec_decoding.as_str())),
+            );
+        let uses_mtp = specs.clone().any(|s| s == Some("mtp"));
+        let uses_plain = specs.clone().any(|s| s != Some("mtp"));
         let mut v = vec![];
         if uses_plain {
             v.push(mtp(false));
@@ -75,7 +91,7 @@ impl Entry {
 pub enum Schema {
     /// `seq-len-configs` (Nov 2025).
     A,
-    /// `scenarios.fixed-seq-len` (2026).
+    /// `scenarios: {fixed-seq-len, agentic-coding}` (InferenceX 2026, `configs/`).
     B,
 }
 
@@ -105,10 +121,125 @@ pub struct SearchSpace {
     pub dcp_size: Option<u32>,
     /// Prefill context parallel size (schema B).
     pub pcp_size: Option<u32>,
-    /// Disaggregated prefill/decode pools (schema B, `disagg: true`).
+    /// Prefill/decode worker pools (schema B, `multinode: true` entries).
     pub pools: Option<Pools>,
     /// Which concurrencies to run.
     pub conc: Concurrency,
+    /// Schema B: `conc-list: []` was written beside a range. The 2026 full sweep then uses
+    /// the range, but its `test-config` takes the (empty) list and emits nothing.
+    pub empty_conc_list: bool,
+    /// Schema B: router metadata of this item (never together with a top-level one).
+    pub router: Option<Component>,
+    /// Schema B (multinode): KV transfer library of this item.
+    pub kv_p2p_transfer: Option<String>,
+}
+
+/// A schema-B `scenarios.agentic-coding` block: trace-replay runs of a fixed duration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agentic {
+    /// Share (0, 1] of the node's CPU DRAM given to KV offloading; required when any item
+    /// offloads to DRAM.
+    pub dram_utilization: Option<f64>,
+    /// Search-space items in file order.
+    pub search_space: Vec<AgenticItem>,
+}
+
+/// One agentic search-space item: a single-node layout (`tp` …) or prefill/decode workers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgenticItem {
+    /// Single-node tensor parallel size (`None` for multinode items).
+    pub tp: Option<u32>,
+    /// Pipeline parallel size (default 1).
+    pub pp: u32,
+    /// Decode context parallel size (default 1).
+    pub dcp_size: u32,
+    /// Prefill context parallel size (default 1).
+    pub pcp_size: u32,
+    /// Expert parallel size as written (rows default to 1).
+    pub ep: Option<u32>,
+    /// Data-parallel attention as written (rows default to false).
+    pub dp_attn: Option<bool>,
+    /// `mtp`, `draft_model` or `none` (default).
+    pub spec_decoding: String,
+    /// Multinode workers.
+    pub pools: Option<Pools>,
+    /// `none` or `dram`; required for single-node items, multinode rows default to `none`.
+    pub kv_offloading: Option<String>,
+    /// The offload implementation; present exactly when offloading is not `none`.
+    pub kv_offload_backend: Option<Component>,
+    /// Router metadata of this item.
+    pub router: Option<Component>,
+    /// KV transfer library of this item (multinode).
+    pub kv_p2p_transfer: Option<String>,
+    /// Which concurrencies to run (no `max-conc` substitution for agentic items).
+    pub conc: Concurrency,
+}
+
+/// `{name, version}` metadata of an optional component (router, KV offload backend), kept
+/// with the key order it was written in: rows copy the mapping verbatim, as the reference
+/// generator does, so the order is part of the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Component name (`sglang-router`, `hicache`, …).
+    pub name: String,
+    /// Its own release or commit (required for routers, optional for offload backends).
+    pub version: Option<String>,
+    /// `version` came before `name` in the source mapping.
+    pub version_first: bool,
+}
+
+impl Serialize for Component {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let (true, Some(v)) = (self.version_first, &self.version) {
+            m.serialize_entry("version", v)?;
+        }
+        m.serialize_entry("name", &self.name)?;
+        if let (false, Some(v)) = (self.version_first, &self.version) {
+            m.serialize_entry("version", v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Component {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Component;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping with `name` and optionally `version`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Component, A::Error> {
+                use serde::de::Error;
+                let (mut name, mut version, mut version_first) = (None, None, false);
+                while let Some(k) = a.next_key::<String>()? {
+                    match k.as_str() {
+                        "name" if name.is_none() => name = Some(a.next_value::<String>()?),
+                        "version" if version.is_none() => {
+                            version_first = name.is_none();
+                            version = Some(a.next_value::<String>()?);
+                        }
+                        "name" | "version" => {
+                            return Err(A::Error::custom(format!("duplicate field `{k}`")))
+                        }
+                        _ => return Err(A::Error::unknown_field(&k, &["name", "version"])),
+                    }
+                }
+                let name = name.ok_or_else(|| A::Error::missing_field("name"))?;
+                Ok(Component {
+                    name,
+                    version,
+                    version_first,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Concurrency selection of a search-space item.
@@ -127,32 +258,169 @@ pub struct Pools {
     pub decode: Pool,
 }
 
-/// One worker pool. Serialises in the 2026 generator's order: the written keys, then the
-/// parallelism defaults it appends (`pp`, `dcp-size`, `pcp-size`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+/// One worker pool. Serialises as the 2026 generator writes it: the keys in the order the
+/// config wrote them, then the parallelism defaults it appends (`pp`, `dcp-size`,
+/// `pcp-size`) when they were not written.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     /// Number of engine workers in the pool (0 allowed: aggregated serving).
     pub num_worker: u32,
+    /// Tensor parallel size of one worker.
     pub tp: u32,
+    /// Expert parallel size of one worker.
     pub ep: u32,
+    /// Data-parallel attention.
     pub dp_attn: bool,
     /// Hardware of the pool when prefill and decode differ.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<String>,
     /// `KEY=VALUE` settings passed to the launcher.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_settings: Option<Vec<String>>,
-    #[serde(default = "one")]
+    /// Pipeline parallel size (default 1).
     pub pp: u32,
-    #[serde(default = "one")]
+    /// Decode context parallel size (default 1).
     pub dcp_size: u32,
-    #[serde(default = "one")]
+    /// Prefill context parallel size (default 1).
     pub pcp_size: u32,
+    /// Keys in the order they were written; serialisation replays it.
+    pub written: Vec<PoolKey>,
 }
 
-fn one() -> u32 {
-    1
+/// The keys of a worker pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKey {
+    NumWorker,
+    Tp,
+    Ep,
+    DpAttn,
+    Hardware,
+    AdditionalSettings,
+    Pp,
+    DcpSize,
+    PcpSize,
+}
+
+impl PoolKey {
+    const ALL: [(&'static str, PoolKey); 9] = [
+        ("num-worker", PoolKey::NumWorker),
+        ("tp", PoolKey::Tp),
+        ("pp", PoolKey::Pp),
+        ("dcp-size", PoolKey::DcpSize),
+        ("pcp-size", PoolKey::PcpSize),
+        ("ep", PoolKey::Ep),
+        ("dp-attn", PoolKey::DpAttn),
+        ("hardware", PoolKey::Hardware),
+        ("additional-settings", PoolKey::AdditionalSettings),
+    ];
+    const NAMES: [&'static str; 9] = [
+        "num-worker",
+        "tp",
+        "pp",
+        "dcp-size",
+        "pcp-size",
+        "ep",
+        "dp-attn",
+        "hardware",
+        "additional-settings",
+    ];
+}
+
+impl Pool {
+    /// GPUs one worker replica spans: tp × pp × pcp-size.
+    pub fn gpus(&self) -> u64 {
+        u64::from(self.tp) * u64::from(self.pp) * u64::from(self.pcp_size)
+    }
+}
+
+impl Serialize for Pool {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        let put = |m: &mut S::SerializeMap, k: PoolKey| -> Result<(), S::Error> {
+            match k {
+                PoolKey::NumWorker => m.serialize_entry("num-worker", &self.num_worker),
+                PoolKey::Tp => m.serialize_entry("tp", &self.tp),
+                PoolKey::Ep => m.serialize_entry("ep", &self.ep),
+                PoolKey::DpAttn => m.serialize_entry("dp-attn", &self.dp_attn),
+                PoolKey::Hardware => m.serialize_entry("hardware", &self.hardware),
+                PoolKey::AdditionalSettings => {
+                    m.serialize_entry("additional-settings", &self.additional_settings)
+                }
+                PoolKey::Pp => m.serialize_entry("pp", &self.pp),
+                PoolKey::DcpSize => m.serialize_entry("dcp-size", &self.dcp_size),
+                PoolKey::PcpSize => m.serialize_entry("pcp-size", &self.pcp_size),
+            }
+        };
+        for k in &self.written {
+            put(&mut m, *k)?;
+        }
+        for k in [PoolKey::Pp, PoolKey::DcpSize, PoolKey::PcpSize] {
+            if !self.written.contains(&k) {
+                put(&mut m, k)?;
+            }
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Pool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pool;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a worker mapping (num-worker, tp, ep, dp-attn, …)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Pool, A::Error> {
+                use serde::de::Error;
+                let mut p = Pool {
+                    num_worker: 0,
+                    tp: 0,
+                    ep: 0,
+                    dp_attn: false,
+                    hardware: None,
+                    additional_settings: None,
+                    pp: 1,
+                    dcp_size: 1,
+                    pcp_size: 1,
+                    written: vec![],
+                };
+                while let Some(k) = a.next_key::<String>()? {
+                    let Some(&(_, key)) = PoolKey::ALL.iter().find(|(n, _)| *n == k) else {
+                        return Err(A::Error::unknown_field(&k, &PoolKey::NAMES));
+                    };
+                    if p.written.contains(&key) {
+                        return Err(A::Error::custom(format!("duplicate field `{k}`")));
+                    }
+                    match key {
+                        PoolKey::NumWorker => p.num_worker = a.next_value()?,
+                        PoolKey::Tp => p.tp = a.next_value()?,
+                        PoolKey::Ep => p.ep = a.next_value()?,
+                        PoolKey::DpAttn => p.dp_attn = a.next_value()?,
+                        PoolKey::Hardware => p.hardware = Some(a.next_value()?),
+                        PoolKey::AdditionalSettings => {
+                            p.additional_settings = Some(a.next_value()?)
+                        }
+                        PoolKey::Pp => p.pp = a.next_value()?,
+                        PoolKey::DcpSize => p.dcp_size = a.next_value()?,
+                        PoolKey::PcpSize => p.pcp_size = a.next_value()?,
+                    }
+                    p.written.push(key);
+                }
+                for (key, name) in [
+                    (PoolKey::NumWorker, "num-worker"),
+                    (PoolKey::Tp, "tp"),
+                    (PoolKey::Ep, "ep"),
+                    (PoolKey::DpAttn, "dp-attn"),
+                ] {
+                    if !p.written.contains(&key) {
+                        return Err(A::Error::missing_field(name));
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -174,11 +442,10 @@ struct RawEntry {
     disagg: Option<bool>,
 }
 
+/// Only recognised so that a schema-B entry in a schema-A file gets a "mixes schemas"
+/// message rather than "unknown field".
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawScenarios {
-    fixed_seq_len: Vec<RawSeqLen>,
-}
+struct RawScenarios {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -232,8 +499,12 @@ impl MasterConfig {
         Self::parse(&file, &text)
     }
 
-    /// Parse master YAML; `file` names the source in errors.
+    /// Parse master YAML; `file` names the source in errors. The schema is the first
+    /// entry's: `scenarios` means schema B, anything else is read as schema A.
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        if super::ix2026::is_schema_b(text) {
+            return super::ix2026::parse(file, text);
+        }
         let UniqueMap(raw) = parse_yaml::<UniqueMap<RawEntry>>(file, text)?;
         if raw.is_empty() {
             return Err(ConfigError::invalid(file, "", ".", "file has no entries"));
@@ -277,7 +548,11 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
                 ))
             }
             (Some(s), None) => (Schema::A, s, "seq-len-configs"),
-            (None, Some(s)) => (Schema::B, s.fixed_seq_len, "scenarios.fixed-seq-len"),
+            (None, Some(_)) => return Err(bad(
+                "scenarios".into(),
+                "mixes schemas: this entry uses `scenarios` (schema B) but the file's first entry uses `seq-len-configs` (schema A); one file holds one schema"
+                    .into(),
+            )),
         };
     if schema == Schema::A {
         for (name, present) in [
@@ -358,6 +633,9 @@ fn normalise(file: &str, key: String, e: RawEntry) -> Result<Entry, ConfigError>
         multinode,
         disagg,
         seq_lens,
+        agentic: vec![],
+        router: None,
+        kv_p2p_transfer: None,
     })
 }
 
@@ -506,6 +784,9 @@ fn search_item(
         pcp_size: r.pcp_size,
         pools,
         conc,
+        empty_conc_list: false,
+        router: None,
+        kv_p2p_transfer: None,
     })
 }
 

@@ -7,6 +7,7 @@
 //! field path for rule violations found after parsing.
 
 mod error;
+mod ix2026;
 pub mod master;
 pub mod row;
 pub mod runners;

@@ -5,7 +5,7 @@
 //! row the runner can read. Rows serialise with the key order of InferenceMAX's own generator
 //! for the schema they came from, so its users see the same matrix they always did.
 
-use super::master::Pool;
+use super::master::{Component, Pool};
 use super::{parse_json, parse_yaml, ConfigError};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -70,6 +70,12 @@ pub struct JobRow {
     /// Schema B `--evals-only`: run only the evaluation.
     #[serde(default)]
     pub eval_only: Option<bool>,
+    /// Schema B: router metadata of the deployment.
+    #[serde(default)]
+    pub router: Option<Component>,
+    /// Schema B: sha256 of the row's recipe (see [`recipe_fingerprint`]).
+    #[serde(default)]
+    pub recipe_fingerprint: Option<String>,
     /// Ours (`--extra-fields`): the master-config entry key the row came from.
     #[serde(default)]
     pub config_key: Option<String>,
@@ -127,8 +133,14 @@ impl Serialize for JobRow {
             m.serialize_entry("exp-name", &self.exp_name)?;
             m.serialize_entry("disagg", &self.disagg.unwrap_or(false))?;
             m.serialize_entry("run-eval", &self.run_eval.unwrap_or(false))?;
+            if let Some(r) = &self.router {
+                m.serialize_entry("router", r)?;
+            }
             if let Some(e) = self.eval_only {
                 m.serialize_entry("eval-only", &e)?;
+            }
+            if let Some(f) = &self.recipe_fingerprint {
+                m.serialize_entry("recipe-fingerprint", f)?;
             }
         } else {
             if self.key_order == KeyOrder::TestMode {
@@ -179,12 +191,156 @@ pub struct MultinodeRow {
     pub disagg: bool,
     /// Run the accuracy evaluation for this deployment.
     pub run_eval: bool,
+    /// Router metadata of the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Component>,
+    /// KV transfer library between prefill and decode (required when `disagg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_p2p_transfer: Option<String>,
     /// The concurrency the evaluation runs at (set when `run-eval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_conc: Option<u32>,
+    /// `--all-evals`: the evaluation runs at every concurrency of the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_all_concs: Option<bool>,
     /// Schema B `--evals-only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_only: Option<bool>,
+    /// sha256 of the row's recipe (see [`recipe_fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe_fingerprint: Option<String>,
+    /// Ours (`--extra-fields`): the entry key the row came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_key: Option<String>,
+}
+
+fn none_str() -> String {
+    "none".into()
+}
+
+/// One single-node `agentic-coding` job (schema B): one engine, one concurrency, a trace
+/// replay of `duration` seconds. No isl/osl/max-model-len: the engine runs at the model's
+/// native context. Keys serialise in the 2026 generator's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AgenticRow {
+    /// Container image of the engine.
+    pub image: String,
+    /// HF model id.
+    pub model: String,
+    /// Model family: first part of `exp-name` and of the launch template's name.
+    pub model_prefix: String,
+    /// Weight precision.
+    pub precision: String,
+    /// Serving framework.
+    pub framework: String,
+    /// Runner label (`cluster:<fleet>` for agentic configs).
+    pub runner: String,
+    /// Tensor parallel size.
+    pub tp: u32,
+    /// Pipeline parallel size.
+    pub pp: u32,
+    /// Decode context parallel size.
+    pub dcp_size: u32,
+    /// Prefill context parallel size.
+    pub pcp_size: u32,
+    /// Expert parallel size.
+    pub ep: u32,
+    /// Data-parallel attention.
+    pub dp_attn: bool,
+    /// `mtp`, `draft_model` or `none`.
+    #[serde(default = "none_str")]
+    pub spec_decoding: String,
+    /// Concurrent replay sessions.
+    pub conc: u32,
+    /// `none` or `dram`.
+    pub kv_offloading: String,
+    /// CPU DRAM budget for KV offloading on this node, decimal GB (0 without offloading).
+    pub total_cpu_dram_gb: u64,
+    /// Replay duration in seconds.
+    pub duration: u64,
+    /// `<prefix>_tp<tp>_conc<conc>_<kv suffix>[_spec-<method>]`: names the results.
+    pub exp_name: String,
+    /// Always `agentic-coding`; how consumers tell these rows from fixed-seq-len ones.
+    pub scenario_type: String,
+    /// The offload implementation (present exactly when offloading is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_offload_backend: Option<Component>,
+    /// Router metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Component>,
+    /// Run the accuracy evaluation (set on every row unless `--no-evals`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_eval: Option<bool>,
+    /// `--evals-only`/`--all-evals`: run only the evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_only: Option<bool>,
+    /// sha256 of the row's recipe (see [`recipe_fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe_fingerprint: Option<String>,
+    /// Ours (`--extra-fields`): the entry key the row came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_key: Option<String>,
+}
+
+/// One multinode `agentic-coding` job (schema B): prefill/decode workers replaying the trace
+/// at one concurrency (the 2026 generator puts one concurrency per allocation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AgenticMultinodeRow {
+    /// Container image of the engines.
+    pub image: String,
+    /// HF model id.
+    pub model: String,
+    /// Model family.
+    pub model_prefix: String,
+    /// Weight precision.
+    pub precision: String,
+    /// Serving framework (`dynamo-sglang`, …).
+    pub framework: String,
+    /// Runner label.
+    pub runner: String,
+    /// `mtp`, `draft_model` or `none`.
+    pub spec_decoding: String,
+    /// Prefill workers.
+    pub prefill: Pool,
+    /// Decode workers.
+    pub decode: Pool,
+    /// Concurrencies run against this allocation, in order.
+    pub conc: Vec<u32>,
+    /// `none` or `dram`.
+    pub kv_offloading: String,
+    /// CPU DRAM budget per prefill node, decimal GB.
+    pub total_cpu_dram_gb: u64,
+    /// Replay duration in seconds.
+    pub duration: u64,
+    /// `<prefix>_p<n>x<tp>…_d<n>x<tp>…_conc<c>[_kvdram-<backend>]`.
+    pub exp_name: String,
+    /// Prefill and decode on separate workers.
+    pub disagg: bool,
+    /// Always `agentic-coding`.
+    pub scenario_type: String,
+    /// The offload implementation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_offload_backend: Option<Component>,
+    /// Router metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Component>,
+    /// KV transfer library (required when `disagg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_p2p_transfer: Option<String>,
+    /// Run the evaluation (SWE-bench) for this deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_eval: Option<bool>,
+    /// The concurrency the evaluation runs at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_conc: Option<u32>,
+    /// Run only the evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_only: Option<bool>,
+    /// sha256 of the row's recipe (see [`recipe_fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe_fingerprint: Option<String>,
     /// Ours (`--extra-fields`): the entry key the row came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_key: Option<String>,
@@ -194,8 +350,14 @@ pub struct MultinodeRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum MatrixRow {
+    /// Fixed-seq-len, one node.
     Single(JobRow),
+    /// Fixed-seq-len, prefill/decode workers over several nodes.
     Multinode(MultinodeRow),
+    /// Agentic coding, one node.
+    Agentic(AgenticRow),
+    /// Agentic coding, prefill/decode workers over several nodes.
+    AgenticMultinode(AgenticMultinodeRow),
 }
 
 impl MatrixRow {
@@ -204,8 +366,265 @@ impl MatrixRow {
         match self {
             MatrixRow::Single(r) => vec![r.conc],
             MatrixRow::Multinode(r) => r.conc.clone(),
+            MatrixRow::Agentic(r) => vec![r.conc],
+            MatrixRow::AgenticMultinode(r) => r.conc.clone(),
         }
     }
+
+    /// The row's kind in words, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MatrixRow::Single(_) => "single-node fixed-seq-len",
+            MatrixRow::Multinode(_) => "multinode fixed-seq-len",
+            MatrixRow::Agentic(_) => "single-node agentic-coding",
+            MatrixRow::AgenticMultinode(_) => "multinode agentic-coding",
+        }
+    }
+
+    /// Whether the row runs on several nodes.
+    pub fn is_multinode(&self) -> bool {
+        matches!(
+            self,
+            MatrixRow::Multinode(_) | MatrixRow::AgenticMultinode(_)
+        )
+    }
+
+    /// Whether the row is an agentic-coding one.
+    pub fn is_agentic(&self) -> bool {
+        matches!(self, MatrixRow::Agentic(_) | MatrixRow::AgenticMultinode(_))
+    }
+
+    /// `run-eval` of the row (absent counts as false).
+    pub fn run_eval(&self) -> bool {
+        match self {
+            MatrixRow::Single(r) => r.run_eval == Some(true),
+            MatrixRow::Multinode(r) => r.run_eval,
+            MatrixRow::Agentic(r) => r.run_eval == Some(true),
+            MatrixRow::AgenticMultinode(r) => r.run_eval == Some(true),
+        }
+    }
+
+    /// Set `recipe-fingerprint` to [`recipe_fingerprint`] of the row.
+    pub fn set_fingerprint(&mut self) {
+        let fp = Some(recipe_fingerprint(self));
+        match self {
+            MatrixRow::Single(r) => r.recipe_fingerprint = fp,
+            MatrixRow::Multinode(r) => r.recipe_fingerprint = fp,
+            MatrixRow::Agentic(r) => r.recipe_fingerprint = fp,
+            MatrixRow::AgenticMultinode(r) => r.recipe_fingerprint = fp,
+        }
+    }
+
+    /// Read one row of any kind from a `.json`, `.yaml` or `.yml` file, validated.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (file, text) = super::read_file(path)?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parse one row of any kind; `file` names the source in errors. The kind follows from
+    /// the keys, as in InferenceX: `scenario-type: agentic-coding` makes an agentic row,
+    /// `prefill` a multinode one.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let json = is_json(file, text);
+        let probe: Option<serde_json::Value> = if json {
+            serde_json::from_str(text).ok()
+        } else {
+            serde_yaml::from_str(text).ok()
+        };
+        let has = |k: &str| probe.as_ref().and_then(|v| v.get(k)).is_some();
+        let agentic = probe
+            .as_ref()
+            .and_then(|v| v.get("scenario-type"))
+            .and_then(|v| v.as_str())
+            == Some("agentic-coding");
+        let row = match (agentic, has("prefill")) {
+            (false, false) => return JobRow::parse(file, text).map(MatrixRow::Single),
+            (false, true) => MatrixRow::Multinode(parse_any(file, text, json)?),
+            (true, false) => MatrixRow::Agentic(parse_any(file, text, json)?),
+            (true, true) => MatrixRow::AgenticMultinode(parse_any(file, text, json)?),
+        };
+        row.validate(file)?;
+        Ok(row)
+    }
+
+    /// The rules of InferenceX's matrix-entry models that a type cannot express.
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |path: &str, msg: String| ConfigError::invalid(file, "row", path, msg);
+        let spec_ok = |s: &str| ["mtp", "draft_model", "none"].contains(&s);
+        let fp_ok = |f: &Option<String>| {
+            f.as_ref().is_none_or(|f| {
+                f.len() == 64
+                    && f.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+        };
+        let kv = |mode: &str, backend: &Option<Component>| -> Result<(), ConfigError> {
+            match (mode, backend) {
+                ("none", Some(_)) => Err(bad(
+                    "kv-offload-backend",
+                    "kv-offload-backend can only be set when kv-offloading is not 'none'".into(),
+                )),
+                ("dram", None) => Err(bad(
+                    "kv-offload-backend",
+                    "kv-offload-backend is required when kv-offloading is 'dram'".into(),
+                )),
+                ("none" | "dram", _) => Ok(()),
+                (m, _) => Err(bad(
+                    "kv-offloading",
+                    format!("`{m}` is not one of 'none', 'dram'"),
+                )),
+            }
+        };
+        let worker = |name: &str, w: &Pool| -> Result<(), ConfigError> {
+            if [w.tp, w.pp, w.dcp_size, w.pcp_size].contains(&0) {
+                return Err(bad(
+                    name,
+                    "tp, pp, dcp-size and pcp-size must be at least 1".into(),
+                ));
+            }
+            if !w.tp.is_multiple_of(w.dcp_size) {
+                return Err(bad(
+                    name,
+                    format!(
+                        "'tp' ({}) must be divisible by 'dcp-size' ({})",
+                        w.tp, w.dcp_size
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        let pair = |p: &Pool, d: &Pool| {
+            if p.hardware.is_some() != d.hardware.is_some() {
+                return Err(bad(
+                    "prefill",
+                    "'hardware' must be specified for both 'prefill' and 'decode', or neither"
+                        .into(),
+                ));
+            }
+            Ok(())
+        };
+        let router_ok = |r: &Option<Component>| {
+            if r.as_ref().is_some_and(|r| r.version.is_none()) {
+                return Err(bad("router", "missing field `version`".into()));
+            }
+            Ok(())
+        };
+        let (spec, fp) = match self {
+            MatrixRow::Single(_) => return Ok(()),
+            MatrixRow::Multinode(r) => {
+                worker("prefill", &r.prefill)?;
+                worker("decode", &r.decode)?;
+                pair(&r.prefill, &r.decode)?;
+                router_ok(&r.router)?;
+                if r.disagg && r.kv_p2p_transfer.is_none() {
+                    return Err(bad(
+                        "kv-p2p-transfer",
+                        "disagg=true requires kv-p2p-transfer".into(),
+                    ));
+                }
+                (&r.spec_decoding, &r.recipe_fingerprint)
+            }
+            MatrixRow::Agentic(r) => {
+                for (name, v) in [
+                    ("tp", r.tp),
+                    ("pp", r.pp),
+                    ("dcp-size", r.dcp_size),
+                    ("pcp-size", r.pcp_size),
+                    ("conc", r.conc),
+                ] {
+                    if v == 0 {
+                        return Err(bad(name, "must be at least 1".into()));
+                    }
+                }
+                if !r.tp.is_multiple_of(r.dcp_size) {
+                    return Err(bad(
+                        "dcp-size",
+                        format!(
+                            "'tp' ({}) must be divisible by 'dcp-size' ({})",
+                            r.tp, r.dcp_size
+                        ),
+                    ));
+                }
+                kv(&r.kv_offloading, &r.kv_offload_backend)?;
+                router_ok(&r.router)?;
+                (&r.spec_decoding, &r.recipe_fingerprint)
+            }
+            MatrixRow::AgenticMultinode(r) => {
+                worker("prefill", &r.prefill)?;
+                worker("decode", &r.decode)?;
+                pair(&r.prefill, &r.decode)?;
+                kv(&r.kv_offloading, &r.kv_offload_backend)?;
+                router_ok(&r.router)?;
+                if r.disagg && r.kv_p2p_transfer.is_none() {
+                    return Err(bad(
+                        "kv-p2p-transfer",
+                        "disagg=true requires kv-p2p-transfer".into(),
+                    ));
+                }
+                if r.conc.is_empty() || r.conc.contains(&0) {
+                    return Err(bad(
+                        "conc",
+                        "needs at least one concurrency, each at least 1".into(),
+                    ));
+                }
+                (&r.spec_decoding, &r.recipe_fingerprint)
+            }
+        };
+        if !spec_ok(spec) {
+            return Err(bad(
+                "spec-decoding",
+                format!("`{spec}` is not one of 'mtp', 'draft_model', 'none'"),
+            ));
+        }
+        if !fp_ok(fp) {
+            return Err(bad(
+                "recipe-fingerprint",
+                "must be 64 lowercase hex digits".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_json(file: &str, text: &str) -> bool {
+    match Path::new(file)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+    {
+        "json" => true,
+        "yaml" | "yml" => false,
+        _ => text.trim_start().starts_with('{'),
+    }
+}
+
+fn parse_any<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    json: bool,
+) -> Result<T, ConfigError> {
+    if json {
+        parse_json(file, text)
+    } else {
+        parse_yaml(file, text)
+    }
+}
+
+/// InferenceX's `recipe-fingerprint` (`utils/process_changelog.py`): sha256 (lowercase hex)
+/// of the row without `conc`, `exp-name` and `recipe-fingerprint`, written as canonical JSON
+/// (keys sorted at every level, `","`/`":"` separators, non-ASCII escaped as `json.dumps`
+/// does). Rows that differ only in concurrency share it: it names the engine deployment.
+pub fn recipe_fingerprint(row: &MatrixRow) -> String {
+    use sha2::{Digest, Sha256};
+    let mut v = serde_json::to_value(row).expect("rows serialise");
+    if let Some(m) = v.as_object_mut() {
+        for k in ["conc", "exp-name", "recipe-fingerprint", "config-key"] {
+            m.shift_remove(k);
+        }
+    }
+    let text = crate::pyjson::to_canonical_json(&v);
+    let d = Sha256::digest(text.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `1k1k`, `1k8k`, `8k1k` for the three standard scenarios, else `<isl>_<osl>`: the

@@ -51,7 +51,8 @@ pub fn load_at_rev(repo: &Path, rev: &str, path: &str) -> Result<Option<MasterCo
 }
 
 /// Entries of `head` that are new or changed relative to `base`. With `narrow`, an entry whose
-/// top-level fields are unchanged keeps only the seq-len configs that are new or changed.
+/// top-level fields are unchanged keeps only the seq-len configs (and, in schema B, the
+/// agentic-coding blocks) that are new or changed.
 /// Entries removed in `head` produce nothing.
 pub fn changed_configs(
     base: Option<&MasterConfig>,
@@ -67,7 +68,8 @@ pub fn changed_configs(
             Some(o) if narrow && same_header(o, e) => {
                 let mut n = e.clone();
                 n.seq_lens.retain(|s| !o.seq_lens.contains(s));
-                if !n.seq_lens.is_empty() {
+                n.agentic.retain(|a| !o.agentic.contains(a));
+                if !n.seq_lens.is_empty() || !n.agentic.is_empty() {
                     entries.push(n);
                 }
             }
@@ -139,4 +141,6 @@ fn same_header(a: &Entry, b: &Entry) -> bool {
         && a.schema == b.schema
         && a.multinode == b.multinode
         && a.disagg == b.disagg
+        && a.router == b.router
+        && a.kv_p2p_transfer == b.kv_p2p_transfer
 }

@@ -63,6 +63,20 @@ pub struct Filters {
     pub shape: RowShape,
     /// Accuracy-evaluation marking of schema-B rows.
     pub evals: Evals,
+    /// Schema B: only these scenario types (empty: all).
+    pub scenario_types: Vec<super::ix2026::ScenarioType>,
+    /// Schema B: single-node entries only (with `multi_node`, or neither: both).
+    pub single_node: bool,
+    /// Schema B: multinode entries only.
+    pub multi_node: bool,
+    /// Schema B `--all-evals`: evaluate every 8k1k fixed row and every agentic row.
+    pub all_evals: bool,
+    /// Schema B: expand each entry to the nodes of its label whose name contains this.
+    pub runner_node_filter: Option<String>,
+    /// Schema B: cap single-node fixed-seq-len `ep` at this.
+    pub max_ep: Option<u32>,
+    /// Add `recipe-fingerprint` to every row.
+    pub fingerprint: bool,
 }
 
 /// How schema-B rows get their `run-eval` flag (the 2026 generator's `--no-evals` /
@@ -94,6 +108,13 @@ impl Default for Filters {
             config_keys: vec![],
             shape: RowShape::Reference,
             evals: Evals::Mark,
+            scenario_types: vec![],
+            single_node: false,
+            multi_node: false,
+            all_evals: false,
+            runner_node_filter: None,
+            max_ep: None,
+            fingerprint: false,
         }
     }
 }
@@ -177,20 +198,23 @@ impl Filters {
                 }
             }
         }
-        if self.config_keys.is_empty() {
-            return Ok(None);
-        }
-        let mut b = GlobSetBuilder::new();
-        for p in &self.config_keys {
-            b.add(Glob::new(p).map_err(|e| SweepError::BadGlob {
-                pattern: p.clone(),
-                message: e.kind().to_string(),
-            })?);
-        }
-        b.build().map(Some).map_err(|e| SweepError::BadGlob {
-            pattern: self.config_keys.join(" "),
-            message: e.to_string(),
-        })
+        key_globs(&self.config_keys)
+    }
+
+    /// The schema-B-only options that are set, by flag name.
+    fn schema_b_only(&self) -> Vec<&'static str> {
+        [
+            ("--scenario-type", !self.scenario_types.is_empty()),
+            ("--single-node", self.single_node),
+            ("--multi-node", self.multi_node),
+            ("--all-evals", self.all_evals),
+            ("--runner-node-filter", self.runner_node_filter.is_some()),
+            ("--max-ep", self.max_ep.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| n)
+        .collect()
     }
 
     fn entry_matches(&self, e: &Entry, runners: Option<&Runners>, keys: Option<&GlobSet>) -> bool {
@@ -208,6 +232,24 @@ impl Filters {
             })
             && keys.is_none_or(|g| g.is_match(&e.key))
     }
+}
+
+/// `--config-keys` globs as one matcher (`None` when there are none).
+pub(super) fn key_globs(patterns: &[String]) -> Result<Option<GlobSet>, SweepError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| SweepError::BadGlob {
+            pattern: p.clone(),
+            message: e.kind().to_string(),
+        })?);
+    }
+    b.build().map(Some).map_err(|e| SweepError::BadGlob {
+        pattern: patterns.join(" "),
+        message: e.to_string(),
+    })
 }
 
 /// Concurrencies of one search-space item: start, ×step while ≤ end, and `end` itself when
@@ -237,17 +279,33 @@ fn first_conc(c: &Concurrency) -> u32 {
     }
 }
 
-/// Expand master configs (in argument order) into matrix rows.
+/// Expand master configs (in argument order) into matrix rows, as the generator of their
+/// schema does: schema-A files as the Nov-2025 `full-sweep`, schema-B files as the 2026
+/// generator's `full-sweep` (`Mode::Full`) or `test-config`. One call takes one schema.
 ///
-/// `runners` (and the file name it came from, for messages) is needed only for the
-/// runner-type filter. An empty result is an error naming the filters.
+/// `runners` (and the file name it came from, for messages) is needed for the runner-type
+/// filter and, in schema B, for node filters and agentic DRAM budgets. An empty schema-A
+/// result is an error naming the filters; schema B prints `[]` as its generator does.
 pub fn expand(
     configs: &[MasterConfig],
     f: &Filters,
     runners: Option<(&Runners, &str)>,
+    mode: &super::ix2026::Mode,
 ) -> Result<Vec<MatrixRow>, SweepError> {
-    let keys = f.validate(runners.map(|r| r.0), runners.map_or("", |r| r.1))?;
-    let runners = runners.map(|r| r.0);
+    let schema_of = |c: &MasterConfig| c.entries.first().map_or(Schema::A, |e| e.schema);
+    let b_files: Vec<&str> = configs
+        .iter()
+        .filter(|c| schema_of(c) == Schema::B)
+        .map(|c| c.file.as_str())
+        .collect();
+    if let Some(a) = configs.iter().find(|c| schema_of(c) == Schema::A) {
+        if let Some(b) = b_files.first() {
+            return Err(SweepError::Schema2026(format!(
+                "{} uses the Nov-2025 schema (`seq-len-configs`) but {b} the 2026 one (`scenarios`); their generators differ, so expand them separately",
+                a.file
+            )));
+        }
+    }
     let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for cfg in configs {
         for e in &cfg.entries {
@@ -260,6 +318,22 @@ pub fn expand(
             }
         }
     }
+    if !b_files.is_empty() {
+        return super::ix2026::expand(configs, f, runners, mode);
+    }
+    let only_b = f.schema_b_only();
+    if !only_b.is_empty() || matches!(mode, super::ix2026::Mode::TestConfig { .. }) {
+        return Err(SweepError::Schema2026(format!(
+            "{} only apply to 2026 (schema-B) configs; these files use the Nov-2025 schema",
+            if only_b.is_empty() {
+                "test-config".to_string()
+            } else {
+                only_b.join(", ")
+            }
+        )));
+    }
+    let keys = f.validate(runners.map(|r| r.0), runners.map_or("", |r| r.1))?;
+    let runners = runners.map(|r| r.0);
     let mut rows = vec![];
     for cfg in configs {
         for e in &cfg.entries {
@@ -287,6 +361,9 @@ pub fn expand(
     }
     if rows.is_empty() {
         return Err(SweepError::NoRows(f.describe()));
+    }
+    if f.fingerprint {
+        rows.iter_mut().for_each(MatrixRow::set_fingerprint);
     }
     Ok(rows)
 }
@@ -374,6 +451,8 @@ fn single_row(e: &Entry, isl: u32, osl: u32, s: &SearchSpace, conc: u32, f: &Fil
         disagg: b.then_some(false),
         run_eval: b.then_some(false),
         eval_only: None,
+        router: None,
+        recipe_fingerprint: None,
         config_key: ext.then(|| e.key.clone()),
         key_order: if f.test_mode && !b {
             KeyOrder::TestMode
@@ -409,8 +488,12 @@ fn multinode_row(
         exp_name: format!("{}_{}", e.model_prefix, seq_name(isl, osl)),
         disagg: e.disagg,
         run_eval: false,
+        router: None,
+        kv_p2p_transfer: None,
         eval_conc: None,
+        eval_all_concs: None,
         eval_only: None,
+        recipe_fingerprint: None,
         config_key: (shape == RowShape::Extended).then(|| e.key.clone()),
     }
 }
@@ -486,7 +569,7 @@ fn mark_evals(rows: &mut [MatrixRow]) {
                 m.run_eval = mn.contains_key(&i);
                 m.eval_conc = mn.get(&i).copied();
             }
-            MatrixRow::Single(_) => {}
+            MatrixRow::Single(_) | MatrixRow::Agentic(_) | MatrixRow::AgenticMultinode(_) => {}
         }
     }
 }

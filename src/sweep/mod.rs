@@ -4,12 +4,14 @@
 
 mod diff;
 mod expand;
+mod ix2026;
 mod matrix;
 
 pub use crate::pyjson::to_python_json;
 pub use diff::{changed_configs, changed_files, load_at_rev, with_changed_templates};
 pub use expand::{concurrencies, expand, seq_name, Evals, Filters, RowShape, SeqLenName};
-pub use matrix::{chunk, write_github_output, Chunked};
+pub use ix2026::{seq_name as seq_name_2026, Mode, ScenarioType};
+pub use matrix::{buckets, chunk, write_github_output, Buckets, Chunked};
 
 use crate::config::ConfigError;
 
@@ -40,6 +42,9 @@ pub enum SweepError {
         first: String,
         second: String,
     },
+    /// A 2026-schema rule or flag combination its generator refuses.
+    #[error("{0}")]
+    Schema2026(String),
     #[error("no rows match the filters: {0}")]
     NoRows(String),
     #[error("git: {0}")]

@@ -53,6 +53,25 @@ fn project_default_sweep_equals_fixtures() {
     }
 }
 
+/// The project's second sweep, `configs/2026/`, is InferenceX's `configs/` at 843c6254f: the
+/// files the 2026 goldens were recorded from.
+#[test]
+fn second_sweep_equals_2026_fixtures() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["amd-master.yaml", "nvidia-master.yaml", "runners.yaml"] {
+        let shipped = std::fs::read(root.join("configs/2026").join(f)).unwrap();
+        let fixture = std::fs::read(fixture("inferencex-2026-08").join(f)).unwrap();
+        assert_eq!(
+            shipped, fixture,
+            "{f}: configs/2026 and tests/fixtures differ"
+        );
+    }
+    for f in ["amd-master.yaml", "nvidia-master.yaml"] {
+        let m = MasterConfig::load(&root.join("configs/2026").join(f)).unwrap();
+        assert!(m.entries.iter().all(|e| e.schema == Schema::B));
+    }
+}
+
 #[test]
 fn schema_b_parses_all_shapes() {
     let m = MasterConfig::load(&fixture("schema-b/master.yaml")).unwrap();
@@ -258,6 +277,7 @@ fn schema_b_rows_carry_b_fields() {
 
 #[test]
 fn schema_b_rules() {
+    // The full rule set is in tests/it/schema2026.rs; these check this fixture's shapes.
     let b = std::fs::read_to_string(fixture("schema-b/master.yaml")).unwrap();
     for (from, to, want) in [
         (
@@ -269,27 +289,27 @@ fn schema_b_rules() {
         (
             "spec-decoding: mtp }",
             "spec-decoding: eagle }",
-            "`eagle` is not one of mtp, draft_model, none",
+            "`eagle` is not one of 'mtp', 'draft_model', 'none'",
         ),
         (
             "dcp-size: 2,",
             "dcp-size: 3,",
-            "tp 8 is not divisible by dcp-size 3",
+            "'tp' (8) must be divisible by 'dcp-size' (3)",
         ),
         (
             "conc-list: [4, 32, 128]",
             "conc-list: []",
-            "conc-list: list is empty",
+            "must specify either 'conc-list' list or both 'conc-start' and 'conc-end'.",
         ),
         (
             "conc-list: [4, 32, 128]",
-            "conc-list: [4], conc-start: 4",
-            "either `conc-list` or `conc-start`/`conc-end`",
+            "conc-list: [4], conc-start: 4, conc-end: 8",
+            "cannot specify both 'conc-list' list and 'conc-start'/'conc-end'",
         ),
         (
             "  multinode: true\n  disagg: true\n",
             "  multinode: false\n  disagg: true\n",
-            "`disagg: true` needs `multinode: true`",
+            "disagg: must be false for a single-node entry",
         ),
         (
             "          num-worker: 2\n",

@@ -3,8 +3,9 @@
 //! `tests/fixtures/golden/*.json` is what the reference generator
 //! (`utils/matrix-logic/generate_sweep_configs.py` at the commit whose configs equal our
 //! fixtures, 2025-11-29) printed for the command in the matching `.cmd` file, run in a
-//! directory holding the fixture configs. `schema-b/` holds the 2026 generator's output for a
-//! schema-B example. Our `expand` must print the same bytes.
+//! directory holding the fixture configs. `golden-2026/` holds the 2026 generator's
+//! (InferenceX 843c6254f) outputs for the configs of that commit, recorded by its
+//! `record.sh`. Our `expand` / `test-config` must print the same bytes.
 
 use crate::util::{fixture, scheduler};
 use std::path::Path;
@@ -13,11 +14,11 @@ use std::path::Path;
 fn check(name: &str, cwd: &Path, expected_dir: &Path, extra: &[&str]) {
     let cmd = std::fs::read_to_string(expected_dir.join(format!("{name}.cmd"))).unwrap();
     let mut words: Vec<&str> = cmd.split_whitespace().collect();
-    assert_eq!(
-        words[0], "full-sweep",
-        "{name}: only full-sweep commands are translated"
-    );
-    words[0] = "expand";
+    match words[0] {
+        "full-sweep" => words[0] = "expand",
+        "test-config" => {}
+        w => panic!("{name}: cannot translate `{w}`"),
+    }
     words.extend_from_slice(extra);
     let out = scheduler(&words, Some(cwd));
     assert!(
@@ -69,31 +70,33 @@ fn matches_reference_generator_nov_2025() {
     assert_eq!(full.as_array().unwrap().len(), 570);
 }
 
+/// Every `tests/fixtures/golden-2026/<name>.cmd` (a `full-sweep` or `test-config` command
+/// line of InferenceX's 2026 generator, recorded by `record.sh` there) against our
+/// `expand`/`test-config` run in the 2026 config directory; `fp_*` ones with
+/// `--fingerprint`, since their golden passed the rows through process_changelog's
+/// `recipe_fingerprint`.
 #[test]
-fn matches_reference_generator_2026_schema_b() {
-    let dir = fixture("golden/schema-b");
-    for (name, extra) in [
-        ("full_noevals", &["--no-evals"][..]),
-        ("full_evals", &[][..]),
-    ] {
-        let want = std::fs::read(dir.join(format!("{name}.json"))).unwrap();
-        let out = scheduler(
-            &["expand", "--config-files", "schemaB-example.yaml"]
-                .iter()
-                .chain(extra)
-                .copied()
-                .collect::<Vec<_>>(),
-            Some(&dir),
-        );
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&want),
-            "{name}"
-        );
+fn matches_reference_generator_2026() {
+    let cwd = fixture("inferencex-2026-08");
+    let golden = fixture("golden-2026");
+    let mut names: Vec<String> = std::fs::read_dir(&golden)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "cmd").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 20, "{names:?}");
+    for name in &names {
+        let extra: &[&str] = if name.starts_with("fp_") {
+            &["--fingerprint"]
+        } else {
+            &[]
+        };
+        check(name, &cwd, &golden, extra);
     }
+    let full: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(golden.join("full.json")).unwrap()).unwrap();
+    assert_eq!(full.as_array().unwrap().len(), 1820);
 }

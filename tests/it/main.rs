@@ -12,6 +12,7 @@ mod publish;
 mod real;
 mod report;
 mod scheduler;
+mod schema2026;
 mod sim;
 mod slurm;
 mod telemetry;
