@@ -367,8 +367,8 @@ fn write_requests(
     Ok(recs.len())
 }
 
-/// Resolves when the load phase is certain to fail and has gone on for `grace` since: more
-/// than 5 % of the timed requests failed, or every warmup did. A fast failure (a dead
+/// Resolves when the load phase is lost and has gone on for `grace` since: more than 5 % of
+/// the timed requests failed, or every warmup did and no timed request succeeded. A fast failure (a dead
 /// engine refuses connections at once) finishes within the grace and keeps its full
 /// results; a slow one (a slow-loris or hung engine, each request running into its
 /// timeout) is cut here instead of holding the job for hours.
@@ -377,9 +377,13 @@ async fn doomed(progress: Arc<Progress>, total: usize, warmups: usize, grace: Du
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let failed = progress.failed.load(Ordering::Relaxed) as usize;
+        let succeeded = (progress.done.load(Ordering::Relaxed) as usize).saturating_sub(failed);
         let warm_failed = progress.warmups_failed.load(Ordering::Relaxed) as usize;
-        let why = if warmups > 0 && warm_failed == warmups {
-            Some(format!("all {warmups} warmup requests failed"))
+        // Failed warmups alone condemn a run only until a timed request succeeds.
+        let why = if warmups > 0 && warm_failed == warmups && succeeded == 0 {
+            Some(format!(
+                "all {warmups} warmup requests failed and no timed request succeeded"
+            ))
         } else if failed as f64 > 0.05 * total as f64 {
             Some(format!(
                 "{failed} of {total} requests failed (more than 5 %)"
@@ -395,6 +399,7 @@ async fn doomed(progress: Arc<Progress>, total: usize, warmups: usize, grace: Du
                 )
             }
             (Some(_), None) => since = Some(std::time::Instant::now()),
+            (None, _) => since = None,
             _ => {}
         }
     }

@@ -799,6 +799,18 @@ fn a_slow_loris_engine_cannot_hold_the_job() {
     assert!(reqs.contains("request timed out after 2 s"), "{reqs}");
     assert_eq!(w.json(2, "status.json")["stage"], "load");
     assert_engines_gone(&o);
+
+    // With warmups (2 × CONC): every warmup runs into the timeout, no timed request gets
+    // through, and the phase is stopped a request timeout later.
+    let t = Instant::now();
+    let o = w.exec(2, &["--request-timeout", "2"]);
+    let e = assert_exit(&o, 13);
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(
+        e.contains("the load phase was stopped: all 4 warmup requests failed and no timed request succeeded and requests were still running 2 s later"),
+        "{e}"
+    );
+    assert_engines_gone(&o);
 }
 
 #[test]
