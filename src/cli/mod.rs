@@ -1,6 +1,7 @@
 //! Command-line front ends of the two binaries. They live in the library so the binaries stay
 //! a few lines and so tests can drive the same code paths.
 
+pub mod agentic;
 pub mod bench;
 pub mod exec;
 pub mod runner;

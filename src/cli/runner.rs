@@ -42,6 +42,13 @@ pub enum Cmd {
     /// that started it dies (started by `exec`/`batch`, never by hand).
     #[command(hide = true)]
     Supervise(crate::launch::supervise::SuperviseArgs),
+    /// Replay recorded coding-agent sessions (AgentX) against an endpoint, AIPerf-style, and
+    /// write AIPerf's artifacts (profile_export.jsonl, profile_export_aiperf.json).
+    Agentic(Box<super::agentic::AgenticArgs>),
+    /// Benchmark the agentic replay: corpus load time and memory, dispatch lateness.
+    AgenticBench(super::agentic::AgenticBenchArgs),
+    /// Write deterministic synthetic coding-agent traces in the Weka format (`traces.jsonl`).
+    AgenticSynth(super::agentic::SynthArgs),
 }
 
 /// Flags of `runner sim`.
@@ -71,6 +78,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Publish(args) => edge(crate::publish::cli::run(args)),
         Cmd::Bench(args) => super::bench::run(*args),
         Cmd::Eval(args) => edge(crate::accuracy::cli::run(*args)),
+        Cmd::Agentic(args) => super::agentic::run_agentic(*args),
+        Cmd::AgenticBench(args) => super::agentic::run_bench(args),
+        Cmd::AgenticSynth(args) => super::agentic::run_synth(args),
         Cmd::Exec(args) => super::exec::run_exec(args),
         Cmd::Batch(args) => super::exec::run_batch(args),
         Cmd::Supervise(args) => crate::launch::supervise::run(args),

@@ -149,9 +149,25 @@ impl Endpoint {
 
     /// Connect, send the POST and read the response head.
     pub async fn post(&self, body: &[u8]) -> Result<Response, Http1Error> {
+        self.post_with(&[], body).await
+    }
+
+    /// [`Endpoint::post`] with extra headers (names and values must be valid header text;
+    /// callers pass fixed names and generated ids).
+    pub async fn post_with(
+        &self,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, Http1Error> {
         let mut stream = self.connect().await?;
-        let mut req = Vec::with_capacity(self.head.len() + 32 + body.len());
+        let mut req = Vec::with_capacity(self.head.len() + 96 + body.len());
         req.extend_from_slice(&self.head);
+        for (k, v) in headers {
+            req.extend_from_slice(k.as_bytes());
+            req.extend_from_slice(b": ");
+            req.extend_from_slice(v.as_bytes());
+            req.extend_from_slice(b"\r\n");
+        }
         req.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
         req.extend_from_slice(body);
         stream.write_all(&req).await?;

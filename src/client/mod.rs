@@ -8,6 +8,7 @@
 //! time as bytes arrive ([`http1`]), streams are parsed without building JSON trees
 //! ([`sse`]), and nothing is locked per token.
 
+pub mod agentic;
 pub mod dataset;
 pub mod http1;
 pub mod load;

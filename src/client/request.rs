@@ -117,6 +117,13 @@ pub struct Outcome {
     /// When the request was sent (TTFT counts from here): puts its token times on the
     /// monotonic clock, so the self-test can pair them with an engine's send times.
     pub sent: Option<Instant>,
+    /// When the response head arrived (AIPerf's `request_ack_ns`).
+    pub ack: Option<Instant>,
+    /// When the response body ended (AIPerf's `request_end_ns`; the full-response ITL
+    /// counts to here, not to the last content chunk).
+    pub end: Option<Instant>,
+    /// `usage.prompt_tokens`, when the engine reported it (the agentic workload's ISL).
+    pub prompt_tokens: Option<u64>,
 }
 
 /// Longest error string kept per request.
@@ -195,9 +202,30 @@ pub struct Prepared {
 
 /// Send one request and time its stream.
 pub async fn send(client: &reqwest::Client, target: &Target, r: &Prepared) -> Outcome {
+    send_with(
+        client,
+        target,
+        r.body.clone(),
+        &[],
+        r.prompt_len,
+        r.output_len,
+    )
+    .await
+}
+
+/// Send a body with extra request headers (the agentic workload's `X-Correlation-ID`) and
+/// time its stream: the transport and timing every workload shares.
+pub async fn send_with(
+    client: &reqwest::Client,
+    target: &Target,
+    body: Bytes,
+    headers: &[(&str, &str)],
+    prompt_len: u32,
+    output_len: u32,
+) -> Outcome {
     let mut out = Outcome {
-        prompt_len: r.prompt_len,
-        itl: Vec::with_capacity(r.output_len as usize),
+        prompt_len,
+        itl: Vec::with_capacity(output_len as usize),
         ..Outcome::default()
     };
     let t = target.timeouts;
@@ -206,7 +234,7 @@ pub async fn send(client: &reqwest::Client, target: &Target, r: &Prepared) -> Ou
     let deadline = tokio::time::Instant::from_std(st + t.total);
     match tokio::time::timeout_at(
         deadline,
-        stream(client, target, r.body.clone(), st, &mut out),
+        stream(client, target, body, headers, st, &mut out),
     )
     .await
     {
@@ -276,10 +304,11 @@ async fn open(
     client: &reqwest::Client,
     target: &Target,
     body: Bytes,
+    headers: &[(&str, &str)],
 ) -> Result<(u16, Wire), String> {
     if let Some(ep) = &target.endpoint {
         let r = ep
-            .post(&body)
+            .post_with(headers, &body)
             .await
             .map_err(|e| format!("request failed: {}", error_chain(&e)))?;
         return Ok((r.status, Wire::Own(r)));
@@ -290,6 +319,9 @@ async fn open(
         .body(body);
     if let Some(k) = &target.api_key {
         req = req.bearer_auth(k);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let resp = req
         .send()
@@ -325,6 +357,9 @@ impl Timing<'_> {
         }
         match ev {
             Event::Token { text, usage } => {
+                if usage.is_some() {
+                    self.out.prompt_tokens = super::sse::prompt_tokens(line);
+                }
                 if self.first {
                     self.first = false;
                     self.out.ttft = (now - self.st).as_secs_f64();
@@ -337,7 +372,10 @@ impl Timing<'_> {
                     self.out.output_tokens = usage;
                 }
             }
-            Event::Usage(u) => self.out.output_tokens = Some(u),
+            Event::Usage(u) => {
+                self.out.output_tokens = Some(u);
+                self.out.prompt_tokens = super::sse::prompt_tokens(line);
+            }
             Event::Done => self.done = true,
             Event::Error(e) => self.failure = Some(format!("engine error in stream: {e}")),
             Event::Malformed(e) => self.failure = Some(format!("malformed stream chunk: {e}")),
@@ -350,13 +388,15 @@ async fn stream(
     client: &reqwest::Client,
     target: &Target,
     body: Bytes,
+    headers: &[(&str, &str)],
     st: Instant,
     out: &mut Outcome,
 ) -> Result<(), String> {
     let (t, chat) = (target.timeouts, target.chat);
-    let (status, mut wire) = tokio::time::timeout(t.stall, open(client, target, body))
+    let (status, mut wire) = tokio::time::timeout(t.stall, open(client, target, body, headers))
         .await
         .map_err(|_| format!("no response headers within {:.0} s", t.stall.as_secs_f64()))??;
+    out.ack = Some(Instant::now());
     if status != 200 {
         let mut text = Vec::new();
         let _ = tokio::time::timeout(t.stall, async {
@@ -434,6 +474,7 @@ async fn stream(
     }
     let end = if chat { tm.last_any } else { tm.last_token };
     out.latency = (end - st).as_secs_f64();
+    out.end = Some(last_data);
     out.success = true;
     Ok(())
 }

@@ -109,6 +109,24 @@ pub fn parse_line(line: &[u8]) -> Event<'_> {
     }
 }
 
+/// `usage.prompt_tokens` of a `data:` line: read once per request (from the line that
+/// carried the completion count), never per token.
+pub fn prompt_tokens(line: &[u8]) -> Option<u64> {
+    let data = line.trim_ascii().strip_prefix(b"data:")?.trim_ascii_start();
+    #[derive(serde::Deserialize)]
+    struct Usage {
+        prompt_tokens: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        usage: Option<Usage>,
+    }
+    serde_json::from_slice::<Chunk>(data)
+        .ok()?
+        .usage?
+        .prompt_tokens
+}
+
 /// A validating single-pass JSON reader for stream chunks.
 ///
 /// Per token the client needs three facts from a ~200-byte JSON object; building a tree (or

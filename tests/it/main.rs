@@ -2,6 +2,7 @@
 //! real binaries or the library against real files.
 
 mod accuracy;
+mod agentic;
 mod agentic_agg;
 mod client;
 mod config;

@@ -477,4 +477,97 @@ fn server_metrics_scraper_on_llama_server() {
         .unwrap()
         .values()
         .any(|m| m["type"] == "gauge"));
+
+/// The agentic replay against llama-server: multi-turn chat with the full growing message
+/// list, server-side token counts, subagent conversations, AIPerf's records.
+#[test]
+fn agentic_replay_against_real_llama_server() {
+    let Some(srv) = llama_server() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let traces = d.path().join("traces.jsonl");
+    let t = traces.display().to_string();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["agentic-synth", "--preset", "tiny", "--out", &t])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.path().join("art");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args([
+            "agentic",
+            "--url",
+            &format!("http://{}", srv.addr),
+            "--model",
+            "tiny",
+            "--tokenizer",
+            "infmax/embedded",
+            "--input-file",
+            &t,
+            "--concurrency",
+            "3",
+            "--benchmark-duration",
+            "8",
+            "--unsafe-override",
+            "--warmup-requests-per-lane",
+            "2",
+            "--max-context-length",
+            "4000",
+            "--min-metric-coverage",
+            "0",
+            "--output-artifact-dir",
+        ])
+        .arg(&out)
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        srv.log_text()
+    );
+    assert!(o.status.success(), "{log}");
+    let recs: Vec<Value> = std::fs::read_to_string(out.join("profile_export.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let prof: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["metadata"]["benchmark_phase"] == "profiling")
+        .collect();
+    assert!(prof.len() >= 5, "{} profiling records\n{log}", prof.len());
+    assert!(prof.iter().all(|r| r["error"].is_null()), "{log}");
+    // Server-side counts: OSL is exactly the trace's `out` (ignore_eos), ISL is the trace's
+    // `in` plus the cache-bust marker and the chat template.
+    let corpus = std::fs::read_to_string(&traces).unwrap();
+    let mut want: std::collections::HashMap<String, Vec<(u64, u64)>> = Default::default();
+    for l in corpus.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let rows = v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["type"] != "subagent")
+            .map(|r| (r["in"].as_u64().unwrap(), r["out"].as_u64().unwrap()))
+            .collect();
+        want.insert(v["id"].as_str().unwrap().to_string(), rows);
+    }
+    let mut checked = 0;
+    for r in &prof {
+        let cid = r["metadata"]["conversation_id"].as_str().unwrap();
+        if cid.contains("::") {
+            continue;
+        }
+        let (input, out) = want[cid][r["metadata"]["turn_index"].as_u64().unwrap() as usize];
+        let m = &r["metrics"];
+        assert_eq!(m["output_sequence_length"]["value"], out, "{r}");
+        let isl = m["input_sequence_length"]["value"].as_u64().unwrap();
+        assert!(
+            isl > input && isl <= input + 60,
+            "ISL {isl} vs in {input}: {r}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0);
 }

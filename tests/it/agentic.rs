@@ -1,0 +1,453 @@
+//! The AgentX trace replay (`runner agentic`, `runner agentic-synth`) against the simulated
+//! engine and real files: synthetic Weka traces, the hub-cache layout of the real corpus,
+//! AIPerf's artifacts, the live failure gate, context-overflow accounting.
+
+use infmax::sim::{Handle, Server, SimConfig};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Output};
+
+struct Sim {
+    handle: Handle,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn sim(cfg: SimConfig) -> Sim {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.block_on(Server::start_local(cfg)).unwrap();
+    Sim { handle, _rt: rt }
+}
+
+/// A fast exact-schedule sim with a context window large enough for the synthetic traces.
+fn fast_sim(max_model_len: u32) -> SimConfig {
+    let mut c = SimConfig::preset("exact").unwrap();
+    let x = c.exact.as_mut().unwrap();
+    x.ttft_ms = 2.0;
+    x.itl_ms = 0.5;
+    c.max_model_len = max_model_len;
+    c.model = "sim-model".into();
+    c
+}
+
+fn runner(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+    c.args(args).env_remove("OPENAI_API_KEY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `runner agentic-synth` into `path`.
+fn synth(path: &Path, extra: &[&str]) {
+    let p = path.display().to_string();
+    let mut args = vec!["agentic-synth", "--out", &p];
+    args.extend_from_slice(extra);
+    let o = runner(&args, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn records(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("profile_export.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn synthetic_traces_are_deterministic_weka() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a.jsonl"), d.path().join("b.jsonl"));
+    synth(&a, &[]);
+    synth(&b, &[]);
+    let (ta, tb) = (
+        std::fs::read_to_string(&a).unwrap(),
+        std::fs::read_to_string(&b).unwrap(),
+    );
+    assert_eq!(ta, tb, "same seed, same bytes");
+    let mut subagents = 0;
+    for line in ta.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        for k in [
+            "id",
+            "models",
+            "block_size",
+            "hash_id_scope",
+            "tool_tokens",
+            "system_tokens",
+        ] {
+            assert!(v.get(k).is_some(), "trace field {k}");
+        }
+        assert_eq!(v["block_size"], 64);
+        assert_eq!(v["hash_id_scope"], "local");
+        let reqs = v["requests"].as_array().unwrap();
+        assert!(
+            reqs[0].get("think_time").is_none(),
+            "first row has no think_time"
+        );
+        for r in reqs {
+            match r["type"].as_str().unwrap() {
+                "n" | "s" => {
+                    for k in ["t", "model", "in", "out", "hash_ids", "api_time"] {
+                        assert!(r.get(k).is_some(), "request field {k}");
+                    }
+                    let blocks = r["hash_ids"].as_array().unwrap().len() as u64;
+                    let input = r["in"].as_u64().unwrap();
+                    assert!(input <= blocks * 64 && input > (blocks - 1) * 64);
+                }
+                "subagent" => {
+                    subagents += 1;
+                    for k in [
+                        "agent_id",
+                        "subagent_type",
+                        "duration_ms",
+                        "total_tokens",
+                        "status",
+                        "requests",
+                    ] {
+                        assert!(r.get(k).is_some(), "subagent field {k}");
+                    }
+                }
+                t => panic!("row type {t}"),
+            }
+        }
+    }
+    assert!(subagents > 0);
+    let other = d.path().join("c.jsonl");
+    synth(&other, &["--seed", "7"]);
+    assert_ne!(ta, std::fs::read_to_string(&other).unwrap());
+}
+
+/// Run `runner agentic` against `url` with `traces`, artifacts into `out`.
+fn replay(url: &str, traces: &str, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let o = out.display().to_string();
+    let mut args = vec![
+        "agentic",
+        "--url",
+        url,
+        "--model",
+        "sim-model",
+        "--tokenizer",
+        "infmax/embedded",
+        "--output-artifact-dir",
+        &o,
+        "--unsafe-override",
+        "--random-seed",
+        "42",
+    ];
+    if !traces.is_empty() {
+        args.extend(["--input-file", traces]);
+    }
+    args.extend_from_slice(extra);
+    runner(&args, env)
+}
+
+#[test]
+fn replay_against_sim_writes_aiperf_artifacts() {
+    let d = tempfile::tempdir().unwrap();
+    let traces = d.path().join("traces.jsonl");
+    synth(&traces, &["--time-scale", "0.01"]);
+    let s = sim(fast_sim(1_100_000));
+    let out = d.path().join("art");
+    let o = replay(
+        &s.handle.url(),
+        &traces.display().to_string(),
+        &out,
+        &[
+            "--concurrency",
+            "4",
+            "--benchmark-duration",
+            "6",
+            "--warmup-requests-per-lane",
+            "2",
+            "--min-metric-coverage",
+            "0.5",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = records(&out);
+    let phases: BTreeSet<&str> = recs
+        .iter()
+        .map(|r| r["metadata"]["benchmark_phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, BTreeSet::from(["profiling", "warmup"]));
+    // Warmup: a primer and 2 one-token requests per lane.
+    let warm: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["metadata"]["benchmark_phase"] == "warmup")
+        .collect();
+    assert_eq!(warm.len(), 4 * 3, "primer + 2 warmups per lane");
+    assert!(warm
+        .iter()
+        .all(|r| r["metrics"]["output_sequence_length"]["value"] == 1));
+    let prof: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["metadata"]["benchmark_phase"] == "profiling" && r["error"].is_null())
+        .collect();
+    assert!(prof.len() > 20, "{} profiling records", prof.len());
+    // Every record has AIPerf's fields.
+    for r in &recs {
+        let m = &r["metadata"];
+        for k in [
+            "conversation_id",
+            "turn_index",
+            "x_correlation_id",
+            "request_start_ns",
+            "request_ack_ns",
+            "request_end_ns",
+            "benchmark_phase",
+            "was_cancelled",
+            "worker_id",
+        ] {
+            assert!(m.get(k).is_some(), "metadata.{k}");
+        }
+        assert_eq!(m["x_correlation_id"].as_str().unwrap().len(), 36);
+    }
+    for r in &prof {
+        let m = &r["metrics"];
+        for (k, unit) in [
+            ("time_to_first_token", "ms"),
+            ("request_latency", "ms"),
+            ("input_sequence_length", "tokens"),
+            ("output_sequence_length", "tokens"),
+        ] {
+            assert_eq!(m[k]["unit"], unit, "{k}");
+        }
+        let osl = m["output_sequence_length"]["value"].as_u64().unwrap();
+        if osl > 1 {
+            assert!(m["inter_token_latency"]["value"].as_f64().unwrap() > 0.0);
+            assert!(
+                m["full_response_inter_token_latency"]["value"]
+                    .as_f64()
+                    .unwrap()
+                    > 0.0
+            );
+        }
+        let (s0, e0) = (
+            r["metadata"]["request_start_ns"].as_u64().unwrap(),
+            r["metadata"]["request_end_ns"].as_u64().unwrap(),
+        );
+        assert!(e0 > s0);
+    }
+    // Subagents appear as their own conversations; correlation ids are stable per conversation.
+    assert!(recs.iter().any(|r| r["metadata"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .contains("::sa:")));
+    let mut xc: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for r in &recs {
+        let m = &r["metadata"];
+        let key = (
+            m["conversation_id"].as_str().unwrap().to_string(),
+            m["session_num"].as_u64().unwrap(),
+        );
+        let x = m["x_correlation_id"].as_str().unwrap().to_string();
+        let prev = xc.entry(key).or_insert_with(|| x.clone());
+        let _ = prev;
+    }
+    // ISL is the server's count: the trace's `in` plus the marker and chat template.
+    let corpus = std::fs::read_to_string(&traces).unwrap();
+    let mut ins: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for l in corpus.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        let tops = v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["type"] != "subagent")
+            .map(|r| r["in"].as_u64().unwrap())
+            .collect();
+        ins.insert(id, tops);
+    }
+    for r in &prof {
+        let cid = r["metadata"]["conversation_id"].as_str().unwrap();
+        if cid.contains("::") {
+            continue;
+        }
+        let turn = r["metadata"]["turn_index"].as_u64().unwrap() as usize;
+        let want = ins[cid][turn];
+        let isl = r["metrics"]["input_sequence_length"]["value"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            isl >= want && isl <= want + 40,
+            "{cid} turn {turn}: ISL {isl} vs in {want}"
+        );
+    }
+    let agg: Value =
+        serde_json::from_slice(&std::fs::read(out.join("profile_export_aiperf.json")).unwrap())
+            .unwrap();
+    let ok = prof.len() as u64;
+    assert_eq!(agg["request_count"]["avg"], ok);
+    assert_eq!(agg["metadata"]["scenario"], "inferencex-agentx-mvp");
+    assert_eq!(agg["metadata"]["submission_valid"], false, "6 s < 900 s");
+    let hit = &agg["theoretical_prefix_cache_hit"];
+    let (sum, count) = (hit["sum"].as_u64().unwrap(), hit["count"].as_u64().unwrap());
+    assert!(
+        count > 0 && sum > count / 2,
+        "growing contexts reuse most blocks: {sum}/{count}"
+    );
+}
+
+#[test]
+fn hub_cache_snapshot_layout_and_offline_error() {
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("hub");
+    let snap = cache.join("datasets--semianalysisai--cc-traces-weka-062126/snapshots/0123abcd");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(cache.join("datasets--semianalysisai--cc-traces-weka-062126/refs"))
+        .unwrap();
+    std::fs::write(
+        cache.join("datasets--semianalysisai--cc-traces-weka-062126/refs/main"),
+        "0123abcd",
+    )
+    .unwrap();
+    synth(
+        &snap.join("traces.jsonl"),
+        &["--time-scale", "0.01", "--traces", "4"],
+    );
+    let s = sim(fast_sim(1_100_000));
+    let out = d.path().join("art");
+    let c = cache.display().to_string();
+    let env = [("HF_HUB_CACHE", c.as_str()), ("HF_HUB_OFFLINE", "1")];
+    let o = replay(
+        &s.handle.url(),
+        "",
+        &out,
+        &[
+            "--public-dataset",
+            "semianalysis_cc_traces_weka_062126",
+            "--concurrency",
+            "2",
+            "--benchmark-duration",
+            "3",
+            "--min-metric-coverage",
+            "0",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("corpus: 4 traces"), "{}", text(&o));
+    let agg: Value =
+        serde_json::from_slice(&std::fs::read(out.join("profile_export_aiperf.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        agg["metadata"]["dataset"]["hf_dataset_name"],
+        "semianalysisai/cc-traces-weka-062126"
+    );
+    // The 256k variant is not cached: offline, the error names the download command.
+    let o = replay(
+        &s.handle.url(),
+        "",
+        &out,
+        &[
+            "--public-dataset",
+            "semianalysis_cc_traces_weka_062126_256k",
+            "--benchmark-duration",
+            "3",
+        ],
+        &env,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .contains("hf download --repo-type dataset semianalysisai/cc-traces-weka-062126-256k"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn failing_engine_trips_the_live_gate_and_overflow_is_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let traces = d.path().join("traces.jsonl");
+    synth(&traces, &["--time-scale", "0.01"]);
+    // Half the requests fail: the run stops early, exits non-zero, and still writes records.
+    let mut c = fast_sim(1_100_000);
+    c.faults.fail = Some(infmax::sim::config::FailFault {
+        rate: 0.5,
+        status: 500,
+    });
+    let s = sim(c);
+    let out = d.path().join("fail");
+    let o = replay(
+        &s.handle.url(),
+        &traces.display().to_string(),
+        &out,
+        &[
+            "--concurrency",
+            "2",
+            "--benchmark-duration",
+            "20",
+            "--warmup-requests-per-lane",
+            "0",
+            "--trajectory-start-min-ratio",
+            "0",
+            "--trajectory-start-max-ratio",
+            "0",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("failed-request threshold exceeded"),
+        "{}",
+        text(&o)
+    );
+    assert!(records(&out)
+        .iter()
+        .any(|r| r["error"]["type"] == "HTTPError"));
+    // A small context window: long turns overflow, end their conversations, and make the
+    // run not submission-valid; nothing else fails.
+    let s = sim(fast_sim(20_000));
+    let out = d.path().join("overflow");
+    let o = replay(
+        &s.handle.url(),
+        &traces.display().to_string(),
+        &out,
+        &[
+            "--concurrency",
+            "3",
+            "--benchmark-duration",
+            "4",
+            "--warmup-requests-per-lane",
+            "0",
+            "--trajectory-start-min-ratio",
+            "0",
+            "--trajectory-start-max-ratio",
+            "0",
+            "--failed-request-threshold",
+            "1",
+            "--min-metric-coverage",
+            "0",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = records(&out);
+    assert!(recs.iter().any(|r| r["error"]["type"] == "ContextOverflow"));
+    assert!(recs
+        .iter()
+        .all(|r| r["error"].is_null() || r["error"]["type"] == "ContextOverflow"));
+    let agg: Value =
+        serde_json::from_slice(&std::fs::read(out.join("profile_export_aiperf.json")).unwrap())
+            .unwrap();
+    let reasons = agg["metadata"]["submission_invalid_reasons"].to_string();
+    assert!(reasons.contains("context overflow rate"), "{reasons}");
+}
