@@ -230,12 +230,12 @@ fn replay_against_sim_writes_aiperf_artifacts() {
         }
         let osl = m["output_sequence_length"]["value"].as_u64().unwrap();
         if osl > 1 {
-            assert!(m["inter_token_latency"]["value"].as_f64().unwrap() > 0.0);
+            assert!(m["inter_token_latency"]["value"].as_f64().unwrap() >= 0.0);
             assert!(
                 m["full_response_inter_token_latency"]["value"]
                     .as_f64()
                     .unwrap()
-                    > 0.0
+                    >= 0.0
             );
         }
         let (s0, e0) = (
@@ -285,8 +285,10 @@ fn replay_against_sim_writes_aiperf_artifacts() {
         let isl = r["metrics"]["input_sequence_length"]["value"]
             .as_u64()
             .unwrap();
+        // The cache-bust marker, and the chat template: a few tokens per message (two per turn).
+        let overhead = 48 + 16 * (turn as u64 + 1);
         assert!(
-            isl >= want && isl <= want + 40,
+            isl >= want && isl <= want + overhead,
             "{cid} turn {turn}: ISL {isl} vs in {want}"
         );
     }
@@ -333,6 +335,8 @@ fn hub_cache_snapshot_layout_and_offline_error() {
         &[
             "--public-dataset",
             "semianalysis_cc_traces_weka_062126",
+            "--warmup-requests-per-lane",
+            "1",
             "--concurrency",
             "2",
             "--benchmark-duration",
@@ -415,7 +419,7 @@ fn failing_engine_trips_the_live_gate_and_overflow_is_counted() {
         .any(|r| r["error"]["type"] == "HTTPError"));
     // A small context window: long turns overflow, end their conversations, and make the
     // run not submission-valid; nothing else fails.
-    let s = sim(fast_sim(20_000));
+    let s = sim(fast_sim(6_000));
     let out = d.path().join("overflow");
     let o = replay(
         &s.handle.url(),

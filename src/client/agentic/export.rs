@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Wall-clock nanoseconds of a monotonic instant.
-fn wall_ns(res: &ReplayResult, t: Instant) -> u64 {
+pub fn wall_ns(res: &ReplayResult, t: Instant) -> u64 {
     let epoch = res.epoch.expect("replay epoch");
     let d = if t >= epoch {
         t.duration_since(epoch).as_nanos() as i128

@@ -229,11 +229,29 @@ pub async fn run(
     let corpus = Arc::new(corpus);
     let words = Arc::new(words);
     let rt = tokio::runtime::Handle::current();
-    // TODO(agentic-agg): start the Prometheus scraper on `cfg.server_metrics` here and
-    // finish it over the profiling window into `server_metrics_export.json`.
+    // Server metrics are scraped every 333 ms (AIPerf's rate) for the whole run and reduced
+    // to the profiling window.
+    let scraper = (!cfg.server_metrics.is_empty()).then(|| {
+        crate::telemetry::server_metrics::start(&cfg.server_metrics, Duration::from_millis(333))
+    });
     let res = tokio::task::spawn_blocking(move || replay::run(rc, corpus, words, rt, progress))
         .await
         .expect("replay scheduler thread")?;
+    if let Some(sc) = scraper {
+        let now = Instant::now();
+        let window = crate::telemetry::server_metrics::Window {
+            start_ns: export::wall_ns(&res, res.t0.unwrap_or(now)),
+            end_ns: export::wall_ns(&res, res.ended.unwrap_or(now)),
+        };
+        let path = cfg.out_dir.join("server_metrics_export.json");
+        let export = sc.finish(window).await;
+        std::fs::create_dir_all(&cfg.out_dir)
+            .and_then(|()| export.write(&path))
+            .map_err(|source| AgenticError::Write {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
     let (source_type, name) = cfg.source.describe();
     let loader = match &cfg.source {
         trace::TraceSource::Hub(h) => h

@@ -148,6 +148,8 @@ pub struct ReplayResult {
     /// Profiling window start and the last instant anything was accepted.
     pub t0: Option<Instant>,
     pub window_end: Option<Instant>,
+    /// When the replay stopped waiting (window end plus the grace it used).
+    pub ended: Option<Instant>,
     /// The monotonic instant that corresponds to `wall_epoch_ns`.
     pub epoch: Option<Instant>,
     pub wall_epoch_ns: u64,
@@ -1138,6 +1140,7 @@ pub fn run(
         }
     }
     s.res.t0 = s.t0;
+    s.res.ended = Some(now);
     if s.res.window_end.is_none() {
         s.res.window_end = Some(now);
     }
