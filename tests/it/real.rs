@@ -477,6 +477,7 @@ fn server_metrics_scraper_on_llama_server() {
         .unwrap()
         .values()
         .any(|m| m["type"] == "gauge"));
+}
 
 /// The agentic replay against llama-server: multi-turn chat with the full growing message
 /// list, server-side token counts, subagent conversations, AIPerf's records.
