@@ -69,6 +69,70 @@ pub struct SimArgs {
     /// Worker threads of the engine's runtime.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Metric names of `GET /metrics` and the KV-capacity line of the startup log
+    /// (overrides the config's `metrics-flavor`).
+    #[arg(long, value_enum)]
+    pub metrics_flavor: Option<crate::sim::metrics::Flavor>,
+    /// Longest prompt + completion accepted (overrides `max-model-len`).
+    #[arg(long)]
+    pub max_model_len: Option<u32>,
+    /// GPU KV pool in tokens: prefix-cache capacity and admission limit; 0 turns the KV model
+    /// off (overrides `kv-cache.gpu-tokens`).
+    #[arg(long)]
+    pub kv_cache_tokens: Option<u64>,
+    /// Add (or resize) the CPU offload tier, in tokens.
+    #[arg(long, conflicts_with = "offload_cpu_gb")]
+    pub offload_cpu_tokens: Option<u64>,
+    /// Add (or resize) the CPU offload tier, in GB of DRAM (10⁹ bytes; tokens = GB·10⁹ /
+    /// `kv-cache.offload.bytes-per-token`), as a launcher passes TOTAL_CPU_DRAM_GB.
+    #[arg(long)]
+    pub offload_cpu_gb: Option<f64>,
+    /// Time to load one token's KV from the offload tier, in ms.
+    #[arg(long)]
+    pub offload_load_ms_per_token: Option<f64>,
+}
+
+impl SimArgs {
+    /// Apply the flags that override the config.
+    fn apply(&self, c: &mut crate::sim::SimConfig) -> anyhow::Result<()> {
+        use crate::sim::config::{OffloadConfig, DEFAULT_KV_BYTES_PER_TOKEN};
+        if let Some(f) = self.metrics_flavor {
+            c.metrics_flavor = f;
+        }
+        if let Some(n) = self.max_model_len {
+            c.max_model_len = n;
+        }
+        if let Some(n) = self.kv_cache_tokens {
+            c.kv_cache.gpu_tokens = n;
+        }
+        let sized = self.offload_cpu_tokens.is_some() || self.offload_cpu_gb.is_some();
+        if sized || self.offload_load_ms_per_token.is_some() {
+            let o = c.kv_cache.offload.get_or_insert(OffloadConfig {
+                cpu_tokens: 0,
+                load_ms_per_token: 0.001,
+                bytes_per_token: DEFAULT_KV_BYTES_PER_TOKEN,
+            });
+            if let Some(t) = self.offload_cpu_tokens {
+                o.cpu_tokens = t;
+            }
+            if let Some(gb) = self.offload_cpu_gb {
+                anyhow::ensure!(
+                    gb.is_finite() && gb >= 0.0,
+                    "--offload-cpu-gb must be a finite number ≥ 0"
+                );
+                o.cpu_tokens = OffloadConfig::tokens_for_gb(gb, o.bytes_per_token);
+            }
+            if let Some(ms) = self.offload_load_ms_per_token {
+                o.load_ms_per_token = ms;
+            }
+            anyhow::ensure!(
+                sized || o.cpu_tokens > 0,
+                "--offload-load-ms-per-token needs an offload tier (--offload-cpu-tokens or --offload-cpu-gb, or kv-cache.offload in the config)"
+            );
+        }
+        c.validate()
+            .map_err(|(p, m)| anyhow::anyhow!("invalid sim settings: {p}: {m}"))
+    }
 }
 
 /// Run the parsed command line.
@@ -126,7 +190,7 @@ pub const SIM_CRASH_EXIT: u8 = 3;
 fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
     use crate::sim::{Exit, Server, SimConfig};
     use anyhow::Context;
-    let cfg = match (&args.preset, &args.config) {
+    let mut cfg = match (&args.preset, &args.config) {
         (_, Some(path)) => SimConfig::load(path)?,
         (Some(name), None) => SimConfig::preset(name).with_context(|| {
             format!(
@@ -137,6 +201,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         (None, None) => SimConfig::preset(crate::sim::config::DEFAULT_PRESET)
             .expect("the default preset exists"),
     };
+    args.apply(&mut cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()
@@ -154,6 +219,11 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
             None => format!("continuous batching (max batch {})", c.batching.max_batch),
         };
         tracing::info!("sim: serving {} on {} — {mode}", c.model, handle.url());
+        // The KV capacity line log parsers read (InferenceX's aggregation takes the GPU KV
+        // pool from it), in the flavor's words; on stderr, with the rest of the server log.
+        if let Some(line) = crate::sim::capacity_log_line(c) {
+            eprintln!("{line}");
+        }
         // Scripts read the address from stdout (useful with --port 0).
         println!("{}", handle.url());
         tokio::select! {

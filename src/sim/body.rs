@@ -3,6 +3,7 @@
 //! the per-request faults (cut, stall, slow-loris). One `Sleep` per stream, one reusable
 //! buffer per stream, one record handed over at the end.
 
+use super::metrics::Metrics;
 use super::model::Generator;
 use super::pacer::Pacer;
 use super::render::Shape;
@@ -43,6 +44,32 @@ pub(crate) struct RequestFaults {
     pub slow_loris: Option<Duration>,
 }
 
+/// A request the exact schedule serves, counted in the running gauges while it lives (the
+/// batching scheduler keeps its own).
+pub(crate) struct Live {
+    metrics: Arc<Metrics>,
+    kv_tokens: u64,
+}
+
+impl Live {
+    /// Count a request holding `kv_tokens` as running.
+    pub fn new(metrics: Arc<Metrics>, kv_tokens: u64) -> Self {
+        Metrics::add(&metrics.running, 1);
+        Metrics::add(&metrics.kv_used_tokens, kv_tokens);
+        Live { metrics, kv_tokens }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.metrics.running.fetch_sub(1, Relaxed);
+        self.metrics
+            .kv_used_tokens
+            .fetch_sub(self.kv_tokens, Relaxed);
+    }
+}
+
 /// The stream was cut on purpose (fault injection).
 #[derive(Debug, thiserror::Error)]
 #[error("stream cut by fault injection")]
@@ -76,6 +103,14 @@ pub(crate) struct GenBody {
     buf: BytesMut,
     recorder: Arc<Recorder>,
     record: Option<RequestRecord>,
+    /// Where the response's end is counted (tokens generated, finish reason).
+    metrics: Arc<Metrics>,
+    /// Whether EOS ends the output (else the token limit does).
+    stopped: bool,
+    /// The end is counted already.
+    counted: bool,
+    /// Held while the response lives (exact schedule only).
+    _live: Option<Live>,
 }
 
 impl GenBody {
@@ -90,10 +125,14 @@ impl GenBody {
         recorder: Arc<Recorder>,
         id: u64,
         arrival: Instant,
+        record_hash: u64,
+        metrics: Arc<Metrics>,
+        stopped: bool,
+        live: Option<Live>,
     ) -> Self {
         let record = recorder.enabled.then(|| RequestRecord {
             id,
-            prompt_hash: super::model::prompt_hash(0, &shape.prompt),
+            prompt_hash: record_hash,
             stream,
             arrival_ns: recorder.ns(arrival.into_std()),
             send_ns: Vec::with_capacity(if stream { shape.n_out as usize } else { 1 }),
@@ -126,6 +165,10 @@ impl GenBody {
             buf: BytesMut::with_capacity(512),
             recorder,
             record,
+            metrics,
+            stopped,
+            counted: false,
+            _live: live,
         }
     }
 
@@ -182,6 +225,22 @@ impl GenBody {
     }
 
     fn finish(&mut self, finished: bool) {
+        if !self.counted {
+            self.counted = true;
+            let m = &self.metrics;
+            let n = if finished {
+                self.shape.n_out
+            } else {
+                self.sent
+            };
+            Metrics::add(&m.generation_tokens, u64::from(n));
+            let c = match (finished, self.stopped) {
+                (false, _) => &m.aborted,
+                (true, true) => &m.finished_stop,
+                (true, false) => &m.finished_length,
+            };
+            Metrics::add(c, 1);
+        }
         if let Some(mut r) = self.record.take() {
             r.finished = finished;
             self.recorder.push(r);

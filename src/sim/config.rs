@@ -3,6 +3,7 @@
 //! file may start from one and override any field, parsed strictly (unknown keys and bad
 //! types are errors with file:line:col) like every other config in infmax.
 
+use super::metrics::Flavor;
 use crate::config::{parse_yaml, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ pub const DEFAULT_MODEL: &str = "infmax/sim";
 pub const DEFAULT_PRESET: &str = "b200-dsr1";
 
 /// Names of the built-in presets, for help texts and errors.
-pub const PRESETS: &[&str] = &["b200-dsr1", "tiny", "exact"];
+pub const PRESETS: &[&str] = &["b200-dsr1", "agentic", "tiny", "exact"];
 
 /// A complete simulated-engine configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,8 +42,69 @@ pub struct SimConfig {
     pub exact: Option<ExactTiming>,
     /// The continuous-batching latency model used when `exact` is not set.
     pub batching: BatchTiming,
+    /// The KV cache: prefix caching, the memory that limits admission, the offload tier.
+    pub kv_cache: KvCacheConfig,
+    /// Whose metric names `GET /metrics` uses (and which KV-capacity line the startup log
+    /// prints).
+    pub metrics_flavor: Flavor,
     /// Injected faults; all off by default.
     pub faults: Faults,
+}
+
+/// The KV cache model (see `sim::kvcache`): a block-level prefix cache with LRU eviction on
+/// the GPU KV pool, and optionally a CPU offload tier behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct KvCacheConfig {
+    /// GPU KV pool in tokens (what vLLM logs as "GPU KV cache size", SGLang as
+    /// `max_total_num_tokens`): the prefix cache's capacity, and admission waits while the
+    /// running requests' prompts and outputs would not fit. 0 = not modelled (no prefix
+    /// caching, no memory limit).
+    pub gpu_tokens: u64,
+    /// Tokens per cache block; only full blocks are cached (vLLM's `--block-size`,
+    /// SGLang's `--page-size`).
+    pub block_tokens: u32,
+    /// The CPU offload tier, if any.
+    pub offload: Option<OffloadConfig>,
+}
+
+/// A second, larger LRU level behind the GPU pool (vLLM's CPU offloading connectors,
+/// SGLang's HiCache host pool). Computed blocks are written through to it; a prompt's blocks
+/// found there after its GPU hit are loaded back instead of prefilled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OffloadConfig {
+    /// Capacity in tokens.
+    pub cpu_tokens: u64,
+    /// Time to load one token's KV back onto the GPU (cheaper than prefilling it). The
+    /// request waits for its load without holding up the other requests' steps.
+    #[serde(default = "default_load_ms")]
+    pub load_ms_per_token: f64,
+    /// KV bytes per token, for the offload byte counters and for sizing the tier from a
+    /// DRAM budget in GB.
+    #[serde(default = "default_kv_bytes")]
+    pub bytes_per_token: u64,
+}
+
+/// Load cost of the offload tier unless configured: 1 µs per token (about 35 KB of KV at
+/// 35 GB/s), 18× cheaper than the b200 preset's prefill.
+fn default_load_ms() -> f64 {
+    0.001
+}
+
+/// KV bytes per token unless configured: DeepSeek-R1's MLA cache in FP8
+/// (61 layers × (512 + 64) bytes).
+pub const DEFAULT_KV_BYTES_PER_TOKEN: u64 = 35_136;
+
+fn default_kv_bytes() -> u64 {
+    DEFAULT_KV_BYTES_PER_TOKEN
+}
+
+impl OffloadConfig {
+    /// A tier of `gb` gigabytes (10⁹ bytes) at this config's bytes per token.
+    pub fn tokens_for_gb(gb: f64, bytes_per_token: u64) -> u64 {
+        (gb * 1e9 / bytes_per_token.max(1) as f64) as u64
+    }
 }
 
 /// Fixed per-request timing, independent of load.
@@ -169,7 +231,29 @@ struct SimConfigFile {
     record_schedule: Option<bool>,
     exact: Option<ExactTiming>,
     batching: Option<BatchTimingFile>,
+    kv_cache: Option<KvCacheFile>,
+    metrics_flavor: Option<Flavor>,
     faults: Option<Faults>,
+}
+
+/// KV cache overrides: fields left out keep the preset's value; `offload` replaces the
+/// preset's tier (`offload: null` removes it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct KvCacheFile {
+    gpu_tokens: Option<u64>,
+    block_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    offload: Option<Option<OffloadConfig>>,
+}
+
+/// A field that may be given as `null` (Some(None)) apart from left out (None).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Batching overrides: fields left out keep the preset's value.
@@ -186,8 +270,9 @@ struct BatchTimingFile {
 
 impl SimConfig {
     /// A built-in preset by name: `b200-dsr1` (a latency curve shaped like DeepSeek-R1 FP4
-    /// on 8×B200 with vLLM), `tiny` (fast batching model for tests and demos) or `exact`
-    /// (exact schedule, TTFT 50 ms, ITL 2 ms: the load client's benchmark).
+    /// on 8×B200 with vLLM), `agentic` (the same engine at the model's native 1M-token
+    /// context, for multi-turn agentic replay), `tiny` (fast batching model for tests and
+    /// demos) or `exact` (exact schedule, TTFT 50 ms, ITL 2 ms: the load client's benchmark).
     pub fn preset(name: &str) -> Option<SimConfig> {
         // Fitted to the B200 DSR1 FP4 baseline (tp 8): median TPOT ≈ 4.07 + 1.62·√conc ms
         // (7.4 ms at conc 4, 17 ms at conc 64) and ~0.018 ms per prefill token, which
@@ -209,9 +294,20 @@ impl SimConfig {
                 step_per_prefill_token_ms: 0.018,
                 tp: 8,
             },
+            // A B200 node's KV pool for DSR1 FP4 at tp 8 is a few million tokens.
+            kv_cache: KvCacheConfig {
+                gpu_tokens: 3_000_000,
+                block_tokens: 64,
+                offload: None,
+            },
+            metrics_flavor: Flavor::Vllm,
             faults: Faults::default(),
         };
         match name {
+            "agentic" => Some(SimConfig {
+                max_model_len: 1_048_576,
+                ..b200
+            }),
             "b200-dsr1" => Some(b200),
             "tiny" => Some(SimConfig {
                 startup_delay_ms: 0,
@@ -223,6 +319,10 @@ impl SimConfig {
                     step_per_prefill_token_ms: 0.0005,
                     tp: 1,
                 },
+                kv_cache: KvCacheConfig {
+                    gpu_tokens: 1_000_000,
+                    ..b200.kv_cache
+                },
                 ..b200
             }),
             "exact" => Some(SimConfig {
@@ -232,6 +332,11 @@ impl SimConfig {
                     ttft_ms: 50.0,
                     itl_ms: 2.0,
                 }),
+                // The client's benchmark: nothing beyond the schedule on its path.
+                kv_cache: KvCacheConfig {
+                    gpu_tokens: 0,
+                    ..b200.kv_cache
+                },
                 ..b200
             }),
             _ => None,
@@ -291,6 +396,12 @@ impl SimConfig {
             );
             set!(c.batching.tp, b.tp);
         }
+        if let Some(k) = f.kv_cache {
+            set!(c.kv_cache.gpu_tokens, k.gpu_tokens);
+            set!(c.kv_cache.block_tokens, k.block_tokens);
+            set!(c.kv_cache.offload, k.offload);
+        }
+        set!(c.metrics_flavor, f.metrics_flavor);
         set!(c.faults, f.faults);
         c.validate()
             .map_err(|(path, msg)| ConfigError::invalid(file, "sim", path, msg))?;
@@ -337,6 +448,21 @@ impl SimConfig {
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return err(p, "must be a finite number ≥ 0");
+            }
+        }
+        let k = &self.kv_cache;
+        if k.block_tokens == 0 {
+            return err("kv-cache.block-tokens", "must be at least 1");
+        }
+        if let Some(o) = &k.offload {
+            if !(o.load_ms_per_token >= 0.0 && o.load_ms_per_token.is_finite()) {
+                return err(
+                    "kv-cache.offload.load-ms-per-token",
+                    "must be a finite number ≥ 0",
+                );
+            }
+            if o.bytes_per_token == 0 {
+                return err("kv-cache.offload.bytes-per-token", "must be at least 1");
             }
         }
         let f = &self.faults;

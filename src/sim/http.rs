@@ -2,13 +2,15 @@
 //! JSON 400s, and wiring each generation request to its timing source and faults.
 
 use super::batch::{self, Job};
-use super::body::{Clock, GenBody, RequestFaults};
+use super::body::{Clock, GenBody, Live, RequestFaults};
 use super::config::{selected, ExactTiming, SimConfig};
+use super::kvcache::{block_hashes, KvModel};
+use super::metrics::{Metrics, Static};
 use super::model::{prompt_hash, Generator};
 use super::pacer::Pacer;
 use super::render::{error_body, Kind, Shape};
 use super::schedule::Recorder;
-use super::tokenizer::{chatml, Vocab};
+use super::tokenizer::{ChatEncoder, Vocab};
 use super::Exit;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -20,13 +22,18 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// Request bodies up to this size are parsed (and their prompts tokenized) inline.
 const TOKENIZE_INLINE_MAX: usize = 2048;
+
+/// Tokens of chat messages the engine remembers the tokenization of (about 32 MiB of ids):
+/// enough for every live conversation of a high-concurrency agentic replay to cost only its
+/// newest messages.
+const MESSAGE_CACHE_TOKENS: usize = 8 << 20;
 
 /// State shared by every request.
 pub(crate) struct Engine {
@@ -43,12 +50,25 @@ pub(crate) struct Engine {
     pub stop: watch::Sender<Option<Exit>>,
     /// Distinguishes this engine's response ids.
     pub nonce: u64,
+    /// Chat conversations to token ids, message by message.
+    pub chat: ChatEncoder,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
+    /// The fixed part of `/metrics`.
+    pub metrics_static: Static,
+    /// Whether prompts are cut into cache blocks (the KV cache is modelled), and their size.
+    pub block: Option<u32>,
 }
 
 /// The engine's timing mode, with what runs it.
 pub(crate) enum Source {
-    /// Every token on a fixed schedule; the pacer wakes each stream on time.
-    Exact { timing: ExactTiming, pacer: Pacer },
+    /// Every token on a fixed schedule; the pacer wakes each stream on time. The KV cache is
+    /// consulted for `/metrics` only: the schedule does not depend on it.
+    Exact {
+        timing: ExactTiming,
+        pacer: Pacer,
+        kv: Box<Mutex<KvModel>>,
+    },
     /// The continuous-batching scheduler sends one message per token.
     Batched(mpsc::UnboundedSender<Job>),
 }
@@ -62,14 +82,28 @@ impl Engine {
         stop: watch::Sender<Option<Exit>>,
     ) -> std::io::Result<Self> {
         let recorder = Arc::new(Recorder::new(cfg.record_schedule));
+        let metrics = Arc::new(Metrics::default());
+        let kv = KvModel::new(&cfg.kv_cache, metrics.clone());
+        let block = kv.caching().then(|| kv.block());
         let source = match &cfg.exact {
             Some(timing) => Source::Exact {
                 timing: timing.clone(),
                 pacer: Pacer::start()?,
+                kv: Box::new(Mutex::new(kv)),
             },
-            None => Source::Batched(batch::spawn(cfg.batching.clone())),
+            None => Source::Batched(batch::spawn(cfg.batching.clone(), kv, metrics.clone())),
+        };
+        let metrics_static = Static {
+            flavor: cfg.metrics_flavor,
+            model: cfg.model.clone(),
+            gpu_tokens: cfg.kv_cache.gpu_tokens,
+            cpu_tokens: cfg.kv_cache.offload.as_ref().map(|o| o.cpu_tokens),
         };
         Ok(Engine {
+            chat: ChatEncoder::new(vocab.clone(), MESSAGE_CACHE_TOKENS),
+            metrics,
+            metrics_static,
+            block,
             ready_at: Instant::now() + Duration::from_millis(cfg.startup_delay_ms),
             nonce: super::model::mix(cfg.seed ^ recorder.epoch_monotonic_ns),
             cfg,
@@ -94,6 +128,7 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat))
         .route("/tokenize", post(tokenize))
+        .route("/metrics", get(metrics))
         .route("/sim/schedule", get(schedule))
         .fallback(|| async { error(404, "no such endpoint") })
         .layer(DefaultBodyLimit::max(256 << 20))
@@ -131,6 +166,17 @@ async fn models(State(e): State<Arc<Engine>>) -> Response {
         "id": e.cfg.model, "object": "model", "created": unix_now(), "owned_by": "infmax",
         "root": e.cfg.model, "parent": null, "max_model_len": e.cfg.max_model_len,
     }]}))
+}
+
+async fn metrics(State(e): State<Arc<Engine>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        e.metrics.render(&e.metrics_static),
+    )
+        .into_response()
 }
 
 async fn schedule(
@@ -259,12 +305,13 @@ fn check_model(e: &Engine, model: &Option<String>) -> Result<(), Reject> {
     }
 }
 
-fn messages_text(messages: &[Message]) -> Result<String, Reject> {
-    let mut v = Vec::with_capacity(messages.len());
+/// A conversation's token ids (ChatML, assistant turn opened), message by message through
+/// the engine's cache.
+fn messages_tokens(e: &Engine, messages: &[Message]) -> Result<Vec<u32>, Reject> {
+    let mut joined: Vec<Option<String>> = Vec::with_capacity(messages.len());
     for m in messages {
         let content = match &m.content {
-            None => String::new(),
-            Some(Content::Text(s)) => s.clone(),
+            None | Some(Content::Text(_)) => None,
             Some(Content::Parts(parts)) => {
                 let mut s = String::new();
                 for p in parts {
@@ -279,12 +326,26 @@ fn messages_text(messages: &[Message]) -> Result<String, Reject> {
                     }
                     s.push_str(&p.text);
                 }
-                s
+                Some(s)
             }
         };
-        v.push((m.role.clone(), content));
+        joined.push(content);
     }
-    Ok(chatml(&v))
+    let v: Vec<(&str, &str)> = messages
+        .iter()
+        .zip(&joined)
+        .map(|(m, j)| {
+            let c = match (&m.content, j) {
+                (_, Some(s)) => s.as_str(),
+                (Some(Content::Text(s)), None) => s.as_str(),
+                _ => "",
+            };
+            (m.role.as_str(), c)
+        })
+        .collect();
+    e.chat
+        .encode(&v)
+        .map_err(|m| reject(400, &format!("cannot tokenize prompt: {m}")))
 }
 
 /// What a generation request asks for, once parsed.
@@ -362,7 +423,7 @@ fn chat_ask(e: &Engine, body: &[u8]) -> Result<Ask, Reject> {
     if r.messages.is_empty() {
         return Err(reject(400, "messages must not be empty"));
     }
-    let prompt = encode(e, &messages_text(&r.messages)?)?;
+    let prompt = messages_tokens(e, &r.messages)?;
     let opts = stream_options(r.stream, r.stream_options)?;
     let max_tokens = r.max_completion_tokens.or(r.max_tokens).unwrap_or(16);
     if max_tokens == 0 {
@@ -377,6 +438,56 @@ fn chat_ask(e: &Engine, body: &[u8]) -> Result<Ask, Reject> {
         ignore_eos: r.ignore_eos,
         echo: false,
         logprobs: None,
+    })
+}
+
+/// A parsed, validated request with the hashes its prompt is known by.
+struct Prepared {
+    ask: Ask,
+    /// Chained hashes of the prompt's full cache blocks (empty when the cache is off).
+    blocks: Vec<u64>,
+    /// The prompt's hash under the engine's seed (the output's generator).
+    gen_hash: u64,
+    /// The prompt's hash under seed 0 (the schedule record), 0 when not recording.
+    record_hash: u64,
+}
+
+/// Parse and validate a generation request and hash its prompt: every step whose cost grows
+/// with the prompt, so that a long one runs them together off the async threads.
+fn prepare(
+    e: &Engine,
+    body: &[u8],
+    ask: fn(&Engine, &[u8]) -> Result<Ask, Reject>,
+) -> Result<Prepared, Reject> {
+    let a = ask(e, body)?;
+    if a.prompt.is_empty() {
+        return Err(reject(400, "the prompt must not be empty"));
+    }
+    let vocab_len = e.vocab.len() as u32;
+    if let Some(bad) = a.prompt.iter().find(|&&t| t >= vocab_len) {
+        return Err(reject(
+            400,
+            &format!("token id {bad} is out of vocabulary (size {vocab_len})"),
+        ));
+    }
+    let total = a.prompt.len() as u64 + u64::from(a.max_tokens);
+    if total > u64::from(e.cfg.max_model_len) {
+        return Err(reject(400, &format!(
+            "This model's maximum context length is {} tokens. However, you requested {} tokens ({} in the messages, {} in the completion). Please reduce the length of the messages or completion.",
+            e.cfg.max_model_len, total, a.prompt.len(), a.max_tokens
+        )));
+    }
+    Ok(Prepared {
+        blocks: e
+            .block
+            .map_or_else(Vec::new, |b| block_hashes(&a.prompt, b)),
+        gen_hash: prompt_hash(e.cfg.seed, &a.prompt),
+        record_hash: if e.recorder.enabled {
+            prompt_hash(0, &a.prompt)
+        } else {
+            0
+        },
+        ask: a,
     })
 }
 
@@ -415,52 +526,55 @@ async fn generate(
         }
         return r;
     }
-    // Tokenizing a long text prompt takes milliseconds (BPE on unusual words); keep it off
-    // the thread that sends tokens on schedule. The schedule counts from `arrival`.
+    // Tokenizing a long text prompt takes milliseconds (BPE on unusual words), hashing a
+    // long one's blocks a fraction of one; keep both off the thread that sends tokens on
+    // schedule. The schedule counts from `arrival`.
     let parsed = if body.len() > TOKENIZE_INLINE_MAX {
         let e2 = e.clone();
-        match tokio::task::spawn_blocking(move || ask(&e2, &body)).await {
+        match tokio::task::spawn_blocking(move || prepare(&e2, &body, ask)).await {
             Ok(r) => r,
             Err(_) => return error(500, "request parsing failed"),
         }
     } else {
-        ask(&e, &body)
+        prepare(&e, &body, ask)
     };
-    let a = match parsed {
-        Ok(a) => a,
+    let Prepared {
+        ask: mut a,
+        blocks,
+        gen_hash,
+        record_hash,
+    } = match parsed {
+        Ok(p) => p,
         Err(r) => return *r,
     };
-    if a.prompt.is_empty() {
-        return error(400, "the prompt must not be empty");
-    }
-    let vocab_len = e.vocab.len() as u32;
-    if let Some(bad) = a.prompt.iter().find(|&&t| t >= vocab_len) {
-        return error(
-            400,
-            &format!("token id {bad} is out of vocabulary (size {vocab_len})"),
-        );
-    }
-    let total = a.prompt.len() as u64 + u64::from(a.max_tokens);
-    if total > u64::from(e.cfg.max_model_len) {
-        return error(400, &format!(
-            "This model's maximum context length is {} tokens. However, you requested {} tokens ({} in the messages, {} in the completion). Please reduce the length of the messages or completion.",
-            e.cfg.max_model_len, total, a.prompt.len(), a.max_tokens
-        ));
-    }
-    let gen = Generator::new(e.vocab.clone(), prompt_hash(e.cfg.seed, &a.prompt));
+    let prompt_len = a.prompt.len() as u32;
+    let gen = Generator::new(e.vocab.clone(), gen_hash);
     let (n_out, stopped) = gen.output_len(a.max_tokens, a.ignore_eos, e.cfg.mean_output_tokens);
+    let mut live = None;
     let clock = match &e.source {
-        Source::Exact { timing, pacer } => Clock::Exact {
-            first: arrival + Duration::from_secs_f64(timing.ttft_ms / 1000.0),
-            itl: Duration::from_secs_f64(timing.itl_ms / 1000.0),
-            pacer: pacer.clone(),
-            armed: None,
-        },
+        Source::Exact { timing, pacer, kv } => {
+            {
+                let mut kv = kv.lock().expect("kv lock");
+                kv.admit(&blocks, prompt_len);
+                kv.prefilled(&blocks);
+            }
+            live = Some(Live::new(
+                e.metrics.clone(),
+                u64::from(prompt_len) + u64::from(n_out),
+            ));
+            Clock::Exact {
+                first: arrival + Duration::from_secs_f64(timing.ttft_ms / 1000.0),
+                itl: Duration::from_secs_f64(timing.itl_ms / 1000.0),
+                pacer: pacer.clone(),
+                armed: None,
+            }
+        }
         Source::Batched(b) => {
             let (tx, rx) = mpsc::unbounded_channel();
             if n_out > 0 {
                 let job = Job {
-                    prompt_len: a.prompt.len() as u32,
+                    prompt_len,
+                    blocks,
                     n_out,
                     tx,
                 };
@@ -497,7 +611,13 @@ async fn generate(
         id: format!("{prefix}-{:016x}{n:016x}", e.nonce),
         created: unix_now(),
         model: e.cfg.model.clone(),
-        prompt: a.prompt,
+        // Only the completions API's echo and logprobs read the prompt back; a chat
+        // request's (possibly huge) prompt is not kept for the whole response.
+        prompt: match a.kind {
+            Kind::Completion => std::mem::take(&mut a.prompt),
+            Kind::Chat => Vec::new(),
+        },
+        prompt_len,
         n_out,
         finish_reason: if stopped { "stop" } else { "length" },
         include_usage: a.include_usage,
@@ -518,6 +638,10 @@ async fn generate(
         e.recorder.clone(),
         n,
         arrival,
+        record_hash,
+        e.metrics.clone(),
+        stopped,
+        live,
     );
     let ct = if stream {
         "text/event-stream; charset=utf-8"
@@ -540,19 +664,23 @@ async fn tokenize(State(e): State<Arc<Engine>>, body: Bytes) -> Response {
     }
     let text = match (r.prompt, r.messages) {
         (Some(p), None) => p,
-        (None, Some(m)) => match messages_text(&m) {
-            Ok(t) => t,
+        (None, Some(m)) => match messages_tokens(&e, &m) {
+            Ok(t) => return tokens_response(&e, t),
             Err(r) => return *r,
         },
         _ => return error(400, "give exactly one of `prompt` and `messages`"),
     };
     match encode(&e, &text) {
-        Ok(tokens) => json_response(json!({
-            "count": tokens.len(), "max_model_len": e.cfg.max_model_len,
-            "tokens": tokens, "token_strs": null,
-        })),
+        Ok(tokens) => tokens_response(&e, tokens),
         Err(r) => *r,
     }
+}
+
+fn tokens_response(e: &Engine, tokens: Vec<u32>) -> Response {
+    json_response(json!({
+        "count": tokens.len(), "max_model_len": e.cfg.max_model_len,
+        "tokens": tokens, "token_strs": null,
+    }))
 }
 
 fn unix_now() -> u64 {

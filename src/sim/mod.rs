@@ -15,6 +15,8 @@ mod batch;
 mod body;
 pub mod config;
 mod http;
+pub mod kvcache;
+pub mod metrics;
 pub mod model;
 mod pacer;
 mod render;
@@ -221,6 +223,55 @@ impl Drop for Handle {
     }
 }
 
+/// The startup log line that states the KV pool the way the configured flavor's engine does
+/// (vLLM: `GPU KV cache size: N tokens`; SGLang: `max_total_num_tokens=N, …`), or `None`
+/// when the KV cache is not modelled.
+pub fn capacity_log_line(c: &SimConfig) -> Option<String> {
+    let k = &c.kv_cache;
+    if k.gpu_tokens == 0 {
+        return None;
+    }
+    let host = k.offload.as_ref().map(|o| o.cpu_tokens);
+    Some(match c.metrics_flavor {
+        metrics::Flavor::Vllm => {
+            let mut s = format!(
+                "INFO [kv_cache_utils.py] GPU KV cache size: {} tokens",
+                thousands(k.gpu_tokens)
+            );
+            if let Some(h) = host {
+                s.push_str(&format!(
+                    "\nINFO [sim] CPU offload tier: {} tokens",
+                    thousands(h)
+                ));
+            }
+            s
+        }
+        metrics::Flavor::Sglang => {
+            let mut s = format!(
+                "[sim] max_total_num_tokens={}, chunked_prefill_size={}, max_running_requests={}, context_len={}",
+                k.gpu_tokens, c.batching.max_batched_tokens, c.batching.max_batch, c.max_model_len
+            );
+            if let Some(h) = host {
+                s.push_str(&format!("\n[sim] HiCache host pool: {h} tokens"));
+            }
+            s
+        }
+    })
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::with_capacity(d.len() + d.len() / 3);
+    for (i, ch) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// Render `n` streamed completion chunks the way a response body does (split off a reusable
 /// buffer each time) and return how long it took: the engine's per-token cost without I/O.
 /// For `benches/sim_events.rs`.
@@ -234,6 +285,7 @@ pub fn render_cost(n: u32) -> Duration {
         id: "cmpl-0".into(),
         created: 0,
         model: config::DEFAULT_MODEL.into(),
+        prompt_len: prompt.len() as u32,
         prompt,
         n_out: u32::MAX,
         finish_reason: "length",

@@ -25,7 +25,10 @@ pub(crate) struct Shape {
     /// Unix seconds.
     pub created: u64,
     pub model: String,
+    /// The prompt's ids, kept only where the response repeats them (completions' echo).
     pub prompt: Vec<u32>,
+    /// Tokens in the prompt (the usage's `prompt_tokens`).
+    pub prompt_len: u32,
     /// Tokens generated in total.
     pub n_out: u32,
     /// `"stop"` (EOS rule) or `"length"`.
@@ -66,7 +69,7 @@ impl Shape {
     }
 
     fn usage(&self) -> Value {
-        let p = self.prompt.len() as u64;
+        let p = u64::from(self.prompt_len);
         let c = u64::from(self.n_out);
         json!({"prompt_tokens": p, "total_tokens": p + c, "completion_tokens": c, "prompt_tokens_details": null})
     }

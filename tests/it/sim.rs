@@ -906,3 +906,392 @@ async fn b200_preset_serves_the_baseline_interactivity() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Multi-turn chat, the prefix cache, the offload tier and /metrics, on `runner sim`
+// processes (the way a launch profile runs the engine).
+
+/// A `runner sim` child process; killed and reaped on drop.
+struct SimProcess {
+    child: std::process::Child,
+    url: String,
+    /// Its stderr (the server log).
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SimProcess {
+    /// Start `runner sim --port 0` with `config` (YAML) and extra flags; waits for its URL.
+    fn start(config: &str, flags: &[&str]) -> SimProcess {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::util::write(dir.path(), "sim.yaml", config);
+        let log = dir.path().join("server.log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(["sim", "--port", "0", "--config", &cfg])
+            .args(flags)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://"),
+            "no URL from runner sim: {line:?}; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        SimProcess {
+            child,
+            url: line.trim().to_string(),
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Samples of `GET /metrics`: `name{labels}` → value, checking the text format (every
+    /// sample's family has `# HELP` and `# TYPE`; counters' samples end in `_total`).
+    async fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let r = client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        parse_prometheus(&r.text().await.unwrap())
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut types = std::collections::HashMap::new();
+    let mut helped = std::collections::HashSet::new();
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, ty) = rest.split_once(' ').unwrap();
+            types.insert(name.to_string(), ty.to_string());
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.insert(rest.split_once(' ').unwrap().0.to_string());
+        } else if !line.is_empty() {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            let family = match types.get(name) {
+                Some(_) => name.to_string(),
+                None => name
+                    .strip_suffix("_total")
+                    .unwrap_or_else(|| panic!("{name} has no # TYPE line"))
+                    .to_string(),
+            };
+            let ty = types
+                .get(&family)
+                .unwrap_or_else(|| panic!("{family} has no # TYPE line"));
+            assert!(helped.contains(&family), "{family} has no # HELP line");
+            if ty == "counter" {
+                assert!(name.ends_with("_total"), "counter sample {name}");
+            }
+            out.insert(series.to_string(), value.parse::<f64>().unwrap());
+        }
+    }
+    out
+}
+
+/// The one sample of `name` whose labels contain `label` ("" = any).
+fn sample(m: &std::collections::BTreeMap<String, f64>, name: &str, label: &str) -> f64 {
+    let hits: Vec<f64> = m
+        .iter()
+        .filter(|(k, _)| k.split('{').next() == Some(name) && k.contains(label))
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(hits.len(), 1, "{name} {label}: {m:?}");
+    hits[0]
+}
+
+/// About `tokens` tokens of distinct words (each about six tokens), different for each
+/// `seed`.
+fn words(seed: u32, tokens: u32) -> String {
+    (0..tokens / 6).map(|i| format!("w{seed}x{i} ")).collect()
+}
+
+/// One streamed chat turn: (TTFT, usage.prompt_tokens, usage.completion_tokens, text).
+async fn chat_turn(url: &str, messages: &Value, out: u32) -> (Duration, u64, u64, String) {
+    let body = json!({"model": "infmax/sim", "messages": messages, "stream": true,
+        "stream_options": {"include_usage": true}, "max_completion_tokens": out,
+        "ignore_eos": true});
+    let t0 = Instant::now();
+    let mut r = client()
+        .post(format!("{url}/v1/chat/completions"))
+        .header("X-Correlation-ID", "conv-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut text = String::new();
+    let mut ttft = None;
+    while let Some(c) = r.chunk().await.unwrap() {
+        text.push_str(std::str::from_utf8(&c).unwrap());
+        if ttft.is_none() && text.contains("\"content\":\"") && text.matches("data: ").count() >= 2
+        {
+            ttft = Some(t0.elapsed());
+        }
+    }
+    let events = sse(&text);
+    let usage = &events.last().unwrap()["usage"];
+    let content: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (
+        ttft.unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+        content,
+    )
+}
+
+/// A tiny-preset engine whose prefill is slow enough (10 µs per token) for a cached
+/// prefix to show plainly in TTFT.
+fn slow_prefill(kv_yaml: &str) -> String {
+    format!(
+        "preset: tiny\nmax-model-len: 100000\nbatching: {{step-per-prefill-token-ms: 0.01}}\n{kv_yaml}"
+    )
+}
+
+#[tokio::test]
+async fn second_turn_is_faster_when_its_prefix_is_cached() {
+    let system = words(1, 8000);
+    let user1 = words(2, 4000);
+    let other = json!([{"role": "user", "content": words(3, 12_000)}]);
+    let mut ttfts = Vec::new();
+    // Between the two turns another conversation passes through: a pool that holds both
+    // keeps the first one's prefix, a pool smaller than the other one loses it.
+    for (gpu_tokens, cached) in [(200_000u64, true), (8192, false)] {
+        let p = SimProcess::start(
+            &slow_prefill(&format!("kv-cache: {{gpu-tokens: {gpu_tokens}}}\n")),
+            &[],
+        );
+        let mut msgs = json!([{"role": "system", "content": system},
+                              {"role": "user", "content": user1}]);
+        let (t1, p1, c1, reply) = chat_turn(&p.url, &msgs, 12).await;
+        assert_eq!(c1, 12, "max_completion_tokens with ignore_eos");
+        assert!(p1 > 10_000, "{p1}");
+        let (_, p_other, _, _) = chat_turn(&p.url, &other, 2).await;
+        msgs.as_array_mut().unwrap().extend([
+            json!({"role": "assistant", "content": reply}),
+            json!({"role": "user", "content": "and now?"}),
+        ]);
+        let (t2, p2, _, _) = chat_turn(&p.url, &msgs, 12).await;
+        assert!(p2 > p1 + 12);
+        let m = p.metrics().await;
+        let hits = sample(&m, "vllm:prefix_cache_hits_total", "");
+        let expect = if cached { p1 / 64 * 64 } else { 0 };
+        assert_eq!(hits, expect as f64, "turn 2 reuses turn 1's full blocks");
+        assert_eq!(
+            sample(&m, "vllm:prefix_cache_queries_total", ""),
+            (p1 + p_other + p2) as f64
+        );
+        ttfts.push((t1, t2));
+    }
+    let (cold, hot) = ttfts[0];
+    let (cold_small, warm_small) = ttfts[1];
+    eprintln!(
+        "TTFT turn 1 / turn 2: pool of 200k tokens {cold:?} / {hot:?}; pool of 8k tokens {cold_small:?} / {warm_small:?}"
+    );
+    // ~12k prompt tokens at 10 µs: ≥ 120 ms of prefill uncached, a few ms cached.
+    assert!(cold >= Duration::from_millis(120), "{cold:?}");
+    assert!(hot * 3 < cold, "cached turn 2 {hot:?} vs turn 1 {cold:?}");
+    assert!(
+        warm_small >= Duration::from_millis(120),
+        "an evicted prefix saves nothing: {warm_small:?}"
+    );
+}
+
+/// Send one single-message conversation and return its prompt length.
+async fn send_conv(url: &str, seed: u32, n: u32) -> u64 {
+    let msgs = json!([{"role": "user", "content": words(seed, n)}]);
+    chat_turn(url, &msgs, 2).await.1
+}
+
+#[tokio::test]
+async fn prefix_cache_evicts_least_recently_used() {
+    // A pool of 109 blocks: room for two ~3k-token conversations, not three.
+    let p = SimProcess::start(
+        "preset: tiny\nkv-cache: {gpu-tokens: 6976, block-tokens: 64}\n",
+        &[],
+    );
+    let hits = |m: &std::collections::BTreeMap<String, f64>| {
+        sample(m, "vllm:prefix_cache_hits_total", "") as u64
+    };
+    let usable = |len: u64| (len - 1) / 64; // blocks a prompt can hit
+    let a = send_conv(&p.url, 1, 3000).await;
+    assert!((2500..3500).contains(&a), "{a}");
+    let b = send_conv(&p.url, 2, 3000).await;
+    assert_eq!(hits(&p.metrics().await), 0);
+    assert_eq!(send_conv(&p.url, 1, 3000).await, a); // A again: all hit, A most recent
+    let h1 = hits(&p.metrics().await);
+    assert_eq!(h1, usable(a) * 64);
+    // C needs room: the least recently used blocks go, B's (tail first), none of A's.
+    let c = send_conv(&p.url, 3, 3000).await;
+    let evicted = (a / 64 + b / 64 + c / 64).saturating_sub(109);
+    assert!(evicted > 0 && evicted < b / 64, "{a} {b} {c}");
+    send_conv(&p.url, 1, 3000).await;
+    let h2 = hits(&p.metrics().await);
+    assert_eq!(h2 - h1, usable(a) * 64, "A survived whole");
+    send_conv(&p.url, 2, 3000).await;
+    let h3 = hits(&p.metrics().await);
+    assert_eq!(
+        h3 - h2,
+        usable(b).min(b / 64 - evicted) * 64,
+        "B kept only its head"
+    );
+}
+
+#[tokio::test]
+async fn offload_tier_serves_what_the_gpu_pool_evicted() {
+    let n = 6000;
+    let cfg = slow_prefill(
+        "kv-cache:\n  gpu-tokens: 4096\n  offload: {cpu-tokens: 1000000, load-ms-per-token: 0.0005, bytes-per-token: 1000}\n",
+    );
+    let p = SimProcess::start(&cfg, &[]);
+    let msgs = |seed| json!([{"role": "user", "content": words(seed, n)}]);
+    let (cold, pa, _, _) = chat_turn(&p.url, &msgs(1), 2).await;
+    chat_turn(&p.url, &msgs(2), 2).await; // pushes A out of the GPU pool
+    let (warm, pa2, _, _) = chat_turn(&p.url, &msgs(1), 2).await;
+    assert_eq!(pa, pa2);
+    let m = p.metrics().await;
+    let from_cpu = sample(
+        &m,
+        "vllm:prompt_tokens_by_source_total",
+        "external_kv_transfer",
+    );
+    let expect = ((pa - 1) / 64 * 64) as f64;
+    // B's head may share nothing with A: everything A had came back from the CPU tier.
+    assert_eq!(from_cpu, expect);
+    assert_eq!(
+        sample(&m, "vllm:external_prefix_cache_hits_total", ""),
+        expect
+    );
+    assert_eq!(sample(&m, "vllm:prefix_cache_hits_total", ""), 0.0);
+    assert_eq!(
+        sample(&m, "vllm:kv_offload_bytes_cpu_to_gpu_total", ""),
+        expect * 1000.0
+    );
+    assert!(sample(&m, "vllm:kv_offload_bytes_gpu_to_cpu_total", "") > 0.0);
+    assert!(sample(&m, "vllm:cpu_kv_cache_usage_perc", "") > 0.0);
+    eprintln!(
+        "TTFT of a {pa}-token prompt: prefilled {cold:?}, loaded from the offload tier {warm:?}"
+    );
+    assert!(warm * 3 < cold, "loaded {warm:?} vs prefilled {cold:?}");
+    assert!(p.log_text().contains("GPU KV cache size: 4,096 tokens"));
+}
+
+#[tokio::test]
+async fn metrics_count_what_was_served_in_both_flavors() {
+    for flavor in ["vllm", "sglang"] {
+        let p = SimProcess::start(
+            "preset: tiny\nkv-cache: {gpu-tokens: 100000}\n",
+            &["--metrics-flavor", flavor, "--offload-cpu-tokens", "500000"],
+        );
+        let before = p.metrics().await;
+        let mut prompt = 0;
+        let mut generated = 0;
+        for i in 0..3 {
+            // The same conversation thrice (2nd and 3rd hit), with growing outputs.
+            let msgs = json!([{"role": "user", "content": words(7, 4000)}]);
+            let (_, pt, ct, _) = chat_turn(&p.url, &msgs, 5 + i).await;
+            prompt += pt;
+            generated += ct;
+        }
+        let m = p.metrics().await;
+        let full = ((prompt / 3 - 1) / 64 * 64) as f64;
+        let log = p.log_text();
+        if flavor == "vllm" {
+            assert_eq!(sample(&before, "vllm:prompt_tokens_total", ""), 0.0);
+            assert_eq!(sample(&m, "vllm:prompt_tokens_total", ""), prompt as f64);
+            assert_eq!(
+                sample(&m, "vllm:generation_tokens_total", ""),
+                generated as f64
+            );
+            assert_eq!(sample(&m, "vllm:request_success_total", "\"length\""), 3.0);
+            assert_eq!(sample(&m, "vllm:prefix_cache_hits_total", ""), 2.0 * full);
+            let by_source: f64 = ["local_compute", "local_cache_hit", "external_kv_transfer"]
+                .iter()
+                .map(|s| sample(&m, "vllm:prompt_tokens_by_source_total", s))
+                .sum();
+            assert_eq!(by_source, prompt as f64);
+            assert_eq!(sample(&m, "vllm:num_requests_running", ""), 0.0);
+            assert_eq!(sample(&m, "vllm:num_requests_waiting", ""), 0.0);
+            assert_eq!(sample(&m, "vllm:kv_cache_usage_perc", ""), 0.0);
+            assert!(!m.keys().any(|k| k.starts_with("sglang:")));
+            assert!(log.contains("GPU KV cache size: 100,000 tokens"), "{log}");
+        } else {
+            assert_eq!(sample(&m, "sglang:prompt_tokens_total", ""), prompt as f64);
+            assert_eq!(
+                sample(&m, "sglang:generation_tokens_total", ""),
+                generated as f64
+            );
+            assert_eq!(sample(&m, "sglang:num_requests_total", ""), 3.0);
+            assert_eq!(
+                sample(&m, "sglang:cached_tokens_total", "cache_source=\"device\""),
+                2.0 * full
+            );
+            assert_eq!(
+                sample(&m, "sglang:cached_tokens_total", "cache_source=\"host\""),
+                0.0
+            );
+            assert_eq!(sample(&m, "sglang:max_total_num_tokens", ""), 100_000.0);
+            assert_eq!(
+                sample(&m, "sglang:hicache_host_total_tokens", ""),
+                500_000.0
+            );
+            assert!(sample(&m, "sglang:hicache_host_used_tokens", "") > 0.0);
+            assert_eq!(sample(&m, "sglang:num_running_reqs", ""), 0.0);
+            assert_eq!(sample(&m, "sglang:num_queue_reqs", ""), 0.0);
+            assert_eq!(sample(&m, "sglang:token_usage", ""), 0.0);
+            assert!(!m.keys().any(|k| k.starts_with("vllm:")));
+            assert!(log.contains("max_total_num_tokens=100000,"), "{log}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn running_and_waiting_gauges_follow_the_load() {
+    // One sequence at a time: the second request waits while the first runs.
+    let p = SimProcess::start(
+        "preset: tiny\nbatching: {max-batch: 1, max-batched-tokens: 64, step-base-ms: 20}\nkv-cache: {gpu-tokens: 100000}\n",
+        &[],
+    );
+    let url = p.url.clone();
+    let long = |u: String| async move {
+        let msgs = json!([{"role": "user", "content": "x"}]);
+        chat_turn(&u, &msgs, 40).await
+    };
+    let a = tokio::spawn(long(url.clone()));
+    let b = tokio::spawn(long(url.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = p.metrics().await;
+    assert_eq!(sample(&m, "vllm:num_requests_running", ""), 1.0);
+    assert_eq!(sample(&m, "vllm:num_requests_waiting", ""), 1.0);
+    assert!(sample(&m, "vllm:kv_cache_usage_perc", "") > 0.0);
+    a.await.unwrap();
+    b.await.unwrap();
+    let m = p.metrics().await;
+    assert_eq!(sample(&m, "vllm:num_requests_running", ""), 0.0);
+}
