@@ -455,3 +455,93 @@ fn failing_engine_trips_the_live_gate_and_overflow_is_counted() {
     let reasons = agg["metadata"]["submission_invalid_reasons"].to_string();
     assert!(reasons.contains("context overflow rate"), "{reasons}");
 }
+
+/// Timing semantics on a hand-written trace: a subagent spawned after turn 0 starts at its
+/// recorded offset and turn 1 waits for it (join); the 500 s recorded gap before turn 2 is
+/// cut by the 10 s system idle cap; every turn is sent with the whole conversation so far.
+#[test]
+fn joins_offsets_and_the_idle_cap() {
+    let d = tempfile::tempdir().unwrap();
+    let ids = |n: u32| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let trace = format!(
+        r#"{{"id":"hand","block_size":64,"hash_id_scope":"local","tool_tokens":0,"system_tokens":64,"requests":[
+{{"t":0,"type":"s","in":256,"out":8,"hash_ids":[{}],"api_time":0.1}},
+{{"t":1.1,"type":"subagent","agent_id":"sub_a","duration_ms":2000,"requests":[
+  {{"t":1.1,"type":"n","in":128,"out":4,"hash_ids":[0,90],"api_time":0.5}},
+  {{"t":2.6,"type":"n","in":192,"out":4,"hash_ids":[0,90,91],"api_time":0.5,"think_time":1.0}}]}},
+{{"t":3.3,"type":"n","in":384,"out":8,"hash_ids":[{}],"api_time":0.1,"think_time":0.2}},
+{{"t":503.4,"type":"n","in":448,"out":8,"hash_ids":[{}],"api_time":0.1,"think_time":500}}]}}"#,
+        ids(4),
+        ids(6),
+        ids(7)
+    )
+    .replace('\n', "");
+    let traces = d.path().join("hand.jsonl");
+    std::fs::write(&traces, trace + "\n").unwrap();
+    let s = sim(fast_sim(100_000));
+    let out = d.path().join("art");
+    let o = replay(
+        &s.handle.url(),
+        &traces.display().to_string(),
+        &out,
+        &[
+            "--concurrency",
+            "1",
+            "--benchmark-duration",
+            "14",
+            "--warmup-requests-per-lane",
+            "0",
+            "--trajectory-start-min-ratio",
+            "0",
+            "--trajectory-start-max-ratio",
+            "0",
+            "--min-metric-coverage",
+            "0",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = records(&out);
+    let at = |conv: &str, turn: u64, key: &str| -> f64 {
+        let r = recs
+            .iter()
+            .find(|r| {
+                r["metadata"]["conversation_id"] == conv
+                    && r["metadata"]["turn_index"] == turn
+                    && r["metadata"]["session_num"] == 0
+            })
+            .unwrap_or_else(|| panic!("{conv} turn {turn} in {recs:#?}"));
+        r["metadata"][key].as_u64().unwrap() as f64 / 1e9
+    };
+    let t0_end = at("hand", 0, "request_end_ns");
+    let sa0 = at("hand::sa:sub_a", 0, "request_start_ns");
+    let sa1_end = at("hand::sa:sub_a", 1, "request_end_ns");
+    let t1 = at("hand", 1, "request_start_ns");
+    let t1_end = at("hand", 1, "request_end_ns");
+    let t2 = at("hand", 2, "request_start_ns");
+    // Spawn offset: 1.1 − (0 + 0.1) = 1.0 s after turn 0 completes.
+    assert!(
+        (sa0 - t0_end - 1.0).abs() < 0.25,
+        "spawn offset {}",
+        sa0 - t0_end
+    );
+    // Join: turn 1 waits for the subagent, then its recorded gap after it (3.3 − 3.1 = 0.2 s).
+    assert!(
+        t1 >= sa1_end + 0.15,
+        "join: turn 1 at {t1}, subagent ended {sa1_end}"
+    );
+    // The recorded 500 s gap is cut to the 10 s system idle cap.
+    let gap = t2 - t1_end;
+    assert!((9.5..11.0).contains(&gap), "idle gap {gap}");
+    // Turn 2 is sent with the whole conversation: ISL grows with each turn.
+    let isl = |turn: u64| {
+        recs.iter()
+            .find(|r| {
+                r["metadata"]["conversation_id"] == "hand" && r["metadata"]["turn_index"] == turn
+            })
+            .unwrap()["metrics"]["input_sequence_length"]["value"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(isl(0) >= 256 && isl(1) >= 384 && isl(2) >= 448 && isl(2) > isl(1));
+}
