@@ -438,13 +438,37 @@ impl MatrixRow {
             .and_then(|v| v.as_str())
             == Some("agentic-coding");
         let row = match (agentic, has("prefill")) {
-            (false, false) => return JobRow::parse(file, text).map(MatrixRow::Single),
+            (false, false) => MatrixRow::Single(JobRow::parse(file, text)?),
             (false, true) => MatrixRow::Multinode(parse_any(file, text, json)?),
             (true, false) => MatrixRow::Agentic(parse_any(file, text, json)?),
             (true, true) => MatrixRow::AgenticMultinode(parse_any(file, text, json)?),
         };
         row.validate(file)?;
+        // A fingerprint names the deployment its row describes; one that disagrees with the
+        // row means the row was edited after it was generated, and results filed under it
+        // would be attributed to another recipe.
+        if let Some(fp) = row.fingerprint() {
+            let want = recipe_fingerprint(&row);
+            if fp != want {
+                return Err(ConfigError::invalid(
+                    file,
+                    "row",
+                    "recipe-fingerprint",
+                    format!("{fp} does not match the row's content (sha256 {want}); regenerate the row or drop the key"),
+                ));
+            }
+        }
         Ok(row)
+    }
+
+    /// The row's `recipe-fingerprint`, when it carries one.
+    pub fn fingerprint(&self) -> Option<&str> {
+        match self {
+            MatrixRow::Single(r) => r.recipe_fingerprint.as_deref(),
+            MatrixRow::Multinode(r) => r.recipe_fingerprint.as_deref(),
+            MatrixRow::Agentic(r) => r.recipe_fingerprint.as_deref(),
+            MatrixRow::AgenticMultinode(r) => r.recipe_fingerprint.as_deref(),
+        }
     }
 
     /// The rules of InferenceX's matrix-entry models that a type cannot express.
@@ -510,7 +534,15 @@ impl MatrixRow {
             Ok(())
         };
         let (spec, fp) = match self {
-            MatrixRow::Single(_) => return Ok(()),
+            MatrixRow::Single(r) => {
+                if !fp_ok(&r.recipe_fingerprint) {
+                    return Err(bad(
+                        "recipe-fingerprint",
+                        "must be 64 lowercase hex digits".into(),
+                    ));
+                }
+                return Ok(());
+            }
             MatrixRow::Multinode(r) => {
                 worker("prefill", &r.prefill)?;
                 worker("decode", &r.decode)?;

@@ -1066,3 +1066,132 @@ fn exec_on_real_llama_server_writes_every_file() {
     assert_eq!(w.json(4, "agg.json")["hw"], "mi355x");
     assert_engines_gone(&o);
 }
+
+/// A 2026-schema fixed-seq-len row, as `scheduler test-config` makes it from the project's
+/// second sweep (`configs/2026/`), runs end to end on the simulated engine like a Nov-2025
+/// row; shortened lengths keep it quick.
+#[test]
+fn exec_runs_a_2026_fixed_seq_len_row_on_sim() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scheduler"))
+        .current_dir(root())
+        .args([
+            "test-config",
+            "--config-files",
+            "configs/2026/nvidia-master.yaml",
+            "--runner-config",
+            "configs/2026/runners.yaml",
+            "--config-keys",
+            "dsr1-fp4-b200-sglang",
+            "--seq-lens",
+            "8k1k",
+            "--no-evals",
+            "--fingerprint",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut r = rows[0].clone();
+    assert_eq!(
+        (r["pp"].clone(), r["spec-decoding"].clone()),
+        (json!(1), json!("none"))
+    );
+    r["isl"] = json!(64);
+    r["osl"] = json!(16);
+    r["max-model-len"] = json!(64 + 16 + 256);
+    r["conc"] = json!(4);
+    // The fingerprint covers isl/osl: recompute it for the edited row.
+    r.as_object_mut().unwrap().remove("recipe-fingerprint");
+    let w = Work::new();
+    let f = w.row(&r);
+    let o = w.run(
+        "exec",
+        &[
+            "--config",
+            &f,
+            "--profile",
+            "sim",
+            "--prompts-multiplier",
+            "2",
+        ],
+    );
+    assert_success(&o);
+    // The result name is InferenceX's, from the 2026 row's exp-name and parallelism.
+    let dirs = [w
+        .path()
+        .join("out/dsr1_8k1k_fp4_sglang_tp4_ep1_dpa_false_conc4_b200")];
+    assert_job_files(&dirs[0]);
+    let agg = read_json(&dirs[0].join("agg.json"));
+    assert_eq!(agg["conc"], 4);
+    assert_eq!(read_json(&dirs[0].join("bench.json"))["completed"], 8);
+    assert_engines_gone(&o);
+}
+
+/// Every single-node fixed-seq-len row of the 2026 set whose launch template exists in
+/// `benchmarks/` renders (dry run), and a row whose `recipe-fingerprint` does not match its
+/// content is refused before anything starts.
+#[test]
+fn dry_run_renders_2026_rows_with_templates() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scheduler"))
+        .current_dir(root())
+        .args([
+            "test-config",
+            "--config-files",
+            "configs/2026/amd-master.yaml",
+            "configs/2026/nvidia-master.yaml",
+            "--runner-config",
+            "configs/2026/runners.yaml",
+            "--config-keys",
+            "dsr1-fp4-b200-sglang",
+            "dsr1-fp8-h200-sglang",
+            "dsr1-fp8-b200-trt",
+            "--scenario-type",
+            "fixed-seq-len",
+            "--seq-lens",
+            "8k1k",
+            "--no-evals",
+            "--fingerprint",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert!(rows.len() >= 3);
+    let d = tempfile::tempdir().unwrap();
+    let mut templates = std::collections::BTreeSet::new();
+    for (i, r) in rows.iter().enumerate() {
+        let f = write(d.path(), &format!("r{i}.json"), &r.to_string());
+        let o = Command::new(RUNNER)
+            .current_dir(root())
+            .args(["exec", "--config", &f, "--dry-run", "--port", "8000"])
+            .env_remove("RUNNER_NAME")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{r}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        templates.insert(
+            out.lines()
+                .find_map(|l| l.strip_prefix("# template: "))
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(templates.len(), 3, "{templates:?}");
+    let mut bad = rows[0].clone();
+    bad["tp"] = json!(2);
+    let f = write(d.path(), "bad.json", &bad.to_string());
+    let o = Command::new(RUNNER)
+        .current_dir(root())
+        .args(["exec", "--config", &f, "--dry-run", "--port", "8000"])
+        .output()
+        .unwrap();
+    let e = assert_exit(&o, 10);
+    assert!(
+        e.contains("recipe-fingerprint") && e.contains("does not match"),
+        "{e}"
+    );
+}

@@ -538,3 +538,73 @@ fn rows_of_every_kind_parse_and_validate() {
         "{e}"
     );
 }
+
+/// `scheduler diff` on 2026 files: an edited agentic block reruns only that block, in the
+/// `single_node.agentic` bucket sweep-2026.yml dispatches; an unchanged file plans nothing.
+#[test]
+fn diff_buckets_changed_2026_rows() {
+    use crate::util::{commit, git};
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path();
+    git(repo, &["init", "-q"]);
+    write(repo, "m.yaml", BASE);
+    let base = commit(repo, "base");
+    write(
+        repo,
+        "m.yaml",
+        &BASE.replacen("conc-list: [8] }", "conc-list: [8, 16] }", 1),
+    );
+    let head = commit(repo, "more agentic points");
+    let gh_out = repo.join("gh_output");
+    let r = runners();
+    let diff = |b: &str, h: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scheduler"))
+            .current_dir(repo)
+            .args(["diff", "--base", b, "--head", h, "--config-files", "m.yaml"])
+            .args([
+                "--runner-config",
+                &r,
+                "--no-evals",
+                "--fingerprint",
+                "--buckets",
+            ])
+            .args(["--github-output", "rows"])
+            .env("GITHUB_OUTPUT", &gh_out)
+            .output()
+            .unwrap()
+    };
+    let o = diff(&base, &head);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let agentic = b["single_node"]["agentic"].as_array().unwrap();
+    // The whole changed block: its three items' points (1, 2, 8, 16), nothing fixed.
+    let concs: Vec<u64> = agentic
+        .iter()
+        .map(|r| r["conc"].as_u64().unwrap())
+        .collect();
+    assert_eq!(concs, [1, 2, 8, 16]);
+    assert!(agentic
+        .iter()
+        .all(|r| r["recipe-fingerprint"].as_str().unwrap().len() == 64));
+    assert_eq!(b["single_node"].as_object().unwrap().len(), 1);
+    assert!(b["multi_node"].as_object().unwrap().is_empty());
+    let out = std::fs::read_to_string(&gh_out).unwrap();
+    assert!(out.contains("rows_single_node_agentic<<"), "{out}");
+    assert!(!out.contains("rows_single_node_1k1k"), "{out}");
+    // Both points of one deployment share its fingerprint.
+    assert_eq!(
+        agentic[2]["recipe-fingerprint"],
+        agentic[3]["recipe-fingerprint"]
+    );
+    assert_ne!(
+        agentic[0]["recipe-fingerprint"],
+        agentic[2]["recipe-fingerprint"]
+    );
+    let o = diff(&head, &head);
+    assert!(o.status.success());
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        b["single_node"].as_object().unwrap().is_empty()
+            && b["multi_node"].as_object().unwrap().is_empty()
+    );
+}
