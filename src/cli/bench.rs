@@ -135,6 +135,14 @@ pub struct BenchArgs {
     /// Self-test: worker threads of the client (its CPU time is summed over them).
     #[arg(long, default_value_t = 1)]
     pub self_test_client_threads: usize,
+    /// Measure the load driver's dispatch order instead: 64 requests after 16 warmups at
+    /// concurrency 8 and 64 against the exact engine, the engine's arrival order (inverted
+    /// pairs) and the duration next to an in-order schedule's.
+    #[arg(long)]
+    pub self_test_dispatch: bool,
+    /// Dispatch self-test: runs per concurrency.
+    #[arg(long, default_value_t = 5)]
+    pub self_test_dispatch_runs: usize,
     /// Fail a request that takes longer than this many seconds in total.
     #[arg(long, default_value_t = 6.0 * 3600.0)]
     pub request_timeout: f64,
@@ -353,6 +361,18 @@ fn spawn_progress(
 
 /// `runner bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
+    if args.self_test_dispatch {
+        let r = [8, 64].into_iter().try_for_each(|conc| {
+            super::selftest::dispatch_order(64, conc, 16, args.self_test_dispatch_runs).map(drop)
+        });
+        return match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.self_test {
         return match super::selftest::run(
             &args.self_test_streams,

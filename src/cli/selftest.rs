@@ -20,6 +20,11 @@
 //! small writes per second its kernel moves across that many loopback TCP connections with
 //! one writer and one reader thread and no HTTP at all. An offered load above that ceiling
 //! cannot be delivered on schedule by any engine on this machine.
+//!
+//! `--self-test-dispatch` measures the load driver's dispatch order instead: requests of
+//! varied length after warmups, the engine's arrival order compared with the request order
+//! (inverted pairs, matched by prompt hash), and the duration next to that of the in-order
+//! schedule, which the exact engine's known per-request times make computable.
 
 use crate::client::load::{self, LoadPlan, Prepared, Progress};
 use crate::client::request::{self, Backend, BodyOptions, Target, Timeouts};
@@ -522,4 +527,238 @@ pub fn run(
     }
     let _ = stop.send(());
     Ok(points)
+}
+
+/// What one dispatch-order run measured: how far the engine's arrival order strayed from the
+/// request order, and what that did to the duration.
+#[derive(Debug, Clone)]
+pub struct OrderRun {
+    /// Timed-request pairs (i < j) that reached the engine as j before i.
+    pub inversions: usize,
+    /// Pairs compared (n·(n−1)/2 over the requests the engine recorded).
+    pub pairs: usize,
+    /// The furthest any request arrived from its own position.
+    pub max_shift: usize,
+    /// Arrival position of request 0 (0 when it was first).
+    pub first_at: usize,
+    /// The driver's duration of the timed phase, seconds.
+    pub duration: f64,
+    /// The same requests on the same engine, slots handed out in index order: the exact
+    /// engine's per-request time is known, so this duration is computed, not measured.
+    pub in_order: f64,
+    pub failed: usize,
+}
+
+/// Where a request reached the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// Its place in the engine's arrival order (warmups included).
+    pub position: usize,
+    /// When it arrived, ns since the engine's epoch.
+    pub at_ns: u64,
+}
+
+/// Where each request reached the engine (`None`: not recorded), paired by prompt hash; a
+/// prompt sent more than once (warmup copies of request 0) counts by its last arrival.
+pub fn arrivals(
+    prompts: &[String],
+    sched: &crate::sim::Schedule,
+) -> anyhow::Result<Vec<Option<Arrival>>> {
+    let vocab = crate::sim::tokenizer::Vocab::load(None)?;
+    let mut recs: Vec<&crate::sim::RequestRecord> = sched.requests.iter().collect();
+    recs.sort_by_key(|r| (r.arrival_ns, r.id));
+    let mut last = std::collections::HashMap::new();
+    for (position, r) in recs.iter().enumerate() {
+        last.insert(
+            r.prompt_hash,
+            Arrival {
+                position,
+                at_ns: r.arrival_ns,
+            },
+        );
+    }
+    prompts
+        .iter()
+        .map(|p| {
+            let ids = vocab.encode(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(last.get(&crate::sim::model::prompt_hash(0, &ids)).copied())
+        })
+        .collect()
+}
+
+/// Pairs (i < j) with `pos[j] < pos[i]`, over the recorded positions.
+pub fn inversions(pos: &[Option<usize>]) -> (usize, usize) {
+    let p: Vec<usize> = pos.iter().flatten().copied().collect();
+    let mut inv = 0;
+    for i in 0..p.len() {
+        inv += p[i + 1..].iter().filter(|&&q| q < p[i]).count();
+    }
+    (inv, p.len() * p.len().saturating_sub(1) / 2)
+}
+
+/// The duration of an in-order schedule: request `i` takes `service[i]` seconds once it has
+/// a slot, `conc` slots, each handed to the next request in index order as soon as it frees.
+pub fn in_order_duration(service: &[f64], conc: usize) -> f64 {
+    let mut free = vec![0.0f64; conc.max(1)];
+    let mut end = 0.0f64;
+    for &s in service {
+        let (k, _) = free
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .expect("at least one slot");
+        free[k] += s;
+        end = end.max(free[k]);
+    }
+    end
+}
+
+/// Run `requests` requests of varied length (after `warmups` copies of request 0) at
+/// concurrency `conc` against the exact engine, the driver on one event loop of its own (as
+/// `runner bench` runs it, and the reference its requests) or, without `single`, straight on
+/// a multi-threaded runtime; compare the engine's arrival order and the duration with an
+/// in-order schedule.
+pub fn dispatch_run(
+    engine: &Handle,
+    requests: usize,
+    conc: usize,
+    warmups: usize,
+    [ttft_ms, itl_ms]: [f64; 2],
+    single: bool,
+) -> anyhow::Result<OrderRun> {
+    let opts = BodyOptions {
+        backend: Backend::Vllm,
+        model: engine.config().model.clone(),
+        best_of: 1,
+        logprobs: None,
+        ignore_eos: true,
+    };
+    // Lengths 1–64, spread so the order decides which requests share the slots.
+    let lens: Vec<u32> = (0..requests)
+        .map(|i| 1 + (i as u32).wrapping_mul(2_654_435_761) % 64)
+        .collect();
+    let prompts: Vec<String> = (0..requests)
+        .map(|i| format!("dispatch-order request {i}"))
+        .collect();
+    let reqs: Vec<Prepared> = prompts
+        .iter()
+        .zip(&lens)
+        .map(|(p, &n)| Prepared {
+            body: request::body(&opts, p, n),
+            prompt_len: 4,
+            output_len: n,
+        })
+        .collect();
+    let plan = LoadPlan {
+        target: Target::new(
+            format!("{}/v1/completions", engine.url()),
+            None,
+            false,
+            Timeouts {
+                total: Duration::from_secs(600),
+                stall: Duration::from_secs(60),
+            },
+        ),
+        max_concurrency: Some(conc),
+        request_rate: f64::INFINITY,
+        burstiness: 1.0,
+        num_warmups: warmups,
+    };
+    let rt = if single {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    engine.take_schedule();
+    let r = rt.block_on(load::run(
+        load::http_client(),
+        Arc::new(reqs),
+        Arc::new(plan),
+        NumpyRandom::new(0),
+        Arc::new(Progress::default()),
+    ));
+    let sched = engine.take_schedule();
+    let pos: Vec<Option<usize>> = arrivals(&prompts, &sched)?
+        .into_iter()
+        .map(|a| a.map(|a| a.position))
+        .collect();
+    let (inv, pairs) = inversions(&pos);
+    let mut order: Vec<(usize, usize)> = pos
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (p, i)))
+        .collect();
+    order.sort_unstable();
+    let max_shift = order
+        .iter()
+        .enumerate()
+        .map(|(rank, &(_, i))| rank.abs_diff(i))
+        .max()
+        .unwrap_or(0);
+    let first_at = order.iter().position(|&(_, i)| i == 0).unwrap_or(0);
+    let service: Vec<f64> = lens
+        .iter()
+        .map(|&n| (ttft_ms + f64::from(n - 1) * itl_ms) * 1e-3)
+        .collect();
+    Ok(OrderRun {
+        inversions: inv,
+        pairs,
+        max_shift,
+        first_at,
+        duration: r.duration,
+        in_order: in_order_duration(&service, conc),
+        failed: r.outcomes.iter().filter(|o| !o.success).count(),
+    })
+}
+
+/// Print the dispatch-order figure: `runs` runs of `requests` requests after `warmups`
+/// warmups at concurrency `conc`, the driver straight on a multi-threaded runtime, then on one
+/// event loop (as `runner bench` runs it, and the reference's asyncio loop its requests).
+pub fn dispatch_order(
+    requests: usize,
+    conc: usize,
+    warmups: usize,
+    runs: usize,
+) -> anyhow::Result<Vec<OrderRun>> {
+    let (ttft_ms, itl_ms) = (20.0, 1.0);
+    let (engine, stop) = start_engine(ttft_ms, itl_ms, 1)?;
+    let mut out = vec![];
+    for single in [false, true] {
+        println!(
+            "dispatch order: {requests} requests (1–64 tokens) after {warmups} warmups at concurrency {conc}, exact engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms), client {}",
+            if single { "on one event loop (as runner bench runs it)" } else { "straight on a multi-threaded runtime" }
+        );
+        println!(
+            "{:>4} {:>16} {:>9} {:>8} {:>11} {:>11} {:>9} {:>6}",
+            "run",
+            "inversions",
+            "max shift",
+            "req 0 at",
+            "duration s",
+            "in-order s",
+            "vs order",
+            "failed"
+        );
+        for run in 0..runs {
+            let o = dispatch_run(&engine, requests, conc, warmups, [ttft_ms, itl_ms], single)?;
+            println!(
+                "{:>4} {:>16} {:>9} {:>8} {:>11.4} {:>11.4} {:>8.2}% {:>6}",
+                run + 1,
+                format!("{}/{}", o.inversions, o.pairs),
+                o.max_shift,
+                o.first_at,
+                o.duration,
+                o.in_order,
+                (o.duration / o.in_order - 1.0) * 100.0,
+                o.failed
+            );
+            out.push(o);
+        }
+    }
+    let _ = stop.send(());
+    Ok(out)
 }

@@ -1,18 +1,35 @@
 //! The load driver: warmups, then every request released on the reference's schedule under
 //! its concurrency cap.
 //!
-//! Each request runs as its own task and returns its [`Outcome`] through its join handle;
-//! the only shared state is a pair of atomic counters for progress. Results are merged once,
-//! in request order, after the last response (oha's per-task statistics, nothing locked per
-//! event).
+//! One dispatcher hands out the concurrency slots, strictly in request order, as the
+//! reference's single asyncio loop does: for each request in turn it waits for the request's
+//! release time, then for a free slot, then spawns the request's task, which holds the slot
+//! until its response has ended. (Tasks that each took a slot when first polled took them in
+//! whatever order the multi-threaded runtime polled them: with 16 warmups, up to half of all
+//! request pairs reached the engine inverted.) A request whose release time passes while an
+//! earlier one waits for a slot keeps its release time: its wait counts as queue time.
+//!
+//! The dispatcher orders when requests take their slots; what reaches the engine first is
+//! then decided by which task writes first. On a multi-threaded runtime, requests dispatched
+//! together (a burst at the start, several slots freed by one batch step) are written from
+//! several threads at once: with 64 released together, up to a third of all pairs arrived
+//! inverted. [`run_on_one_thread`] runs the driver as the reference runs its requests, on one
+//! event loop of its own, where they are written in order; `runner bench` and `runner exec`
+//! use it. One thread carries the load: the self-test measures the client on one thread.
+//!
+//! Each task returns its [`Outcome`] through its join handle; the only shared state is
+//! [`Progress`]: atomic counters and one compact record per finished request (a lock per
+//! request, never per token). Results are merged once, in request order, after the last
+//! response (oha's per-task statistics, nothing locked per event).
 
 pub use super::request::Prepared;
 use super::request::{send, Outcome, Target};
 use super::rng::NumpyRandom;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How requests are released.
 #[derive(Debug, Clone)]
@@ -95,8 +112,9 @@ pub struct LoadResult {
     pub outcomes: Vec<Outcome>,
     /// Seconds from the first release to the last response.
     pub duration: f64,
-    /// Warmup requests that failed, with a sample of their errors.
+    /// Warmup requests that failed.
     pub warmup_failed: usize,
+    /// The first few warmup errors, for the message that reports them.
     pub warmup_errors: Vec<String>,
 }
 
@@ -114,8 +132,119 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client builds")
 }
 
-async fn one(client: &reqwest::Client, plan: &LoadPlan, r: &Prepared) -> Outcome {
-    send(client, &plan.target, r).await
+/// The concurrency cap: slots granted in the order they are asked for (tokio's semaphore is
+/// fair, and only the dispatcher asks).
+struct Slots(Option<Arc<Semaphore>>);
+
+impl Slots {
+    fn new(cap: Option<usize>) -> Self {
+        Slots(cap.map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))))
+    }
+
+    /// Wait for a free slot (none to wait for without a cap).
+    async fn take(&self) -> Option<OwnedSemaphorePermit> {
+        match &self.0 {
+            Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore open")),
+            None => None,
+        }
+    }
+}
+
+/// A request the dispatcher has handed a slot.
+struct Dispatched {
+    /// Its place in the request order.
+    index: usize,
+    /// The slot, held until the request's task ends (`None`: no cap).
+    slot: Option<OwnedSemaphorePermit>,
+    /// Its release time on the schedule.
+    released: Instant,
+    /// When it got its slot.
+    at: Instant,
+}
+
+/// Dispatch `n` requests in index order: request `i` waits for `release(i)` (`None`: now),
+/// then for a slot, then `task` spawns it holding the slot. Returns the tasks' outputs in
+/// index order, once all have ended.
+async fn dispatch<T, Fut>(
+    n: usize,
+    slots: &Slots,
+    mut release: impl FnMut(usize) -> Option<Instant>,
+    mut task: impl FnMut(Dispatched) -> Fut,
+) -> Vec<T>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut handles = Vec::with_capacity(n);
+    for index in 0..n {
+        let released = match release(index) {
+            Some(t) => {
+                tokio::time::sleep_until(t.into()).await;
+                t
+            }
+            None => Instant::now(),
+        };
+        let slot = slots.take().await;
+        let d = Dispatched {
+            index,
+            slot,
+            released,
+            at: Instant::now(),
+        };
+        handles.push(tokio::spawn(task(d)));
+        // Let the new task start (open its connection) before the next one is spawned, as
+        // each task on the reference's loop does: tasks spawned back to back would start in
+        // whatever order the runtime's workers pick them up (the newest first, from the
+        // spawning worker's LIFO slot).
+        tokio::task::yield_now().await;
+    }
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.push(h.await.expect("request task"));
+    }
+    out
+}
+
+/// Send one dispatched request; its slot is freed when the response has ended.
+async fn one(client: reqwest::Client, plan: Arc<LoadPlan>, r: Prepared, d: Dispatched) -> Outcome {
+    let mut o = send(&client, &plan.target, &r).await;
+    drop(d.slot);
+    o.queue = (d.at - d.released).as_secs_f64();
+    o.dispatched = Some(d.at);
+    o
+}
+
+/// [`run`] on a thread of its own with a single-threaded runtime (the reference's one
+/// event loop), so requests dispatched together are also written in request order. Dropping
+/// the returned future cancels every request.
+pub async fn run_on_one_thread(
+    client: reqwest::Client,
+    reqs: Arc<Vec<Prepared>>,
+    plan: Arc<LoadPlan>,
+    rng: NumpyRandom,
+    progress: Arc<Progress>,
+) -> std::io::Result<LoadResult> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    // Dropped with this future: the load thread then drops its requests and ends.
+    let (_cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                tokio::select! {
+                    r = run(client, reqs, plan, rng, progress) => {
+                        let _ = done_tx.send(r);
+                    }
+                    _ = cancelled => {}
+                }
+            });
+        })?;
+    done_rx
+        .await
+        .map_err(|_| std::io::Error::other("the load thread ended without a result"))
 }
 
 /// Run warmups and the timed phase. `rng` continues numpy's global generator after dataset
@@ -127,74 +256,71 @@ pub async fn run(
     mut rng: NumpyRandom,
     progress: Arc<Progress>,
 ) -> LoadResult {
-    let cap = |n: usize| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)));
     let (mut warmup_failed, mut warmup_errors) = (0, vec![]);
     if plan.num_warmups > 0 && !reqs.is_empty() {
-        let sem = cap(plan.max_concurrency.unwrap_or(Semaphore::MAX_PERMITS));
-        let handles: Vec<_> = (0..plan.num_warmups)
-            .map(|_| {
-                let (client, reqs, plan, sem, progress) = (
+        // The reference's warmups: copies of request 0, all released at once, under their own
+        // cap of the same size.
+        let slots = Slots::new(plan.max_concurrency);
+        let warm = dispatch(
+            plan.num_warmups,
+            &slots,
+            |_| None,
+            |d| {
+                let (client, plan, r, progress) = (
                     client.clone(),
-                    reqs.clone(),
                     plan.clone(),
-                    sem.clone(),
+                    reqs[0].clone(),
                     progress.clone(),
                 );
-                tokio::spawn(async move {
-                    let _permit = sem.acquire_owned().await.expect("semaphore open");
-                    let o = one(&client, &plan, &reqs[0]).await;
+                async move {
+                    let o = one(client, plan, r, d).await;
                     if !o.success {
                         progress.warmups_failed.fetch_add(1, Ordering::Relaxed);
                     }
                     progress.warmups_done.fetch_add(1, Ordering::Relaxed);
                     o
-                })
-            })
-            .collect();
-        for h in handles {
-            let o = h.await.expect("warmup task");
-            if !o.success {
-                warmup_failed += 1;
-                if warmup_errors.len() < 5 {
-                    warmup_errors.push(o.error);
                 }
+            },
+        )
+        .await;
+        for o in warm.into_iter().filter(|o| !o.success) {
+            warmup_failed += 1;
+            if warmup_errors.len() < 5 {
+                warmup_errors.push(o.error);
             }
         }
     }
 
-    let sem = plan.max_concurrency.map(cap);
+    let slots = Slots::new(plan.max_concurrency);
     let theta = 1.0 / (plan.request_rate * plan.burstiness);
     let start = Instant::now();
-    let mut handles = Vec::with_capacity(reqs.len());
-    for i in 0..reqs.len() {
-        let (c, r, p, sem, progress) = (
+    // The reference's release times: request 0 at the start, each next one a gamma-drawn gap
+    // after the previous one (all at the start when the rate is infinite).
+    let mut due = start;
+    let release = |i: usize| {
+        if !plan.request_rate.is_finite() {
+            return None;
+        }
+        if i > 0 {
+            due += Duration::from_secs_f64(rng.gamma(plan.burstiness, theta));
+        }
+        Some(due)
+    };
+    let outcomes = dispatch(reqs.len(), &slots, release, |d| {
+        let (client, plan, r, progress) = (
             client.clone(),
-            reqs.clone(),
             plan.clone(),
-            sem.clone(),
+            reqs[d.index].clone(),
             progress.clone(),
         );
-        handles.push(tokio::spawn(async move {
-            let released = Instant::now();
-            let _permit = match &sem {
-                Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore open")),
-                None => None,
-            };
-            let queue = released.elapsed().as_secs_f64();
-            let mut o = one(&c, &p, &r[i]).await;
-            o.queue = queue;
-            progress.finish(i, &o);
+        let d_index = d.index;
+        async move {
+            let o = one(client, plan, r, d).await;
+            progress.finish(d_index, &o);
             o
-        }));
-        if plan.request_rate.is_finite() {
-            let gap = rng.gamma(plan.burstiness, theta);
-            tokio::time::sleep(Duration::from_secs_f64(gap)).await;
         }
-    }
-    let mut outcomes = Vec::with_capacity(handles.len());
-    for h in handles {
-        outcomes.push(h.await.expect("request task"));
-    }
+    })
+    .await;
     LoadResult {
         outcomes,
         duration: start.elapsed().as_secs_f64(),

@@ -149,14 +149,15 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         num_warmups: cfg.num_warmups,
     };
     let date = local_timestamp();
-    let lr = load::run(
+    let lr = load::run_on_one_thread(
         load::http_client(),
         Arc::new(reqs),
         Arc::new(plan),
         ds.rng,
         progress,
     )
-    .await;
+    .await
+    .map_err(|e| ClientError::Config(format!("load phase: {e}")))?;
     let tok = cfg.tokenizer.clone();
     let sel = cfg.selection.clone();
     let outcomes = lr.outcomes;

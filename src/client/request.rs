@@ -112,8 +112,12 @@ pub struct Outcome {
     pub prompt_len: u32,
     /// Why it failed (empty on success), at most [`MAX_ERROR_LEN`] bytes.
     pub error: String,
-    /// Seconds spent waiting for a concurrency slot before sending (not part of TTFT).
+    /// Seconds from the request's release time on the schedule to its concurrency slot (not
+    /// part of TTFT).
     pub queue: f64,
+    /// When it took its concurrency slot: the load driver hands slots out in request order,
+    /// so these rise with the request index.
+    pub dispatched: Option<Instant>,
     /// When the request was sent (TTFT counts from here): puts its token times on the
     /// monotonic clock, so the self-test can pair them with an engine's send times.
     pub sent: Option<Instant>,

@@ -722,3 +722,167 @@ fn own_transport_reads_every_framing_and_names_every_break() {
         "request failed: connection closed before message completed"
     );
 }
+
+/// Run `n` distinct requests (1–24 tokens) after `warmups` copies of request 0 at concurrency
+/// `conc` through the load driver against the batching sim `s`: as `runner bench` runs it (on
+/// its own thread, `one_thread`) or directly on a 4-worker runtime; returns the driver's
+/// result and each request's arrival at the engine (warmups count: they come first).
+fn ordered_run(
+    s: &Handle,
+    n: usize,
+    conc: usize,
+    warmups: usize,
+    one_thread: bool,
+) -> (
+    infmax::client::load::LoadResult,
+    Vec<infmax::cli::selftest::Arrival>,
+) {
+    use infmax::client::load::{self, LoadPlan, Prepared, Progress};
+    use infmax::client::request::{body, Backend, BodyOptions, Target, Timeouts};
+    use std::sync::Arc;
+    let opts = BodyOptions {
+        backend: Backend::Vllm,
+        model: s.config().model.clone(),
+        best_of: 1,
+        logprobs: None,
+        ignore_eos: true,
+    };
+    let prompts: Vec<String> = (0..n).map(|i| format!("ordered request {i}")).collect();
+    let reqs: Vec<Prepared> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let out = 1 + (i as u32 * 7) % 24;
+            Prepared {
+                body: body(&opts, p, out),
+                prompt_len: 3,
+                output_len: out,
+            }
+        })
+        .collect();
+    let plan = LoadPlan {
+        target: Target::new(
+            format!("{}/v1/completions", s.url()),
+            None,
+            false,
+            Timeouts {
+                total: std::time::Duration::from_secs(60),
+                stall: std::time::Duration::from_secs(30),
+            },
+        ),
+        max_concurrency: Some(conc),
+        request_rate: f64::INFINITY,
+        burstiness: 1.0,
+        num_warmups: warmups,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    s.take_schedule();
+    let (client, reqs, plan) = (load::http_client(), Arc::new(reqs), Arc::new(plan));
+    let (rng, progress) = (NumpyRandom::new(0), Arc::new(Progress::default()));
+    let r = if one_thread {
+        rt.block_on(load::run_on_one_thread(client, reqs, plan, rng, progress))
+            .unwrap()
+    } else {
+        rt.block_on(load::run(client, reqs, plan, rng, progress))
+    };
+    let sched = s.take_schedule();
+    assert_eq!(sched.requests.len(), n + warmups, "every request recorded");
+    let pos = infmax::cli::selftest::arrivals(&prompts, &sched).unwrap();
+    let pos: Vec<_> = pos.into_iter().map(|p| p.expect("paired")).collect();
+    assert!(
+        r.outcomes.iter().all(|o| o.success),
+        "{:?}",
+        r.outcomes.iter().find(|o| !o.success).map(|o| &o.error)
+    );
+    (r, pos)
+}
+
+/// A sim engine on one event loop of its own thread, so that it records arrivals in the order
+/// the kernel delivers them (a multi-threaded server runtime would itself serve the newest of
+/// several accepted connections first: the spawning worker's LIFO slot). It stops when the
+/// returned sender is dropped.
+fn sim_on_one_loop(c: SimConfig) -> (Handle, tokio::sync::oneshot::Sender<()>) {
+    let (htx, hrx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            htx.send(Server::start_local(c).await.unwrap()).unwrap();
+            let _ = stopped.await;
+        });
+    });
+    (hrx.recv().unwrap(), stop)
+}
+
+/// Requests take concurrency slots in request-index order, warmups and timed requests alike,
+/// as the reference's single asyncio loop does; a batching engine records the arrivals.
+#[test]
+fn requests_reach_the_engine_in_index_order() {
+    let mut c = SimConfig::preset("tiny").unwrap();
+    c.record_schedule = true;
+    let (s, _stop) = sim_on_one_loop(c);
+    // One slot: each request is sent after the previous one ended, so the engine sees the
+    // 16 warmups, then request 0, 1, 2, … with nothing in between to race.
+    for _ in 0..3 {
+        let (_, arr) = ordered_run(&s, 40, 1, 16, false);
+        let pos: Vec<usize> = arr.iter().map(|a| a.position).collect();
+        let want: Vec<usize> = (16..56).collect();
+        assert_eq!(
+            pos, want,
+            "arrival position of each request at concurrency 1"
+        );
+    }
+    // Eight slots on a batching engine, which ends several requests in one step and so frees
+    // several slots at once, the driver straight on a multi-threaded runtime: the slots still
+    // go out in index order.
+    for _ in 0..3 {
+        let (r, arr) = ordered_run(&s, 64, 8, 16, false);
+        let at: Vec<std::time::Instant> = r
+            .outcomes
+            .iter()
+            .map(|o| o.dispatched.expect("dispatched"))
+            .collect();
+        assert!(
+            at.windows(2).all(|w| w[0] <= w[1]),
+            "slots taken out of request order"
+        );
+        assert!(
+            arr.iter().all(|a| a.position >= 16),
+            "warmups first: {arr:?}"
+        );
+        eprintln!(
+            "4 workers, concurrency 8: {} of 2016 pairs reached the engine inverted",
+            inverted(&arr)
+        );
+    }
+    // As `runner bench` runs it, on one event loop like the reference's, requests released
+    // together are also written in order, so the engine receives them in order.
+    for conc in [8, 64] {
+        let (r, arr) = ordered_run(&s, 64, conc, 16, true);
+        let at: Vec<_> = r.outcomes.iter().map(|o| o.dispatched.unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] <= w[1]));
+        let inv = inverted(&arr);
+        eprintln!(
+            "one thread, concurrency {conc}: {inv} of 2016 pairs reached the engine inverted"
+        );
+        assert_eq!(inv, 0, "{arr:?}");
+    }
+}
+
+/// Pairs (i < j) that reached the engine as j before i.
+fn inverted(arr: &[infmax::cli::selftest::Arrival]) -> usize {
+    (0..arr.len())
+        .map(|i| {
+            (i + 1..arr.len())
+                .filter(|&j| arr[j].position < arr[i].position)
+                .count()
+        })
+        .sum()
+}
