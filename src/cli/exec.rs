@@ -1,6 +1,6 @@
 //! `runner exec` and `runner batch` command lines.
 
-use crate::config::row::{JobRow, MatrixRow};
+use crate::config::row::{AgenticRow, JobRow, MatrixRow};
 use crate::exec::{self, ExecError, ExecOptions, Planned, Stage};
 use clap::Args;
 use std::path::PathBuf;
@@ -81,6 +81,15 @@ pub struct ExecFlags {
     /// Threshold variant in accuracy.yaml (gsm8k: `bounty`, `inferencemax`).
     #[arg(long)]
     pub accuracy_variant: Option<String>,
+    /// Agentic rows: the profiling window in seconds instead of the row's `duration`
+    /// (below 900 s the point is marked not submission-valid, as InferenceX does).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+    /// Agentic rows: the trace corpus (a local traces.jsonl or parquet, or an HF dataset /
+    /// AIPerf loader name). Default: the synthetic `small` corpus on the `sim` profile,
+    /// else InferenceX's corpus for the model prefix.
+    #[arg(long, value_name = "PATH|DATASET")]
+    pub traces: Option<String>,
 }
 
 /// `runner exec`.
@@ -260,22 +269,23 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     }
 }
 
-/// Read a row of any kind (config errors exit 10); only single-node fixed-seq-len rows run
-/// here today: multinode rows need a multinode launch, agentic rows the agentic client.
-fn load(path: &std::path::Path) -> Result<JobRow, ExitCode> {
+/// A row `runner exec` can run: fixed-seq-len or agentic, single node.
+enum Runnable {
+    Fixed(JobRow),
+    Agentic(AgenticRow),
+}
+
+/// Read a row of any kind (config errors exit 10); multinode rows need a multinode launch.
+fn load(path: &std::path::Path) -> Result<Runnable, ExitCode> {
     let fail = |m: String| {
         eprintln!("error: {m}");
         ExitCode::from(Stage::Config.exit_code())
     };
     match MatrixRow::load(path) {
-        Ok(MatrixRow::Single(r)) => Ok(r),
-        Ok(r) if r.is_multinode() => Err(fail(format!(
-            "{}: a {} row (prefill/decode workers over several nodes) is valid, but `runner exec` has no multinode launch yet; run it with InferenceX's multinode workflow",
-            path.display(),
-            r.kind()
-        ))),
+        Ok(MatrixRow::Single(r)) => Ok(Runnable::Fixed(r)),
+        Ok(MatrixRow::Agentic(r)) => Ok(Runnable::Agentic(r)),
         Ok(r) => Err(fail(format!(
-            "{}: a {} row is valid, but `runner exec` does not run agentic-coding rows yet",
+            "{}: a {} row (prefill/decode workers over several nodes) is valid, but `runner exec` has no multinode launch yet; run it with InferenceX's multinode workflow",
             path.display(),
             r.kind()
         ))),
@@ -283,28 +293,154 @@ fn load(path: &std::path::Path) -> Result<JobRow, ExitCode> {
     }
 }
 
+/// Run agentic rows, one engine per point; a batch also writes the summary of every point
+/// and their chart into `--out`.
+fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
+    let o = match flags.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(Stage::Config.exit_code());
+        }
+    };
+    let a = exec::agentic::AgenticExecOptions {
+        duration: flags.duration,
+        traces: flags.traces.clone(),
+    };
+    if flags.dry_run {
+        for r in &rows {
+            let spec = exec::agentic::AgenticPointSpec::from_row(
+                r,
+                o.runner_name.as_deref().unwrap_or(&r.runner),
+                flags.profile.as_deref() == Some("sim"),
+                a.duration.unwrap_or(r.duration),
+            );
+            println!("# agentic job: {}", spec.result_filename());
+            for (k, v) in spec.env() {
+                println!("{k}={}", crate::recipe::shell_quote(&v));
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let tracker = exec::Tracker::default();
+    let outcome = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let all = async {
+            let mut done = vec![];
+            let mut first_err = None;
+            for r in &rows {
+                match exec::agentic::run_row(r, &o, &a, &tracker).await {
+                    Ok(p) => done.push(p),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            (done, first_err)
+        };
+        tokio::select! {
+            r = all => Ok(r),
+            _ = term.recv() => Err(("SIGTERM", 143)),
+            _ = int.recv() => Err(("SIGINT", 130)),
+            _ = hup.recv() => Err(("SIGHUP", 129)),
+        }
+    });
+    // Dropping the run above stopped any engine it had started.
+    let (done, err) = match outcome {
+        Ok(r) => r,
+        Err((sig, code)) => {
+            let job = exec::write_interrupted(&tracker, sig, code)
+                .map(|d| format!("; the job's record is in {}", d.display()))
+                .unwrap_or_default();
+            eprintln!(
+                "error: interrupted by {sig}; the engine was stopped and partial results are in {}{job}",
+                o.out.display()
+            );
+            return ExitCode::from(code);
+        }
+    };
+    if batch && !done.is_empty() {
+        if let Err(e) = exec::agentic::write_batch_outputs(&o.out, &done) {
+            eprintln!("error: batch summary: {e:#}");
+        }
+    }
+    match err {
+        Some(e) => ExitCode::from(e.stage.exit_code()),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// Split loaded rows by kind; a batch runs one kind.
+fn by_kind(rows: Vec<Runnable>) -> Result<(Vec<JobRow>, Vec<AgenticRow>), ExitCode> {
+    let (mut fixed, mut agentic) = (vec![], vec![]);
+    for r in rows {
+        match r {
+            Runnable::Fixed(r) => fixed.push(r),
+            Runnable::Agentic(r) => agentic.push(r),
+        }
+    }
+    if !fixed.is_empty() && !agentic.is_empty() {
+        eprintln!("error: a batch runs fixed-seq-len or agentic-coding rows, not both; run them as two batches");
+        return Err(ExitCode::from(Stage::Config.exit_code()));
+    }
+    Ok((fixed, agentic))
+}
+
 /// `runner exec`.
 pub fn run_exec(a: ExecArgs) -> ExitCode {
     match load(&a.config) {
-        Ok(row) => go(vec![row], &a.flags, false),
+        Ok(Runnable::Fixed(row)) => go(vec![row], &a.flags, false),
+        Ok(Runnable::Agentic(row)) => go_agentic(vec![row], &a.flags, false),
         Err(c) => c,
     }
 }
 
 /// `runner batch`.
 pub fn run_batch(a: BatchArgs) -> ExitCode {
-    let mut rows = vec![];
+    let mut loaded = vec![];
     for p in &a.config {
         match load(p) {
-            Ok(r) => rows.push(r),
+            Ok(r) => loaded.push(r),
             Err(c) => return c,
         }
     }
+    if a.conc.contains(&0) {
+        eprintln!("error: --conc values must be at least 1");
+        return ExitCode::from(Stage::Config.exit_code());
+    }
+    let (mut rows, agentic) = match by_kind(loaded) {
+        Ok(k) => k,
+        Err(c) => return c,
+    };
+    if !agentic.is_empty() {
+        let rows = if a.conc.is_empty() {
+            agentic
+        } else {
+            // Each concurrency is its own point, named as the generator names it.
+            agentic
+                .iter()
+                .flat_map(|r| {
+                    a.conc.iter().map(move |&c| AgenticRow {
+                        conc: c,
+                        exp_name: r
+                            .exp_name
+                            .replace(&format!("_conc{}", r.conc), &format!("_conc{c}")),
+                        ..r.clone()
+                    })
+                })
+                .collect()
+        };
+        return go_agentic(rows, &a.flags, true);
+    }
     if !a.conc.is_empty() {
-        if a.conc.contains(&0) {
-            eprintln!("error: --conc values must be at least 1");
-            return ExitCode::from(Stage::Config.exit_code());
-        }
         rows = rows
             .iter()
             .flat_map(|r| {

@@ -8,10 +8,19 @@
 //! `benchmark-tmpl.yml` uploads: `bmk_agentic_<RF>` is `<RF>.json`, `agentic_<RF>` the
 //! artifacts, `server_logs_<RF>` the engine log.
 
+use super::{copy_log, fail, ExecError, ExecOptions, Stage, Tracker};
+use crate::client::request::Timeouts;
+use crate::config::row::AgenticRow;
+use crate::launch::engine::{self, Engine, LaunchSpec};
+use crate::launch::profile::{self, NamedProfile, Profile};
+use crate::recipe::{self, Recipe, TemplateSource};
 use crate::report::agentic::{self as agg, gate, ExpectedOutputs, RunShape};
 use crate::report::plot::{self, AgenticPoint, Formats};
+use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// InferenceX's default agentic duration (`DEFAULT_AGENTIC_DURATION_SECONDS`).
 pub const DEFAULT_DURATION_S: u64 = 3600;
@@ -338,4 +347,305 @@ pub fn write_batch_outputs(
         )?);
     }
     Ok(files)
+}
+
+/// Settings of an agentic run that are not in the row (beside [`ExecOptions`]).
+#[derive(Debug, Clone, Default)]
+pub struct AgenticExecOptions {
+    /// `--duration`: the profiling window instead of the row's (below 900 s the point is
+    /// marked not submission-valid, as the reference's `--unsafe-override` does).
+    pub duration: Option<u64>,
+    /// `--traces`: a local `traces.jsonl`/parquet or a hub dataset; default: on the `sim`
+    /// profile the synthetic `small` corpus written into the output directory, else
+    /// InferenceX's corpus for the model prefix (§3.1).
+    pub traces: Option<String>,
+}
+
+/// InferenceX's `resolve_trace_source`: the 1M-context corpus for the families that serve
+/// it, the 256k variant for everyone else.
+pub fn default_trace_source(model_prefix: &str) -> &'static str {
+    let full = ["dsv4", "glm5.2", "minimaxm3", "kimik3"]
+        .iter()
+        .any(|p| model_prefix.starts_with(p));
+    if full {
+        "semianalysis_cc_traces_weka_062126"
+    } else {
+        "semianalysis_cc_traces_weka_062126_256k"
+    }
+}
+
+impl AgenticPointSpec {
+    /// The point of a single-node agentic row run by `runner_name` (`hw` = `sim` on the
+    /// simulator, else the row's runner label), with the window `duration`.
+    pub fn from_row(row: &AgenticRow, runner_name: &str, sim: bool, duration: u64) -> Self {
+        let comp = |c: &crate::config::master::Component| Component {
+            name: c.name.clone(),
+            version: c.version.clone(),
+        };
+        AgenticPointSpec {
+            exp_name: row.exp_name.clone(),
+            model: row.model.clone(),
+            model_prefix: row.model_prefix.clone(),
+            image: row.image.clone(),
+            precision: row.precision.clone(),
+            framework: row.framework.clone(),
+            tp: row.tp,
+            pp: row.pp,
+            dcp: row.dcp_size,
+            pcp: row.pcp_size,
+            ep: row.ep,
+            dp_attn: row.dp_attn,
+            spec_decoding: row.spec_decoding.clone(),
+            conc: row.conc,
+            kv_offloading: row.kv_offloading.clone(),
+            kv_offload_backend: row.kv_offload_backend.as_ref().map(comp),
+            total_cpu_dram_gb: row.total_cpu_dram_gb,
+            duration,
+            router: row.router.as_ref().map(comp),
+            recipe_fingerprint: row.recipe_fingerprint.clone(),
+            runner_name: runner_name.to_string(),
+            hw: if sim {
+                "sim".into()
+            } else {
+                row.runner.clone()
+            },
+        }
+    }
+}
+
+/// Run one agentic row end to end: launch, replay, gate, aggregate, summary, chart.
+pub async fn run_row(
+    row: &AgenticRow,
+    o: &ExecOptions,
+    a: &AgenticExecOptions,
+    tracker: &Tracker,
+) -> Result<PointOutcome, ExecError> {
+    let runner_name = o.runner_name.clone().unwrap_or_else(|| row.runner.clone());
+    let profile = match &o.profile {
+        Some(p) => profile::load(&o.runners_dir, p),
+        None => profile::resolve(&o.runners_dir, &[&runner_name, &row.runner]),
+    }
+    .map_err(|e| fail(Stage::Config, e))?;
+    let sim = matches!(profile.profile, Profile::Sim { .. });
+    let duration = a.duration.unwrap_or(row.duration);
+    let spec = AgenticPointSpec::from_row(row, &runner_name, sim, duration);
+    let port = match o.port {
+        Some(p) => p,
+        None => {
+            engine::free_port().map_err(|e| fail(Stage::Launch, format!("no free port: {e}")))?
+        }
+    };
+    let launch_command = engine::describe(&profile.profile, &row.image, spec.gpu_count());
+    let mut inputs = spec.env();
+    inputs.push(("PORT".into(), port.to_string()));
+    let (source, text) = match &profile.profile {
+        Profile::Sim { preset } => {
+            inputs.push(("SIM_PRESET".into(), preset.clone()));
+            (
+                TemplateSource::Builtin("sim"),
+                recipe::SIM_TEMPLATE.to_string(),
+            )
+        }
+        _ => {
+            // `cluster:b200-dgxc` → `…_b200_…`, as the agentic launcher picks its script.
+            let runner = row.runner.trim_start_matches("cluster:");
+            let name = crate::config::template_file_name(
+                &row.model_prefix,
+                &row.precision,
+                runner,
+                &row.framework,
+                row.spec_decoding == "mtp",
+            );
+            let p = o.benchmarks_dir.join("agentic").join(&name);
+            let t = recipe::read_template(&p).map_err(|e| fail(Stage::Config, e))?;
+            (TemplateSource::File(p), t)
+        }
+    };
+    let recipe = recipe::materialise(source, &text, inputs, &launch_command, &row.image);
+    let dir = o.out.join(spec.result_filename());
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.display())))?;
+    let write = |name: &str, bytes: &[u8]| {
+        crate::fsutil::write_atomic(&dir.join(name), bytes)
+            .map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.join(name).display())))
+    };
+    write("launch.sh", recipe.script.as_bytes())?;
+    write(
+        "row.json",
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(row).expect("row serialises")
+        )
+        .as_bytes(),
+    )?;
+    let _ = std::fs::remove_file(dir.join("status.json"));
+    tracker.begin(&dir);
+    let result = launch_and_replay(
+        row, o, a, &spec, &profile, &recipe, port, &dir, sim, tracker,
+    )
+    .await;
+    tracker.end();
+    if let Err(e) = &result {
+        super::write_status(&dir, e);
+    }
+    result
+}
+
+/// Per trace id, the `out` of its root conversation's requests: the lookup the aggregate's
+/// `tokens.output_expected` uses (the reference's: top-level `n`/`s` requests in order).
+fn expected_outputs(corpus: &crate::client::agentic::trace::Corpus) -> HashMap<String, Vec<i64>> {
+    corpus
+        .traces
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                t.root.turns.iter().map(|u| i64::from(u.output)).collect(),
+            )
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn launch_and_replay(
+    row: &AgenticRow,
+    o: &ExecOptions,
+    a: &AgenticExecOptions,
+    spec: &AgenticPointSpec,
+    profile: &NamedProfile,
+    recipe: &Recipe,
+    port: u16,
+    dir: &Path,
+    sim: bool,
+    tracker: &Tracker,
+) -> Result<PointOutcome, ExecError> {
+    use crate::client::agentic::{
+        self as replay_client, trace::TraceSource, AgenticConfig, ReplayOptions,
+    };
+    // The corpus first: a missing dataset is a config error, found before any engine starts.
+    let source = match (&a.traces, sim) {
+        (Some(t), _) => TraceSource::parse(t),
+        (None, true) => {
+            let path = o.out.join(".traces").join("synthetic-small.jsonl");
+            if !path.is_file() {
+                crate::client::agentic::synth::write_file(
+                    &crate::client::agentic::synth::SynthParams::small(),
+                    &path,
+                    false,
+                )
+                .map_err(|e| fail(Stage::Config, format!("{}: {e}", path.display())))?;
+            }
+            TraceSource::Local(path)
+        }
+        (None, false) => TraceSource::parse(default_trace_source(&row.model_prefix)),
+    };
+    let corpus = replay_client::load_corpus(&source, None)
+        .await
+        .map_err(|e| fail(Stage::Config, e))?;
+    let expected = expected_outputs(&corpus);
+    drop(corpus);
+
+    let engine_dir = o.out.join(format!(".engine-{}", spec.result_filename()));
+    let script_path = engine_dir.join("launch.sh");
+    crate::fsutil::write_atomic(&script_path, recipe.script.as_bytes())
+        .map_err(|e| fail(Stage::Launch, e))?;
+    let mut env = vec![];
+    // This very binary supervises the engine (and serves the simulated one).
+    let exe = std::env::current_exe().map_err(|e| fail(Stage::Launch, e))?;
+    if sim {
+        env.push(("INFMAX_RUNNER".to_string(), exe.display().to_string()));
+    }
+    let launch = LaunchSpec {
+        script_path,
+        log_path: engine_dir.join("server.log"),
+        port,
+        image: row.image.clone(),
+        gpus: spec.gpu_count(),
+        job_name: format!("infmax-{}", spec.runner_name),
+        env,
+        supervisor: exe,
+    };
+    tracker.stage(Stage::Launch);
+    tracker.engine_log(&launch.log_path);
+    let mut eng = Engine::launch(&profile.profile, &launch).map_err(|e| fail(Stage::Launch, e))?;
+    tracker.stage(Stage::Readiness);
+    let ready = eng
+        .wait_ready(o.ready_timeout, Duration::from_secs(1))
+        .await;
+    if let Err(e) = ready {
+        copy_log(&eng, dir);
+        eng.stop();
+        return Err(fail(Stage::Readiness, e));
+    }
+    let tok_spec = match (&o.tokenizer, sim) {
+        (Some(t), _) => t.clone(),
+        (None, true) => EMBEDDED_NAME.to_string(),
+        (None, false) => row.model.clone(),
+    };
+    tracker.stage(Stage::Load);
+    let replay = async {
+        let tokenizer = HfTokenizer::load(&tok_spec)
+            .await
+            .map_err(|e| fail(Stage::Config, e))?;
+        let cfg = AgenticConfig {
+            base_url: eng.base_url.clone(),
+            endpoint: "/v1/chat/completions".into(),
+            model: if sim {
+                crate::sim::config::DEFAULT_MODEL.to_string()
+            } else {
+                row.model.clone()
+            },
+            tokenizer,
+            source,
+            num_dataset_entries: None,
+            replay: ReplayOptions {
+                concurrency: row.conc as usize,
+                duration: Duration::from_secs(spec.duration),
+                ..ReplayOptions::default()
+            },
+            scenario: "inferencex-agentx-mvp".into(),
+            out_dir: dir.join("aiperf_artifacts"),
+            server_metrics: vec![format!("{}/metrics", eng.base_url.trim_end_matches('/'))],
+            api_key: std::env::var("OPENAI_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+            timeouts: Timeouts {
+                total: Duration::from_secs(21_600),
+                stall: o.stall_timeout,
+            },
+            min_coverage: 0.95,
+            overflow_limit: 0.01,
+        };
+        replay_client::run(&cfg, None)
+            .await
+            .map_err(|e| fail(Stage::Load, e))
+    }
+    .await;
+    copy_log(&eng, dir);
+    eng.stop();
+    let run = replay?;
+    tracker.stage(Stage::Report);
+    let logs: Vec<String> = crate::report::agentic::read_server_log_head(&dir.join("server.log"))
+        .into_iter()
+        .collect();
+    let outcome = finish_point(dir, spec, &expected, &logs);
+    let outcome = match outcome {
+        Ok(p) => p,
+        Err(FinishError::Gate(e)) => {
+            return Err(fail(
+                Stage::Load,
+                format!("{}; results kept in {}", e.join("; "), dir.display()),
+            ))
+        }
+        Err(e) => return Err(fail(Stage::Report, e)),
+    };
+    println!("{}", outcome.summary);
+    let _ = crate::report::gha::append_step_summary(&outcome.summary);
+    if let Some(why) = run.failure() {
+        return Err(fail(
+            Stage::Load,
+            format!("{why}; results kept in {}", dir.display()),
+        ));
+    }
+    Ok(outcome)
 }

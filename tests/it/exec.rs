@@ -1,7 +1,8 @@
 //! `runner exec` and `runner batch` with real processes: the simulated engine through the
 //! `sim` profile, engines that die, never get ready or die under load, SIGTERM to the
 //! runner, shell injection in row values, a taken port, a missing template, dry runs of every
-//! shipped config entry, and a batch that keeps one engine for five concurrencies.
+//! shipped config entry, a batch that keeps one engine for five concurrencies, and the
+//! shipped agentic example row replayed end to end on the sim.
 
 use crate::util::{
     llama_paths, read_json, root, sigterm, spawn_collecting_stderr, svg_count, write, QUICK_BATCH,
@@ -1194,4 +1195,86 @@ fn dry_run_renders_2026_rows_with_templates() {
         e.contains("recipe-fingerprint") && e.contains("does not match"),
         "{e}"
     );
+}
+
+/// The shipped agentic example row (issue 15's done-criterion, with a 20 s window instead
+/// of 60 s to keep the suite short): `runner exec --profile sim` launches the sim, replays
+/// the synthetic corpus, scrapes `/metrics`, gates, aggregates and plots.
+#[test]
+fn agentic_example_row_runs_end_to_end_on_the_sim() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(RUNNER)
+        .current_dir(root())
+        .args([
+            "exec",
+            "--config",
+            "examples/dsv4-fp4-b200-sglang-agentic-conc4.json",
+            "--profile",
+            "sim",
+            "--duration",
+            "20",
+            "--runner-name",
+            "sim-runner-1",
+            "--out",
+        ])
+        .arg(out.path())
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let err = assert_success(&o);
+    assert_engines_gone(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("Validated aiperf request error rate"),
+        "{stdout}\n{err}"
+    );
+    assert!(
+        stdout.contains("Not submission-valid: a 20 s window"),
+        "{stdout}"
+    );
+    let rf = "dsv4_tp8_conc4_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc4_sim-runner-1";
+    let d = out.path().join(rf);
+    for f in [
+        "launch.sh",
+        "row.json",
+        "server.log",
+        "summary.md",
+        &format!("{rf}.json"),
+        "aiperf_artifacts/profile_export.jsonl",
+        "aiperf_artifacts/profile_export_aiperf.json",
+        "aiperf_artifacts/server_metrics_export.json",
+        "deepseek-ai_DeepSeek-V4-Pro_agentic_tput_vs_intvty.svg",
+        "deepseek-ai_DeepSeek-V4-Pro_agentic_tput_vs_intvty.png",
+    ] {
+        assert!(d.join(f).is_file(), "missing {f}: {err}");
+    }
+    let agg = read_json(&d.join(format!("{rf}.json")));
+    assert_eq!(agg["scenario_type"], "agentic-coding");
+    assert_eq!(agg["hw"], "sim");
+    assert_eq!(agg["conc"], 4);
+    assert_eq!(agg["tp"], 8);
+    assert!(
+        agg["num_requests_successful"].as_u64().unwrap() > 0,
+        "{agg}"
+    );
+    let rm = &agg["request_metrics"];
+    assert!(
+        rm["throughput"]["per_gpu"]["total_tput_tps"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(rm["latency"]["intvty"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(rm["latency"]["ttft"]["p50"].as_f64().unwrap() > 0.0);
+    // The recorded output lengths of the replayed corpus were looked up.
+    assert!(
+        rm["tokens"]["output_expected"]["mean"].as_f64().is_some(),
+        "{rm}"
+    );
+    assert!(rm["cache"]["theoretical_cache_hit_rate"].as_f64().unwrap() > 0.0);
+    // The window's requests and the sim's prompt tokens agree with the records.
+    let records = std::fs::read_to_string(d.join("aiperf_artifacts/profile_export.jsonl")).unwrap();
+    assert!(records.lines().any(|l| l.contains("\"warmup\"")));
+    assert!(records.lines().any(|l| l.contains("\"profiling\"")));
 }
