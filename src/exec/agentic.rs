@@ -361,6 +361,27 @@ pub struct AgenticExecOptions {
     pub traces: Option<String>,
 }
 
+/// The simulated engine for an agentic point: the `sim` profile's engine speaking the
+/// framework's metric names on `/metrics` (and its KV-pool line in the log), so the
+/// aggregate reads it through the same adapter as the real engine.
+pub const SIM_AGENTIC_TEMPLATE: &str = r#"#!/usr/bin/env bash
+# The built-in simulated engine (launch profile `sim`) for an agentic point: multi-turn chat
+# with a prefix cache, and /metrics in the framework's metric names.
+set -euo pipefail
+: "${PORT:?}" "${SIM_PRESET:?}" "${SIM_METRICS_FLAVOR:?}" "${INFMAX_RUNNER:?}"
+exec "$INFMAX_RUNNER" sim --host 127.0.0.1 --port "$PORT" --preset "$SIM_PRESET" --metrics-flavor "$SIM_METRICS_FLAVOR"
+"#;
+
+/// Whose metric names the sim speaks for `framework`: SGLang's for SGLang (and
+/// dynamo-sglang) rows, vLLM's otherwise.
+pub fn sim_metrics_flavor(framework: &str) -> &'static str {
+    if framework.contains("sglang") {
+        "sglang"
+    } else {
+        "vllm"
+    }
+}
+
 /// InferenceX's `resolve_trace_source`: the 1M-context corpus for the families that serve
 /// it, the 256k variant for everyone else.
 pub fn default_trace_source(model_prefix: &str) -> &'static str {
@@ -441,9 +462,13 @@ pub async fn run_row(
     let (source, text) = match &profile.profile {
         Profile::Sim { preset } => {
             inputs.push(("SIM_PRESET".into(), preset.clone()));
+            inputs.push((
+                "SIM_METRICS_FLAVOR".into(),
+                sim_metrics_flavor(&row.framework).into(),
+            ));
             (
-                TemplateSource::Builtin("sim"),
-                recipe::SIM_TEMPLATE.to_string(),
+                TemplateSource::Builtin("sim-agentic"),
+                SIM_AGENTIC_TEMPLATE.to_string(),
             )
         }
         _ => {

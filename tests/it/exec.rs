@@ -1273,6 +1273,17 @@ fn agentic_example_row_runs_end_to_end_on_the_sim() {
         "{rm}"
     );
     assert!(rm["cache"]["theoretical_cache_hit_rate"].as_f64().unwrap() > 0.0);
+    // The sim spoke SGLang's metric names for this SGLang row: read through that adapter,
+    // with its prefix-cache hits and the KV pool from its startup log.
+    let sm = &agg["server_metrics"];
+    assert_eq!(sm["present"], true, "{sm}");
+    assert_eq!(sm["adapter"], "sglang", "{sm}");
+    assert!(
+        sm["cache"]["gpu_cache_hit_rate"].as_f64().unwrap() > 0.0,
+        "{sm}"
+    );
+    assert!(agg["kv_cache_pool_tokens"].as_u64().unwrap() > 0, "{agg}");
+    assert!(agg.get("warnings").is_none(), "{agg}");
     // The window's requests and the sim's prompt tokens agree with the records.
     let records = std::fs::read_to_string(d.join("aiperf_artifacts/profile_export.jsonl")).unwrap();
     assert!(records.lines().any(|l| l.contains("\"warmup\"")));
