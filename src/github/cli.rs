@@ -56,6 +56,13 @@ pub struct DispatchArgs {
     /// One row per seq-len config.
     #[arg(long)]
     pub test_mode: bool,
+    /// Which sweep: the Nov-2025 bounty set (`.github/configs`) or the 2026 InferenceX set
+    /// (`configs/2026`).
+    #[arg(long, default_value = "2025-11", value_parser = ["2025-11", "2026"])]
+    pub config_set: String,
+    /// 2026 set: which scenario type to run.
+    #[arg(long, default_value = "fixed-seq-len", value_parser = ["fixed-seq-len", "agentic-coding"])]
+    pub scenario_type: String,
     /// Publish the rows when the sweep is done.
     #[arg(long)]
     pub publish: bool,
@@ -140,6 +147,12 @@ pub fn dispatch_inputs(a: &DispatchArgs) -> serde_json::Map<String, serde_json::
     put("test-mode", a.test_mode.to_string());
     put("publish", a.publish.to_string());
     put("team", a.team.clone());
+    // Only sent for the 2026 set, so a dispatch of the default set names the same inputs
+    // as before these existed.
+    if a.config_set == "2026" {
+        put("config-set", a.config_set.clone());
+        put("scenario-type", a.scenario_type.clone());
+    }
     m
 }
 
@@ -378,4 +391,33 @@ pub fn runners(a: RunnersArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: DispatchArgs,
+    }
+
+    #[test]
+    fn the_2026_set_adds_its_inputs() {
+        let w = Wrap::parse_from([
+            "x",
+            "--config-set",
+            "2026",
+            "--scenario-type",
+            "agentic-coding",
+        ]);
+        let m = dispatch_inputs(&w.a);
+        assert_eq!(m["config-set"], "2026");
+        assert_eq!(m["scenario-type"], "agentic-coding");
+        let w = Wrap::parse_from(["x"]);
+        let m = dispatch_inputs(&w.a);
+        assert!(!m.contains_key("config-set") && !m.contains_key("scenario-type"));
+    }
 }

@@ -1,9 +1,10 @@
-//! Full-sweep expansion and filters.
+//! Full-sweep expansion and filters: the Nov-2025 (schema A) generator here, and the
+//! dispatch to [`super::ix2026`] for 2026 (schema B) files.
 
 use super::SweepError;
 use crate::config::master::{Concurrency, Entry, MasterConfig, Schema, SearchSpace};
 pub use crate::config::row::seq_name;
-use crate::config::row::{JobRow, KeyOrder, MatrixRow, MultinodeRow};
+use crate::config::row::{JobRow, KeyOrder, MatrixRow};
 use crate::config::runners::Runners;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::fmt::Write as _;
@@ -342,22 +343,9 @@ pub fn expand(
             }
         }
     }
-    match f.evals {
-        Evals::Off => {}
-        Evals::Mark | Evals::Only => mark_evals(&mut rows),
-    }
+    // The Nov-2025 generator marks no row for evaluation: `--evals-only` keeps nothing.
     if f.evals == Evals::Only {
-        rows.retain_mut(|r| match r {
-            MatrixRow::Single(j) if j.run_eval == Some(true) => {
-                j.eval_only = Some(true);
-                true
-            }
-            MatrixRow::Multinode(m) if m.run_eval => {
-                m.eval_only = Some(true);
-                true
-            }
-            _ => false,
-        });
+        rows.clear();
     }
     if rows.is_empty() {
         return Err(SweepError::NoRows(f.describe()));
@@ -376,7 +364,7 @@ fn expand_entry(e: &Entry, f: &Filters, rows: &mut Vec<MatrixRow>) {
         let items: Vec<&SearchSpace> = s
             .search_space
             .iter()
-            .filter(|i| f.max_tp.is_none_or(|m| max_tp_of(i) <= m))
+            .filter(|i| f.max_tp.is_none_or(|m| i.tp <= m))
             .collect();
         let selected: Vec<(&SearchSpace, Vec<u32>)> = if f.test_mode {
             // The highest tp; the first such item on ties; at its first concurrency.
@@ -394,26 +382,10 @@ fn expand_entry(e: &Entry, f: &Filters, rows: &mut Vec<MatrixRow>) {
                 .collect()
         };
         for (item, concs) in selected {
-            let concs: Vec<u32> = concs.into_iter().filter(|c| conc_ok(f, *c)).collect();
-            if item.pools.is_some() {
-                if !concs.is_empty() {
-                    rows.push(MatrixRow::Multinode(multinode_row(
-                        e, s.isl, s.osl, item, concs, f.shape,
-                    )));
-                }
-                continue;
-            }
-            for c in concs {
+            for c in concs.into_iter().filter(|c| conc_ok(f, *c)) {
                 rows.push(MatrixRow::Single(single_row(e, s.isl, s.osl, item, c, f)));
             }
         }
-    }
-}
-
-fn max_tp_of(i: &SearchSpace) -> u32 {
-    match &i.pools {
-        Some(p) => p.prefill.tp.max(p.decode.tp),
-        None => i.tp,
     }
 }
 
@@ -421,13 +393,9 @@ fn conc_ok(f: &Filters, c: u32) -> bool {
     f.min_conc.is_none_or(|m| c >= m) && f.max_conc.is_none_or(|m| c <= m)
 }
 
-/// Context length: the Nov-2025 generator adds 200, the 2026 one 256.
-fn max_model_len(schema: Schema, isl: u32, osl: u32) -> u32 {
-    isl + osl + if schema == Schema::B { 256 } else { 200 }
-}
-
+/// A Nov-2025 row: its 13 keys (plus ours with `--extra-fields`); the context is
+/// isl + osl + 200, as that generator computes it.
 fn single_row(e: &Entry, isl: u32, osl: u32, s: &SearchSpace, conc: u32, f: &Filters) -> JobRow {
-    let b = e.schema == Schema::B;
     let ext = f.shape == RowShape::Extended;
     JobRow {
         image: e.image.clone(),
@@ -439,138 +407,26 @@ fn single_row(e: &Entry, isl: u32, osl: u32, s: &SearchSpace, conc: u32, f: &Fil
         osl,
         tp: s.tp,
         conc,
-        max_model_len: max_model_len(e.schema, isl, osl),
+        max_model_len: isl + osl + 200,
         ep: s.ep,
         dp_attn: s.dp_attn,
         exp_name: format!("{}_{}", e.model_prefix, seq_name(isl, osl)),
-        model_prefix: (b || ext).then(|| e.model_prefix.clone()),
-        pp: b.then(|| s.pp.unwrap_or(1)),
-        dcp_size: b.then(|| s.dcp_size.unwrap_or(1)),
-        pcp_size: b.then(|| s.pcp_size.unwrap_or(1)),
-        spec_decoding: b.then(|| s.spec_decoding.clone().unwrap_or_else(|| "none".into())),
-        disagg: b.then_some(false),
-        run_eval: b.then_some(false),
+        model_prefix: ext.then(|| e.model_prefix.clone()),
+        pp: None,
+        dcp_size: None,
+        pcp_size: None,
+        spec_decoding: None,
+        disagg: None,
+        run_eval: None,
         eval_only: None,
         router: None,
         recipe_fingerprint: None,
         config_key: ext.then(|| e.key.clone()),
-        key_order: if f.test_mode && !b {
+        key_order: if f.test_mode {
             KeyOrder::TestMode
         } else {
             KeyOrder::Sweep
         },
-    }
-}
-
-fn multinode_row(
-    e: &Entry,
-    isl: u32,
-    osl: u32,
-    s: &SearchSpace,
-    conc: Vec<u32>,
-    shape: RowShape,
-) -> MultinodeRow {
-    let pools = s.pools.as_ref().expect("multinode items have pools");
-    MultinodeRow {
-        image: e.image.clone(),
-        model: e.model.clone(),
-        model_prefix: e.model_prefix.clone(),
-        precision: e.precision.clone(),
-        framework: e.framework.clone(),
-        runner: e.runner.clone(),
-        isl,
-        osl,
-        spec_decoding: s.spec_decoding.clone().unwrap_or_else(|| "none".into()),
-        prefill: pools.prefill.clone(),
-        decode: pools.decode.clone(),
-        conc,
-        max_model_len: max_model_len(e.schema, isl, osl),
-        exp_name: format!("{}_{}", e.model_prefix, seq_name(isl, osl)),
-        disagg: e.disagg,
-        run_eval: false,
-        router: None,
-        kv_p2p_transfer: None,
-        eval_conc: None,
-        eval_all_concs: None,
-        eval_only: None,
-        recipe_fingerprint: None,
-        config_key: (shape == RowShape::Extended).then(|| e.key.clone()),
-    }
-}
-
-/// (model, runner, framework, precision, spec-decoding, dp-attn): rows evaluated together.
-type EvalGroup = (String, String, String, String, String, bool);
-
-/// Lowest concurrency at which the 2026 generator schedules an accuracy evaluation.
-const MIN_EVAL_CONC: u32 = 16;
-
-/// Mark schema-B rows that run the accuracy evaluation, as the 2026 generator does: only
-/// 8k1k rows at conc ≥ 16. Single-node rows are grouped by (model, runner, framework,
-/// precision, isl, osl, spec-decoding, dp-attn) and marked at the group's highest and
-/// median concurrency (every tp). Each distinct multinode deployment is marked once, on the
-/// row holding its highest eligible concurrency, which becomes `eval-conc`.
-fn mark_evals(rows: &mut [MatrixRow]) {
-    use std::collections::{BTreeSet, HashMap};
-    let eval_seq = |isl: u32, osl: u32| (isl, osl) == (8192, 1024);
-    let mut groups: HashMap<EvalGroup, BTreeSet<u32>> = HashMap::new();
-    let key = |j: &JobRow| {
-        (
-            j.model.clone(),
-            j.runner.clone(),
-            j.framework.clone(),
-            j.precision.clone(),
-            j.spec_decoding.clone().unwrap_or_default(),
-            j.dp_attn,
-        )
-    };
-    for r in rows.iter() {
-        if let MatrixRow::Single(j) = r {
-            if j.is_schema_b() && eval_seq(j.isl, j.osl) && j.conc >= MIN_EVAL_CONC {
-                groups.entry(key(j)).or_default().insert(j.conc);
-            }
-        }
-    }
-    let targets: HashMap<_, [u32; 2]> = groups
-        .into_iter()
-        .map(|(k, set)| {
-            let v: Vec<u32> = set.into_iter().collect();
-            (k, [v[v.len() - 1], v[v.len() / 2]])
-        })
-        .collect();
-    // Multinode: best row per deployment (everything but conc), by highest eligible conc.
-    let mut best: HashMap<String, (usize, u32)> = HashMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        if let MatrixRow::Multinode(m) = r {
-            let Some(top) = m.conc.iter().copied().filter(|c| *c >= MIN_EVAL_CONC).max() else {
-                continue;
-            };
-            if !eval_seq(m.isl, m.osl) {
-                continue;
-            }
-            let mut k = m.clone();
-            k.conc.clear();
-            let k = serde_json::to_string(&k).expect("rows serialise");
-            let e = best.entry(k).or_insert((i, top));
-            if top > e.1 {
-                *e = (i, top);
-            }
-        }
-    }
-    let mn: HashMap<usize, u32> = best.into_values().collect();
-    for (i, r) in rows.iter_mut().enumerate() {
-        match r {
-            MatrixRow::Single(j) if j.is_schema_b() => {
-                let hit = eval_seq(j.isl, j.osl)
-                    && j.conc >= MIN_EVAL_CONC
-                    && targets.get(&key(j)).is_some_and(|t| t.contains(&j.conc));
-                j.run_eval = Some(hit);
-            }
-            MatrixRow::Multinode(m) => {
-                m.run_eval = mn.contains_key(&i);
-                m.eval_conc = mn.get(&i).copied();
-            }
-            MatrixRow::Single(_) | MatrixRow::Agentic(_) | MatrixRow::AgenticMultinode(_) => {}
-        }
     }
 }
 
