@@ -163,11 +163,14 @@ fn replay_against_sim_writes_aiperf_artifacts() {
     synth(&traces, &["--time-scale", "0.01"]);
     let s = sim(fast_sim(1_100_000));
     let out = d.path().join("art");
+    let metrics = format!("{}/metrics", s.handle.url());
     let o = replay(
         &s.handle.url(),
         &traces.display().to_string(),
         &out,
         &[
+            "--server-metrics",
+            &metrics,
             "--concurrency",
             "4",
             "--benchmark-duration",
@@ -299,6 +302,14 @@ fn replay_against_sim_writes_aiperf_artifacts() {
     assert_eq!(agg["request_count"]["avg"], ok);
     assert_eq!(agg["metadata"]["scenario"], "inferencex-agentx-mvp");
     assert_eq!(agg["metadata"]["submission_valid"], false, "6 s < 900 s");
+    // The engine's /metrics, scraped over the window.
+    let sm: Value =
+        serde_json::from_slice(&std::fs::read(out.join("server_metrics_export.json")).unwrap())
+            .unwrap();
+    assert!(
+        sm["metrics"].as_object().is_some_and(|m| !m.is_empty()),
+        "{sm}"
+    );
     let hit = &agg["theoretical_prefix_cache_hit"];
     let (sum, count) = (hit["sum"].as_u64().unwrap(), hit["count"].as_u64().unwrap());
     assert!(
