@@ -225,6 +225,20 @@ impl HfTokenizer {
             .map_err(|e| self.err(e))
     }
 
+    /// `tokenizer(text).input_ids`: with the special tokens the tokenizer's post-processor
+    /// adds (a BOS, for most models), as benchmark_serving.py's file datasets count tokens.
+    pub fn encode_with_special_tokens(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        self.inner
+            .encode_fast(text, true)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Whether the model has a chat template.
+    pub fn has_chat_template(&self) -> bool {
+        self.chat_template.is_some()
+    }
+
     /// `tokenizer.decode(ids)`: special tokens kept, clean-up as configured.
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         let s = self.inner.decode(ids, false).map_err(|e| self.err(e))?;

@@ -1,12 +1,15 @@
-//! CPython's `random.Random` (MT19937, `seed(int)`, `getrandbits`, `sample`), because
+//! CPython's `random.Random` (MT19937, `seed(int)`, `getrandbits`, `sample`, `shuffle`,
+//! `choice`, `choices`), because
 //! lm-eval picks each question's few-shot examples with `Random(1234).sample(train, n)`,
 //! one shared generator advancing question by question. Reproducing its draws is the only
-//! way for a gsm8k prompt — and so its score — to equal lm-eval's.
+//! way for a gsm8k prompt — and so its score — to equal lm-eval's. benchmark_serving.py's
+//! sharegpt/sonnet samplers and `--lora-modules` draw from the same generator.
 
 const N: usize = 624;
 const M: usize = 397;
 
 /// A Mersenne Twister seeded as CPython seeds it.
+#[derive(Clone)]
 pub struct PyRandom {
     /// State words.
     mt: [u32; N],
@@ -88,8 +91,29 @@ impl PyRandom {
         self.next_u32() >> (32 - k)
     }
 
-    /// `_randbelow(n)` for n ≥ 1 (rejection sampling on `n.bit_length()` bits).
-    fn randbelow(&mut self, n: usize) -> usize {
+    /// `random()`: a double in [0, 1) from two 32-bit outputs (53 bits).
+    pub fn random(&mut self) -> f64 {
+        let a = f64::from(self.next_u32() >> 5);
+        let b = f64::from(self.next_u32() >> 6);
+        (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
+    }
+
+    /// `shuffle(x)` in place: from the end, swap item i with `_randbelow(i + 1)`.
+    pub fn shuffle<T>(&mut self, x: &mut [T]) {
+        for i in (1..x.len()).rev() {
+            let j = self.randbelow(i + 1);
+            x.swap(i, j);
+        }
+    }
+
+    /// The index `choices(population, k=1)` picks (no weights): `floor(random() · n)`.
+    pub fn choices_index(&mut self, n: usize) -> usize {
+        (self.random() * n as f64) as usize
+    }
+
+    /// `_randbelow(n)` for n ≥ 1 (rejection sampling on `n.bit_length()` bits); also the
+    /// index `choice(seq)` picks from a sequence of length n.
+    pub fn randbelow(&mut self, n: usize) -> usize {
         let k = usize::BITS - n.leading_zeros();
         loop {
             let r = self.getrandbits(k) as usize;

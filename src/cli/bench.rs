@@ -2,10 +2,11 @@
 //! benchmark_serving.py's flags so a reference command line runs unchanged after the
 //! program name.
 
-use crate::client::dataset::RandomParams;
+use crate::client::dataset::{Compat, DatasetSpec, RandomParams};
 use crate::client::load::Progress;
 use crate::client::request::{Backend, Timeouts};
 use crate::client::result::{Selection, METRICS};
+use crate::client::sources::{FileKind, FileParams};
 use crate::client::{self, BenchConfig};
 use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
 use anyhow::{bail, Context};
@@ -35,9 +36,59 @@ pub struct BenchArgs {
     /// API endpoint (default: /v1/completions, or /v1/chat/completions for openai-chat).
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// Only `random` is supported.
+    /// `random`, `sharegpt`, `sonnet`, `burstgpt` or `hf` (the reference's default is
+    /// `sharegpt`; here `random`, what every InferenceX command line names).
     #[arg(long, default_value = "random")]
     pub dataset_name: String,
+    /// The sharegpt JSON, sonnet text or BurstGPT CSV; for `hf` a local file or folder or
+    /// a hub dataset id already in the hub cache.
+    #[arg(long)]
+    pub dataset_path: Option<String>,
+    /// Which reference client's prompts and result layout to reproduce: `bounty-2025` (the
+    /// bounty's kimbochen/bench_serving, InferenceX d053ae24e) or `inferencex-2026`
+    /// (InferenceX 843c6254f: other padding draws, e2el and 90/99/99.9 percentiles by
+    /// default, `input_lens`/`output_lens` always).
+    #[arg(long, value_enum, default_value_t = Compat::Bounty2025)]
+    pub compat: Compat,
+    /// inferencex-2026: worker processes the random prompts are split over, each chunk
+    /// with its own padding generator (0: `min(cpu_count, 8)` of this machine, as the
+    /// reference). Changes the prompts; pass the reference machine's count to match it.
+    #[arg(long, default_value_t = 0)]
+    pub random_num_workers: usize,
+    /// inferencex-2026: DeepSeek-V4's chat encoder (refused: not implemented).
+    #[arg(long)]
+    pub dsv4: bool,
+    /// sharegpt: fixed output length instead of the completion's.
+    #[arg(long)]
+    pub sharegpt_output_len: Option<u32>,
+    #[arg(long, default_value_t = 550)]
+    pub sonnet_input_len: u32,
+    #[arg(long, default_value_t = 150)]
+    pub sonnet_output_len: u32,
+    #[arg(long, default_value_t = 200)]
+    pub sonnet_prefix_len: u32,
+    /// hf: the dataset's config (subset).
+    #[arg(long)]
+    pub hf_subset: Option<String>,
+    /// hf: the split to read (required, as the reference fails without one).
+    #[arg(long)]
+    pub hf_split: Option<String>,
+    /// hf: fixed output length instead of the completion's (also disables the filter).
+    #[arg(long)]
+    pub hf_output_len: Option<u32>,
+    /// `auto` (the fast tokenizer) only; `slow`, `mistral`, `custom`, `deepseek_v4` are
+    /// refused.
+    #[arg(long, default_value = "auto")]
+    pub tokenizer_mode: String,
+    /// Accepted and ignored, as the reference ignores it.
+    #[arg(long)]
+    pub use_beam_search: bool,
+    /// vLLM's torch profiler via /start_profile and /stop_profile (refused: not supported).
+    #[arg(long)]
+    pub profile: bool,
+    /// LoRA adapters: each request names one, picked with Python's `random.choice`.
+    #[arg(long, num_args = 1..)]
+    pub lora_modules: Vec<String>,
     /// Model name sent in requests and recorded as model_id.
     #[arg(long, default_value = crate::sim::config::DEFAULT_MODEL)]
     pub model: String,
@@ -70,10 +121,12 @@ pub struct BenchArgs {
     pub num_warmups: usize,
     #[arg(long)]
     pub ignore_eos: bool,
-    #[arg(long, default_value = "ttft,tpot,itl")]
-    pub percentile_metrics: String,
-    #[arg(long, default_value = "99")]
-    pub metric_percentiles: String,
+    /// Default `ttft,tpot,itl` (inferencex-2026: `ttft,tpot,itl,e2el`).
+    #[arg(long)]
+    pub percentile_metrics: Option<String>,
+    /// Default `99` (inferencex-2026: `90,99,99.9`).
+    #[arg(long)]
+    pub metric_percentiles: Option<String>,
     /// SLOs `KEY:MS` (ttft, tpot, e2el) for request goodput.
     #[arg(long, num_args = 1..)]
     pub goodput: Vec<String>,
@@ -154,12 +207,32 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// Validate and resolve into a run configuration.
     pub async fn resolve(&self) -> anyhow::Result<BenchConfig> {
-        if self.dataset_name != "random" {
+        if self.tokenizer_mode != "auto" {
             bail!(
-                "--dataset-name {}: only `random` is supported",
-                self.dataset_name
+                "--tokenizer-mode {}: only `auto` (the fast tokenizer) is supported",
+                self.tokenizer_mode
             );
         }
+        if self.profile {
+            bail!("--profile (vLLM's torch profiler via /start_profile) is not supported; profile the engine directly");
+        }
+        if self.dsv4 {
+            bail!("--dsv4 (DeepSeek-V4's chat encoder) is not supported; use --use-chat-template with the model's own template");
+        }
+        let ix26 = self.compat == Compat::Inferencex2026;
+        let percentile_metrics = self.percentile_metrics.clone().unwrap_or_else(|| {
+            if ix26 {
+                "ttft,tpot,itl,e2el"
+            } else {
+                "ttft,tpot,itl"
+            }
+            .into()
+        });
+        let metric_percentiles = self
+            .metric_percentiles
+            .clone()
+            .unwrap_or_else(|| if ix26 { "90,99,99.9" } else { "99" }.into());
+        let dataset = self.dataset_spec()?;
         if !(self.random_range_ratio >= 0.0 && self.random_range_ratio <= 1.0) {
             bail!("--random-range-ratio must be within [0, 1]");
         }
@@ -172,8 +245,7 @@ impl BenchArgs {
         if self.max_concurrency == Some(0) {
             bail!("--max-concurrency must be at least 1");
         }
-        let metrics: Vec<String> = self
-            .percentile_metrics
+        let metrics: Vec<String> = percentile_metrics
             .split(',')
             .map(|s| s.trim().to_string())
             .collect();
@@ -182,8 +254,7 @@ impl BenchArgs {
                 bail!("--percentile-metrics: unknown metric `{m}` (valid: ttft, tpot, itl, e2el)");
             }
         }
-        let percentiles = self
-            .metric_percentiles
+        let percentiles = metric_percentiles
             .split(',')
             .map(|p| {
                 let v: f64 = p
@@ -255,14 +326,9 @@ impl BenchArgs {
             model: self.model.clone(),
             served_model_name: self.served_model_name.clone(),
             tokenizer,
-            dataset: RandomParams {
-                input_len: self.random_input_len,
-                output_len: self.random_output_len,
-                range_ratio: self.random_range_ratio,
-                prefix_len: self.random_prefix_len,
-                num_prompts: self.num_prompts,
-                use_chat_template: self.use_chat_template,
-            },
+            dataset,
+            compat: self.compat,
+            lora_modules: self.lora_modules.clone(),
             seed: self.seed,
             best_of: self.best_of,
             logprobs: self.logprobs,
@@ -286,6 +352,58 @@ impl BenchArgs {
                 .ok()
                 .filter(|k| !k.is_empty()),
         })
+    }
+
+    /// `--dataset-name` and its flags.
+    fn dataset_spec(&self) -> anyhow::Result<DatasetSpec> {
+        let path = || {
+            self.dataset_path.clone().with_context(|| {
+                format!("--dataset-name {} needs --dataset-path", self.dataset_name)
+            })
+        };
+        let kind = match self.dataset_name.as_str() {
+            "random" => {
+                return Ok(DatasetSpec::Random(RandomParams {
+                    input_len: self.random_input_len,
+                    output_len: self.random_output_len,
+                    range_ratio: self.random_range_ratio,
+                    prefix_len: self.random_prefix_len,
+                    num_prompts: self.num_prompts,
+                    use_chat_template: self.use_chat_template,
+                    compat: self.compat,
+                    workers: match self.random_num_workers {
+                        0 => crate::client::dataset::default_workers(),
+                        n => n,
+                    },
+                }))
+            }
+            "sharegpt" => FileKind::ShareGpt {
+                output_len: self.sharegpt_output_len,
+            },
+            "sonnet" => FileKind::Sonnet {
+                input_len: self.sonnet_input_len,
+                output_len: self.sonnet_output_len,
+                prefix_len: self.sonnet_prefix_len,
+                raw: self.backend.is_chat(),
+            },
+            "burstgpt" => FileKind::BurstGpt,
+            "hf" => FileKind::Hf {
+                subset: self.hf_subset.clone(),
+                split: self
+                    .hf_split
+                    .clone()
+                    .context("--dataset-name hf needs --hf-split (e.g. train)")?,
+                output_len: self.hf_output_len,
+            },
+            other => bail!(
+                "--dataset-name {other}: unknown dataset (supported: random, sharegpt, sonnet, burstgpt, hf)"
+            ),
+        };
+        Ok(DatasetSpec::File(FileParams {
+            kind,
+            path: path()?,
+            num_prompts: self.num_prompts,
+        }))
     }
 
     /// The result file path the reference would write.
@@ -404,13 +522,11 @@ pub fn run(args: BenchArgs) -> ExitCode {
 async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.resolve().await?;
     if args.save_prompts.is_some() || args.dataset_only {
-        let (tok, params, seed) = (cfg.tokenizer.clone(), cfg.dataset.clone(), cfg.seed);
+        let (tok, spec, seed) = (cfg.tokenizer.clone(), cfg.dataset.clone(), cfg.seed);
         let t0 = std::time::Instant::now();
-        let ds = tokio::task::spawn_blocking(move || {
-            client::dataset::sample_random(&tok, &params, seed)
-        })
-        .await
-        .context("dataset generation")??;
+        let ds = tokio::task::spawn_blocking(move || spec.sample(&tok, seed))
+            .await
+            .context("dataset generation")??;
         eprintln!(
             "generated {} prompts in {:.2} s",
             ds.prompts.len(),
@@ -432,7 +548,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let progress = Arc::new(Progress::default());
     let reporter = spawn_progress(
         progress.clone(),
-        cfg.dataset.num_prompts,
+        cfg.dataset.num_prompts(),
         cfg.num_warmups,
         args.disable_tqdm,
     );

@@ -19,8 +19,16 @@
 //! that round until it runs out of rounds. Both rely on `encode` being deterministic, as it
 //! is for every tokenizer without BPE dropout (with dropout the reference's own prompts
 //! would not be reproducible either).
+//!
+//! Which generator draws the padding depends on the client version ([`Compat`]): the
+//! bounty-era client draws it from the global generator (so it also moves the arrival gaps
+//! drawn later); InferenceX's 2026 client from a local generator seeded with the first four
+//! words of the global state, or, split over worker processes, from one generator per
+//! worker's chunk of prompts seeded from that local one. The other datasets
+//! (`sharegpt`, `sonnet`, `burstgpt`, `hf`) are in [`super::sources`].
 
 use super::rng::NumpyRandom;
+use crate::accuracy::pyrandom::PyRandom;
 use crate::tokenizer::{HfTokenizer, TokenizerError};
 use std::cmp::Ordering;
 
@@ -39,6 +47,44 @@ pub struct RandomParams {
     pub num_prompts: usize,
     /// `--use-chat-template`.
     pub use_chat_template: bool,
+    /// Which client's padding generator to reproduce.
+    pub compat: Compat,
+    /// `--random-num-workers` resolved (≥ 1; InferenceX 2026 only): how many chunks the
+    /// prompts are split into, each with its own padding generator. Their number changes
+    /// the prompts, so the reference's default (`min(cpu_count, 8)`) is resolved by the
+    /// caller, where the machine is known.
+    pub workers: usize,
+}
+
+/// The benchmark_serving.py whose prompts and result keys are reproduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Compat {
+    /// kimbochen/bench_serving as the bounty ran it (InferenceX `d053ae24e`).
+    #[default]
+    #[value(name = "bounty-2025")]
+    Bounty2025,
+    /// InferenceX `utils/bench_serving` at `843c6254f` (local padding generators,
+    /// `benchmark_start_time_unix`, e2el and 90/99/99.9 percentiles by default).
+    #[value(name = "inferencex-2026")]
+    Inferencex2026,
+}
+
+impl Compat {
+    /// The name users type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compat::Bounty2025 => "bounty-2025",
+            Compat::Inferencex2026 => "inferencex-2026",
+        }
+    }
+}
+
+/// InferenceX 2026's default `--random-num-workers`: `min(os.cpu_count(), 8)`, counting
+/// online CPUs as Python does (not the affinity mask).
+pub fn default_workers() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    (n.max(1) as usize).min(8)
 }
 
 /// One generated request.
@@ -52,13 +98,17 @@ pub struct Prompt {
     pub output_len: u32,
 }
 
-/// The dataset plus the generator state after it, from which request-arrival gaps are drawn
-/// (the reference draws them from the same global generator).
+/// The dataset plus the generator states after it: request-arrival gaps are drawn from
+/// numpy's global generator and `--lora-modules` picks from Python's, as the reference
+/// draws them after sampling.
 pub struct Dataset {
     pub prompts: Vec<Prompt>,
     /// numpy's global generator after sampling.
     pub rng: NumpyRandom,
-    /// `prompt_len − target` per prompt (the reference prints their mean).
+    /// Python's global `random` after sampling.
+    pub py: PyRandom,
+    /// `prompt_len − target` per prompt (the reference prints their mean); empty for
+    /// datasets without a target length.
     pub mismatches: Vec<i64>,
 }
 
@@ -73,6 +123,38 @@ pub enum DatasetError {
     TemplateTooLong { input_len: u32, template: usize },
     #[error("tokenizer has an empty vocabulary")]
     EmptyVocab,
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Which dataset to sample (`--dataset-name` and its flags).
+#[derive(Debug, Clone)]
+pub enum DatasetSpec {
+    /// `random`: token ids from numpy's generator.
+    Random(RandomParams),
+    /// `sharegpt`, `sonnet`, `burstgpt` or `hf`, read from files.
+    File(super::sources::FileParams),
+}
+
+impl DatasetSpec {
+    /// `--num-prompts` (a file dataset may yield fewer).
+    pub fn num_prompts(&self) -> usize {
+        match self {
+            DatasetSpec::Random(p) => p.num_prompts,
+            DatasetSpec::File(p) => p.num_prompts,
+        }
+    }
+
+    /// Generate the prompts as the reference's `main()` does after seeding `random` and
+    /// `np.random` with `seed`.
+    pub fn sample(&self, tok: &HfTokenizer, seed: u32) -> Result<Dataset, DatasetError> {
+        match self {
+            DatasetSpec::Random(p) => sample_random(tok, p, seed),
+            DatasetSpec::File(p) => super::sources::sample_file(tok, p, seed),
+        }
+    }
 }
 
 /// A prompt's text after its retry loop, before the chat template.
@@ -136,6 +218,21 @@ pub fn sample_random(
     let output_lens = uniform(&mut rng, i64::from(p.output_len));
     let offsets = rng.randint_n(0, v, n);
     let target = |i: usize| prefix.len() + input_lens[i] as usize;
+    // The generators padding is drawn from, and which one serves prompt i.
+    let (mut streams, chunk) = match p.compat {
+        Compat::Bounty2025 => (vec![], n.max(1)),
+        Compat::Inferencex2026 => {
+            let key = rng.key();
+            let mut local = NumpyRandom::from_key(&key[..4]);
+            if p.workers > 1 {
+                let chunk = n.div_ceil(p.workers).max(1);
+                let seeds = (0..n.div_ceil(chunk)).map(|_| local.randint(0, 1 << 31) as u32);
+                (seeds.map(NumpyRandom::new).collect(), chunk)
+            } else {
+                (vec![local], n.max(1))
+            }
+        }
+    };
 
     // Pass 1 (parallel): each loop up to its first padding draw.
     let partials = parallel_map(n, |i| {
@@ -155,8 +252,12 @@ pub fn sample_random(
                 ids,
                 iteration,
             } => {
+                let stream = match streams.get_mut(i / chunk) {
+                    Some(local) => local,
+                    None => &mut rng,
+                };
                 let draw = |k: usize| {
-                    let ids = rng.randint_n(0, v, k);
+                    let ids = stream.randint_n(0, v, k);
                     Some(ids.into_iter().map(|x| x as u32).collect())
                 };
                 match retry_loop(tok, target(i), text, iteration, Some(ids), draw)? {
@@ -195,6 +296,7 @@ pub fn sample_random(
     Ok(Dataset {
         prompts,
         rng,
+        py: PyRandom::new(u64::from(seed)),
         mismatches,
     })
 }

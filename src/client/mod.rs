@@ -10,16 +10,18 @@
 
 pub mod agentic;
 pub mod dataset;
+pub mod hfshuffle;
 pub mod http1;
 pub mod load;
 pub mod request;
 pub mod result;
 pub mod rng;
+pub mod sources;
 pub mod sse;
 pub mod stats;
 
 use crate::tokenizer::HfTokenizer;
-use dataset::RandomParams;
+use dataset::{Compat, DatasetSpec};
 use load::{LoadPlan, Prepared, Progress};
 use request::{Backend, BodyOptions, Target, Timeouts};
 use result::{Extras, Header, Selection};
@@ -48,7 +50,12 @@ pub struct BenchConfig {
     /// `--served-model-name`.
     pub served_model_name: Option<String>,
     pub tokenizer: HfTokenizer,
-    pub dataset: RandomParams,
+    pub dataset: DatasetSpec,
+    /// Which reference client the prompts and result keys follow.
+    pub compat: Compat,
+    /// `--lora-modules`: each request names one of these (picked with Python's
+    /// `random.choice`, as the reference does) instead of the model.
+    pub lora_modules: Vec<String>,
     pub seed: u32,
     pub best_of: u32,
     pub logprobs: Option<u32>,
@@ -111,8 +118,8 @@ pub fn local_timestamp() -> String {
 /// Generate the dataset, run warmups and the timed phase, compute the result.
 pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutput, ClientError> {
     let t0 = std::time::Instant::now();
-    let (tok, params, seed) = (cfg.tokenizer.clone(), cfg.dataset.clone(), cfg.seed);
-    let ds = tokio::task::spawn_blocking(move || dataset::sample_random(&tok, &params, seed))
+    let (tok, spec, seed) = (cfg.tokenizer.clone(), cfg.dataset.clone(), cfg.seed);
+    let ds = tokio::task::spawn_blocking(move || spec.sample(&tok, seed))
         .await
         .map_err(|e| ClientError::Config(format!("dataset generation panicked: {e}")))??;
     let dataset_seconds = t0.elapsed().as_secs_f64();
@@ -127,13 +134,26 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         logprobs: cfg.logprobs,
         ignore_eos: cfg.ignore_eos,
     };
+    let mut py = ds.py.clone();
     let reqs: Vec<Prepared> = ds
         .prompts
         .iter()
-        .map(|p| Prepared {
-            body: request::body(&body_opts, &p.text, p.output_len),
-            prompt_len: p.prompt_len,
-            output_len: p.output_len,
+        .map(|p| {
+            let body = if cfg.lora_modules.is_empty() {
+                request::body(&body_opts, &p.text, p.output_len)
+            } else {
+                let lora = &cfg.lora_modules[py.randbelow(cfg.lora_modules.len())];
+                let opts = BodyOptions {
+                    model: lora.clone(),
+                    ..body_opts.clone()
+                };
+                request::body(&opts, &p.text, p.output_len)
+            };
+            Prepared {
+                body,
+                prompt_len: p.prompt_len,
+                output_len: p.output_len,
+            }
         })
         .collect();
     let plan = LoadPlan {
@@ -158,6 +178,11 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
     )
     .await
     .map_err(|e| ClientError::Config(format!("load phase: {e}")))?;
+    // The timed phase ended now and lasted `duration` (monotonic): its wall-clock window.
+    let end_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let window_unix = (end_unix - lr.duration, end_unix);
     let tok = cfg.tokenizer.clone();
     let sel = cfg.selection.clone();
     let outcomes = lr.outcomes;
@@ -174,7 +199,7 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         model_id: cfg.model.clone(),
         tokenizer_id: cfg.tokenizer.id.clone(),
         best_of: cfg.best_of,
-        num_prompts: cfg.dataset.num_prompts,
+        num_prompts: cfg.dataset.num_prompts(),
         metadata: cfg.metadata.clone(),
         request_rate: cfg.request_rate,
         burstiness: cfg.burstiness,
@@ -184,6 +209,8 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         seed: cfg.seed,
         warmups: cfg.num_warmups,
         warmup_failed: lr.warmup_failed,
+        window_unix,
+        inferencex_2026: cfg.compat == Compat::Inferencex2026,
     };
     let result = result::result_json(
         &header,
@@ -208,14 +235,21 @@ fn dataset_stats(ds: &dataset::Dataset) -> String {
     let ins: Vec<u32> = ds.prompts.iter().map(|p| p.prompt_len).collect();
     let outs: Vec<u32> = ds.prompts.iter().map(|p| p.output_len).collect();
     let mean = |v: &[u32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-    let mism = ds.mismatches.iter().sum::<i64>() as f64 / n;
+    let mism = if ds.mismatches.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  avg_token_mismatch={:<5.2}",
+            ds.mismatches.iter().sum::<i64>() as f64 / n
+        )
+    };
     let header = format!(
         "{}  Input/Output Length Statistics  {}",
         "-".repeat(19),
         "-".repeat(19)
     );
     format!(
-        "{header}\n input_lens : min={:<4}  max={:<4}  mean={:<7.2}  avg_token_mismatch={:<5.2} \n output_lens: min={:<4}  max={:<4}  mean={:<7.2} \n{}\n",
+        "{header}\n input_lens : min={:<4}  max={:<4}  mean={:<7.2}{} \n output_lens: min={:<4}  max={:<4}  mean={:<7.2} \n{}\n",
         ins.iter().min().unwrap_or(&0),
         ins.iter().max().unwrap_or(&0),
         mean(&ins),

@@ -160,6 +160,13 @@ pub struct Extras {
     pub seed: u32,
     pub warmups: usize,
     pub warmup_failed: usize,
+    /// Wall-clock (Unix seconds) start and end of the timed phase: InferenceX 2026 writes
+    /// them as `benchmark_start_time_unix`/`benchmark_end_time_unix` and its power
+    /// aggregation needs them; written under the same names in every mode.
+    pub window_unix: (f64, f64),
+    /// Lay the result out as InferenceX 2026 does: the window keys after `duration`, and
+    /// `input_lens`/`output_lens` kept without `--save-detailed`.
+    pub inferencex_2026: bool,
 }
 
 /// The result JSON in the reference's key order, then our keys. `detailed` adds the
@@ -193,6 +200,13 @@ pub fn result_json(
     r.insert("burstiness".into(), json!(h.burstiness));
     r.insert("max_concurrency".into(), json!(h.max_concurrency));
     r.insert("duration".into(), json!(m.duration));
+    let window = |r: &mut Map<String, Value>| {
+        r.insert("benchmark_start_time_unix".into(), json!(x.window_unix.0));
+        r.insert("benchmark_end_time_unix".into(), json!(x.window_unix.1));
+    };
+    if x.inferencex_2026 {
+        window(&mut r);
+    }
     r.insert("completed".into(), json!(m.completed));
     r.insert("total_input_tokens".into(), json!(m.total_input));
     r.insert("total_output_tokens".into(), json!(m.total_output));
@@ -210,12 +224,14 @@ pub fn result_json(
         "total_token_throughput".into(),
         json!(m.total_token_throughput()),
     );
-    if detailed {
+    if detailed || x.inferencex_2026 {
         r.insert(
             "input_lens".into(),
             json!(outcomes.iter().map(|o| o.prompt_len).collect::<Vec<_>>()),
         );
         r.insert("output_lens".into(), json!(m.output_lens));
+    }
+    if detailed {
         r.insert(
             "ttfts".into(),
             json!(outcomes.iter().map(|o| o.ttft).collect::<Vec<_>>()),
@@ -256,6 +272,9 @@ pub fn result_json(
         }
     }
     // Additions.
+    if !x.inferencex_2026 {
+        window(&mut r);
+    }
     r.insert("failed".into(), json!(m.failed));
     let q = stats::sorted(&m.queue);
     r.insert(
@@ -419,12 +438,32 @@ mod tests {
             burstiness: 1.0,
             max_concurrency: Some(2),
         };
-        let x = Extras {
+        let mut x = Extras {
             seed: 0,
             warmups: 0,
             warmup_failed: 0,
+            window_unix: (1_767_225_600.25, 1_767_225_602.25),
+            inferencex_2026: false,
         };
         let r = result_json(&h, &m, &sel, &outcomes, false, &x);
+        assert_eq!(r["benchmark_start_time_unix"], 1_767_225_600.25);
+        assert_eq!(r["benchmark_end_time_unix"], 1_767_225_602.25);
+        assert!(!r.contains_key("input_lens"));
+        // InferenceX 2026: the window right after `duration`, the length lists always.
+        x.inferencex_2026 = true;
+        let r26 = result_json(&h, &m, &sel, &outcomes, false, &x);
+        let keys: Vec<&String> = r26.keys().skip(9).take(4).collect();
+        assert_eq!(
+            keys,
+            [
+                "duration",
+                "benchmark_start_time_unix",
+                "benchmark_end_time_unix",
+                "completed"
+            ]
+        );
+        assert!(r26.contains_key("input_lens") && r26.contains_key("output_lens"));
+        assert!(!r26.contains_key("ttfts"));
         assert_eq!(r["request_rate"], "inf");
         assert_eq!(r["request_goodput:"], 0.5);
         assert_eq!(r["request_throughput"], 1.0);

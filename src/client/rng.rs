@@ -35,6 +35,77 @@ impl NumpyRandom {
         }
     }
 
+    /// `np.random.RandomState(key)` for a sequence of 32-bit words: MT19937
+    /// `init_by_array(key)`. InferenceX's 2026 client seeds its padding generator this way,
+    /// from the first four words of the global generator's state.
+    pub fn from_key(key: &[u32]) -> Self {
+        assert!(!key.is_empty(), "numpy refuses an empty seed");
+        let mut r = NumpyRandom::new(19_650_218);
+        let mt = &mut r.mt;
+        let (mut i, mut j) = (1usize, 0usize);
+        for _ in 0..624.max(key.len()) {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_664_525))
+                .wrapping_add(key[j])
+                .wrapping_add(j as u32);
+            i += 1;
+            j += 1;
+            if i >= 624 {
+                mt[0] = mt[623];
+                i = 1;
+            }
+            if j >= key.len() {
+                j = 0;
+            }
+        }
+        for _ in 0..623 {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
+            i += 1;
+            if i >= 624 {
+                mt[0] = mt[623];
+                i = 1;
+            }
+        }
+        mt[0] = 0x8000_0000;
+        r
+    }
+
+    /// The 624 state words, as `np.random.get_state()[1]` lists them.
+    pub fn key(&self) -> &[u32; 624] {
+        &self.mt
+    }
+
+    /// numpy's `random_interval(max)`: a value in `0..=max` by masked rejection, the draw
+    /// behind the legacy `shuffle` and `permutation`.
+    pub fn interval(&mut self, max: u64) -> u64 {
+        if max == 0 {
+            return 0;
+        }
+        let mask = u64::MAX >> max.leading_zeros();
+        loop {
+            let v = if max <= 0xffff_ffff {
+                u64::from(self.next_u32()) & mask
+            } else {
+                self.next_u64() & mask
+            };
+            if v <= max {
+                return v;
+            }
+        }
+    }
+
+    /// `RandomState.permutation(n)`: `arange(n)` shuffled by the legacy Fisher–Yates loop
+    /// (from the end, `j = random_interval(i)`).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.interval(i as u64) as usize;
+            v.swap(i, j);
+        }
+        v
+    }
+
     fn twist(&mut self) {
         const UPPER: u32 = 0x8000_0000;
         const LOWER: u32 = 0x7fff_ffff;
@@ -215,6 +286,33 @@ mod tests {
         let mut r = NumpyRandom::new(5489);
         assert_eq!(r.next_u32(), 3_499_211_612);
         assert_eq!(r.next_u32(), 581_869_302);
+    }
+
+    /// `RandomState(list)` (init_by_array), the state words after a twist, and the legacy
+    /// `permutation`, as numpy 2.4 prints them.
+    #[test]
+    fn array_seed_state_words_and_permutation_match_numpy() {
+        let mut r = NumpyRandom::from_key(&[1, 2, 3, 4]);
+        assert_eq!(
+            [r.randint(0, 1 << 31), r.randint(0, 1 << 31)],
+            [768_222_586, 1_022_996_879]
+        );
+        // np.random.seed(5); randint(0, 8192, size=700); get_state()[1][:4]
+        let mut g = NumpyRandom::new(5);
+        g.randint_n(0, 8192, 700);
+        let key = &g.key()[..4];
+        assert_eq!(
+            key,
+            [1_991_508_151, 536_415_184, 3_213_889_084, 1_296_948_826]
+        );
+        assert_eq!(
+            NumpyRandom::from_key(key).randint_n(0, 8192, 3),
+            [1167, 433, 1412]
+        );
+        assert_eq!(
+            NumpyRandom::new(0).permutation(10),
+            [2, 8, 4, 9, 1, 6, 7, 3, 0, 5]
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ fn dataset_matches_independent_fixture() {
             prefix_len: c["prefix_len"].as_u64().unwrap() as u32,
             num_prompts: c["num_prompts"].as_u64().unwrap() as usize,
             use_chat_template: false,
+            compat: Default::default(),
+            workers: 1,
         };
         assert_eq!(tok.vocab_size() as u64, c["vocab_size"].as_u64().unwrap());
         let mut ds = sample_random(&tok, &p, c["seed"].as_u64().unwrap() as u32).unwrap();
@@ -140,6 +142,8 @@ fn dataset_padding_and_exhausted_loops_match_sequential_algorithm() {
             prefix_len,
             num_prompts: 300,
             use_chat_template,
+            compat: Default::default(),
+            workers: 1,
         };
         let want = sequential_random(&tok, &p, seed);
         assert_eq!(

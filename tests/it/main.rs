@@ -6,6 +6,7 @@ mod agentic;
 mod agentic_agg;
 mod client;
 mod config;
+mod datasets;
 mod exec;
 mod github;
 mod golden;
