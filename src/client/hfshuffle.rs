@@ -51,9 +51,9 @@ fn seed_sequence_u64x4(seed: u64) -> [u64; 4] {
         }
     }
     for &e in entropy.iter().skip(4) {
-        for dst in 0..4 {
+        for p in pool.iter_mut() {
             let h = hashmix(e);
-            pool[dst] = mix(pool[dst], h);
+            *p = mix(*p, h);
         }
     }
     let mut hash_const = INIT_B;
