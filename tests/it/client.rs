@@ -529,7 +529,10 @@ fn bad_flags_are_clear_errors() {
     let (_, e) = run(&["--percentile-metrics", "ttft,latency"]);
     assert!(e.contains("unknown metric `latency`"), "{e}");
     let (_, e) = run(&["--dataset-name", "sharegpt"]);
-    assert!(e.contains("--dataset-name sharegpt needs --dataset-path"), "{e}");
+    assert!(
+        e.contains("--dataset-name sharegpt needs --dataset-path"),
+        "{e}"
+    );
     let (_, e) = run(&["--tokenizer", "/nonexistent/tok.json"]);
     assert!(e.contains("tokenizer"), "{e}");
     // Nothing listening: every request fails with a connection error, exit 4.
