@@ -2,7 +2,9 @@
 //! `tests/fixtures/agentic/cases/` holds AIPerf-shaped artifacts (written by
 //! `gen_fixture.py`), the run environment (`env.json`) and `reference.json`, the output of
 //! InferenceX's `process_agentic_result` at 843c6254f on exactly those inputs (recorded by
-//! `record_reference.py`, see the fixture's README). Ours must be byte-identical.
+//! `record_reference.py`, see the fixture's README). Ours must be byte-identical. One case,
+//! `sim-run`, holds the artifacts of a real `runner exec` of the shipped agentic example on
+//! the sim (replay records, scraped server metrics, engine log).
 
 use crate::util::fixture;
 use infmax::report::agentic::{self, ExpectedOutputs, NoExpectedOutputs, RunShape};
@@ -36,12 +38,15 @@ fn run_case(case: &Path) -> (String, String) {
     let env: HashMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(case.join("env.json")).unwrap()).unwrap();
     let shape = RunShape::from_env(|k| env.get(k).cloned()).unwrap();
-    let hf = fixture("agentic/hf/datasets--semianalysisai--cc-traces-weka-062126/snapshots/0123abcd/traces.jsonl");
-    let map = expected_outputs(&hf);
-    let expected: &dyn ExpectedOutputs = if env["HF_HUB_CACHE"] == "@HF@" {
-        &map
-    } else {
-        &NoExpectedOutputs
+    let traces = match env["HF_HUB_CACHE"].as_str() {
+        "@HF@" => Some("agentic/hf/datasets--semianalysisai--cc-traces-weka-062126/snapshots/0123abcd/traces.jsonl"),
+        "@HF_SIM@" => Some("agentic/hf-sim/datasets--semianalysisai--cc-traces-weka-synthetic-small/snapshots/0/traces.jsonl"),
+        _ => None,
+    };
+    let map = traces.map(|t| expected_outputs(&fixture(t)));
+    let expected: &dyn ExpectedOutputs = match &map {
+        Some(m) => m,
+        None => &NoExpectedOutputs,
     };
     let logs: Vec<String> = agentic::read_server_log_head(&case.join("server.log"))
         .into_iter()
@@ -69,7 +74,7 @@ fn aggregate_is_byte_identical_to_inferencex() {
         .map(|e| e.unwrap().path())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 5);
+    assert_eq!(names.len(), 6);
     for case in names {
         let (ours, reference) = run_case(&case);
         if ours != reference {
