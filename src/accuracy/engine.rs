@@ -4,13 +4,23 @@
 //!
 //! Loglikelihoods come from `echo` + `logprobs` on `/v1/completions`; an engine that
 //! ignores `echo` (llama.cpp's `llama-server`) returns logprobs for the generated token only,
-//! which would silently score as a perfect model — it is detected and refused.
+//! which would silently score as a perfect model, and one whose echoed entries do not line up
+//! with the prompt's tokens (llama-cpp-python's server drops the BOS entry) would shift every
+//! logprob onto the wrong token — both are detected and refused.
+//!
+//! Prompts go as token ids (lm-eval's `tokenized_requests=True`). Some engines refuse ids
+//! (llama-cpp-python's server answers HTTP 500), so the first request of an evaluation is a
+//! probe: sent once as ids, and if the engine refuses it (an HTTP error that is not one of the
+//! transient 408/429/502/503/504), once more as text. Whichever form the engine took is used
+//! for every later request — text as lm-eval's `tokenized_requests=False` sends it: the
+//! decoded window for loglikelihoods, the whole untruncated context for generations. A refusal
+//! is never retried as if it were a transient error.
 
 use super::AccuracyError;
 use serde_json::{json, Value};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How requests are sent.
@@ -53,20 +63,59 @@ impl EngineOptions {
     }
 }
 
+/// The path of every prompt-form-negotiated request.
+const COMPLETIONS: &str = "/v1/completions";
+
 /// An OpenAI-compatible engine as an evaluation target.
 pub struct Engine {
     /// Settings.
     pub opts: EngineOptions,
     /// Shared HTTP client.
     http: reqwest::Client,
-    /// Set once the engine refused a token-id prompt: later prompts go as text.
-    text_prompts: AtomicBool,
+    /// How `/v1/completions` prompts are sent, settled by the first request (the probe).
+    form: OnceLock<PromptForm>,
+    /// Held by the one request that probes, so that the others wait for its answer instead
+    /// of probing (and being refused) too.
+    probe: tokio::sync::Mutex<()>,
 }
 
-/// One failed attempt: whether trying again may help.
+/// How an engine takes `/v1/completions` prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptForm {
+    /// Token ids (lm-eval's `tokenized_requests=True`, its default).
+    Ids,
+    /// Text (lm-eval's `tokenized_requests=False`), for engines that refuse ids.
+    Text,
+}
+
+impl PromptForm {
+    fn name(self) -> &'static str {
+        match self {
+            PromptForm::Ids => "token ids",
+            PromptForm::Text => "text",
+        }
+    }
+}
+
+/// One failed attempt.
 struct Attempt {
+    /// Whether trying the same request again may help (connection errors, timeouts, 429, 5xx).
     retry: bool,
+    /// The HTTP status, when the engine answered: a refusal of the prompt's form is told
+    /// from a transient failure by it.
+    status: Option<u16>,
+    /// What went wrong, for the error message.
     message: String,
+}
+
+impl Attempt {
+    /// Whether the engine answered the request with an error that says something about the
+    /// request rather than the engine's state: every 4xx and 5xx except 408, 429, 502, 503
+    /// and 504 (llama-cpp-python's server answers a token-id prompt with 500).
+    fn refused(&self) -> bool {
+        self.status
+            .is_some_and(|s| (400..600).contains(&s) && ![408, 429, 502, 503, 504].contains(&s))
+    }
 }
 
 /// The first model `GET /v1/models` lists (what lm-eval users pass as `model=`).
@@ -97,7 +146,8 @@ impl Engine {
         Engine {
             opts,
             http: reqwest::Client::new(),
-            text_prompts: AtomicBool::new(false),
+            form: OnceLock::new(),
+            probe: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -109,6 +159,7 @@ impl Engine {
         }
         let resp = rq.send().await.map_err(|e| Attempt {
             retry: true,
+            status: None,
             message: if e.is_timeout() {
                 format!("no answer within {:?}", self.opts.timeout)
             } else {
@@ -118,6 +169,7 @@ impl Engine {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| Attempt {
             retry: true,
+            status: None,
             message: format!("reading the answer: {e}"),
         })?;
         if !status.is_success() {
@@ -125,52 +177,137 @@ impl Engine {
             t.truncate(500);
             return Err(Attempt {
                 retry: status.as_u16() == 429 || status.is_server_error(),
+                status: Some(status.as_u16()),
                 message: format!("HTTP {status}: {t}"),
             });
         }
+        // serde_json's `float_roundtrip` feature (Cargo.toml) makes this parse every number
+        // exactly, as Python's json module does; the default fast path is off by one ulp for
+        // about a quarter of the logprobs engines print.
         serde_json::from_str(&text).map_err(|e| Attempt {
             retry: false,
+            status: None,
             message: format!("answer is not JSON ({e}): {}", &text[..text.len().min(200)]),
         })
     }
 
     /// POST with retries; the error names the URL.
     async fn post(&self, path: &str, body: &Value) -> Result<Value, AccuracyError> {
+        match self.post_once(path, body).await {
+            Ok(v) => Ok(v),
+            Err(a) => self.retry(path, body, a).await,
+        }
+    }
+
+    /// Retry a request whose first attempt failed with `first`, with doubling backoff while
+    /// the failure may be transient; the error names the URL.
+    async fn retry(
+        &self,
+        path: &str,
+        body: &Value,
+        first: Attempt,
+    ) -> Result<Value, AccuracyError> {
         let mut delay = self.opts.backoff;
         let mut attempt = 0;
+        let mut last = first;
         loop {
+            if !last.retry || attempt >= self.opts.max_retries {
+                return Err(AccuracyError::Engine {
+                    url: format!("{}{path}", self.opts.base_url),
+                    message: if attempt > 0 {
+                        format!("{} (after {attempt} retries)", last.message)
+                    } else {
+                        last.message
+                    },
+                });
+            }
+            tracing::warn!(
+                "{path}: {} — retry {} of {} in {:?}",
+                last.message,
+                attempt + 1,
+                self.opts.max_retries,
+                delay
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+            attempt += 1;
             match self.post_once(path, body).await {
                 Ok(v) => return Ok(v),
-                Err(a) if a.retry && attempt < self.opts.max_retries => {
-                    tracing::warn!(
-                        "{path}: {} — retry {} of {} in {:?}",
-                        a.message,
-                        attempt + 1,
-                        self.opts.max_retries,
-                        delay
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                    attempt += 1;
-                }
-                Err(a) => {
-                    return Err(AccuracyError::Engine {
-                        url: format!("{}{path}", self.opts.base_url),
-                        message: if attempt > 0 {
-                            format!("{} (after {attempt} retries)", a.message)
-                        } else {
-                            a.message
-                        },
-                    })
-                }
+                Err(a) => last = a,
             }
+        }
+    }
+
+    /// POST a `/v1/completions` request in a settled prompt form.
+    async fn complete_as(
+        &self,
+        form: PromptForm,
+        body: &impl Fn(Value) -> Value,
+        ids: &[u32],
+        text: impl FnOnce() -> Result<String, AccuracyError>,
+    ) -> Result<(Value, PromptForm), AccuracyError> {
+        let b = match form {
+            PromptForm::Ids => body(json!(ids)),
+            PromptForm::Text => body(json!(text()?)),
+        };
+        Ok((self.post(COMPLETIONS, &b).await?, form))
+    }
+
+    /// POST a `/v1/completions` request whose prompt is `ids`, or `text()` when the engine
+    /// takes text only; `body` builds the request around the prompt. The first call probes
+    /// (see the module documentation); the others wait for it and then use its answer.
+    async fn complete(
+        &self,
+        body: impl Fn(Value) -> Value,
+        ids: &[u32],
+        text: impl FnOnce() -> Result<String, AccuracyError>,
+    ) -> Result<(Value, PromptForm), AccuracyError> {
+        if let Some(&f) = self.form.get() {
+            return self.complete_as(f, &body, ids, text).await;
+        }
+        let _probing = self.probe.lock().await;
+        if let Some(&f) = self.form.get() {
+            return self.complete_as(f, &body, ids, text).await;
+        }
+        let ids_body = body(json!(ids));
+        let refusal = match self.post_once(COMPLETIONS, &ids_body).await {
+            Ok(v) => {
+                let _ = self.form.set(PromptForm::Ids);
+                return Ok((v, PromptForm::Ids));
+            }
+            Err(a) if a.refused() => a,
+            Err(a) => {
+                // Transient: the probe is retried as any request is.
+                let v = self.retry(COMPLETIONS, &ids_body, a).await?;
+                let _ = self.form.set(PromptForm::Ids);
+                return Ok((v, PromptForm::Ids));
+            }
+        };
+        match self.post(COMPLETIONS, &body(json!(text()?))).await {
+            Ok(v) => {
+                tracing::warn!(
+                    "{}{COMPLETIONS} refused a token-id prompt ({}); sending text prompts, as lm-eval's tokenized_requests=False does",
+                    self.opts.base_url,
+                    refusal.message
+                );
+                let _ = self.form.set(PromptForm::Text);
+                Ok((v, PromptForm::Text))
+            }
+            Err(AccuracyError::Engine { url, message }) => Err(AccuracyError::Engine {
+                url,
+                message: format!(
+                    "the token-id prompt was refused ({}) and the same prompt as text failed too: {message}",
+                    refusal.message
+                ),
+            }),
+            Err(e) => Err(e),
         }
     }
 
     /// Loglikelihood of `tokens[ctxlen..]` given `tokens[..ctxlen]`, as lm-eval's
     /// `local-completions` computes it: `Σ token_logprobs[ctxlen:-1]` of an echoed prompt
-    /// with one generated token. `text` is the decoded prompt, used when the engine does
-    /// not take token ids.
+    /// with one generated token. `text` is the decoded prompt, sent when the engine does not
+    /// take token ids.
     pub async fn loglikelihood(
         &self,
         tokens: &[u32],
@@ -181,29 +318,7 @@ impl Engine {
             json!({"model": self.opts.model, "prompt": prompt, "temperature": 0, "max_tokens": 1,
                    "logprobs": 1, "seed": self.opts.seed, "echo": true})
         };
-        let v = if self.text_prompts.load(Ordering::Relaxed) {
-            self.post("/v1/completions", &body(json!(text()?))).await?
-        } else {
-            match self.post("/v1/completions", &body(json!(tokens))).await {
-                Ok(v) => v,
-                Err(AccuracyError::Engine { url, message })
-                    if message.starts_with("HTTP 400") || message.starts_with("HTTP 422") =>
-                {
-                    let t = text()?;
-                    match self.post("/v1/completions", &body(json!(t))).await {
-                        Ok(v) => {
-                            tracing::warn!(
-                                "the engine refused token-id prompts ({message}); sending text"
-                            );
-                            self.text_prompts.store(true, Ordering::Relaxed);
-                            v
-                        }
-                        Err(_) => return Err(AccuracyError::Engine { url, message }),
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (v, form) = self.complete(body, tokens, text).await?;
         let lp = &v["choices"][0]["logprobs"];
         let Some(lps) = lp["token_logprobs"].as_array() else {
             // llama-server answers in the chat-style `content` form, generated token only.
@@ -211,11 +326,7 @@ impl Engine {
                 .as_array()
                 .filter(|c| c.len() != tokens.len() + 1)
             {
-                return Err(AccuracyError::EchoUnsupported {
-                    url: self.opts.base_url.clone(),
-                    got: c.len(),
-                    prompt: tokens.len(),
-                });
+                return Err(self.echo_mismatch(c.len(), tokens.len(), form));
             }
             return Err(AccuracyError::Protocol {
                 url: self.opts.base_url.clone(),
@@ -226,11 +337,7 @@ impl Engine {
             });
         };
         if lps.len() != tokens.len() + 1 {
-            return Err(AccuracyError::EchoUnsupported {
-                url: self.opts.base_url.clone(),
-                got: lps.len(),
-                prompt: tokens.len(),
-            });
+            return Err(self.echo_mismatch(lps.len(), tokens.len(), form));
         }
         let mut ll = 0.0;
         for (i, x) in lps[ctxlen..lps.len() - 1].iter().enumerate() {
@@ -242,33 +349,50 @@ impl Engine {
         Ok(ll)
     }
 
-    /// Greedy generation until a stop sequence, on `/v1/completions` (`prompt` = token ids
-    /// when given, else text) or on `/v1/chat/completions` (one user message).
+    /// The error for an echo answer with `got` logprobs for a prompt of `prompt` tokens: one
+    /// entry means `echo` was ignored, any other count entries that do not line up.
+    fn echo_mismatch(&self, got: usize, prompt: usize, form: PromptForm) -> AccuracyError {
+        let url = self.opts.base_url.clone();
+        if got <= 1 {
+            AccuracyError::EchoUnsupported { url, got, prompt }
+        } else {
+            AccuracyError::EchoMisaligned {
+                url,
+                got,
+                prompt,
+                form: form.name(),
+            }
+        }
+    }
+
+    /// Greedy generation until a stop sequence: on `/v1/completions` with the prompt's
+    /// token ids (or its whole text when the engine refuses ids), or on
+    /// `/v1/chat/completions` with the prompt's messages.
     pub async fn generate(
         &self,
         prompt: GenPrompt,
         stop: &[String],
         max_tokens: u32,
     ) -> Result<String, AccuracyError> {
-        let (path, body) = match prompt {
-            GenPrompt::Ids(ids) => (
-                "/v1/completions",
-                json!({"model": self.opts.model, "prompt": ids, "max_tokens": max_tokens,
-                       "temperature": 0, "stop": stop, "seed": self.opts.seed}),
-            ),
-            GenPrompt::Text(t) => (
-                "/v1/completions",
-                json!({"model": self.opts.model, "prompt": t, "max_tokens": max_tokens,
-                       "temperature": 0, "stop": stop, "seed": self.opts.seed}),
-            ),
-            GenPrompt::Chat(t) => (
-                "/v1/chat/completions",
-                json!({"model": self.opts.model, "messages": [{"role": "user", "content": t}],
-                       "max_tokens": max_tokens, "temperature": 0, "stop": &stop[..stop.len().min(4)],
-                       "seed": self.opts.seed}),
-            ),
+        // Bodies as lm-eval builds them, key order included; `temperature` is gsm8k.yaml's
+        // `0.0`, a float (loglikelihood requests send the integer 0).
+        let (path, v) = match prompt {
+            GenPrompt::Completion { ids, text } => {
+                let body = |prompt: Value| {
+                    json!({"prompt": prompt, "model": self.opts.model, "max_tokens": max_tokens,
+                           "temperature": 0.0, "stop": stop, "seed": self.opts.seed})
+                };
+                let (v, _) = self.complete(body, &ids, || Ok(text)).await?;
+                (COMPLETIONS, v)
+            }
+            GenPrompt::Chat(messages) => {
+                const CHAT: &str = "/v1/chat/completions";
+                let body = json!({"messages": messages, "model": self.opts.model,
+                       "max_tokens": max_tokens, "temperature": 0.0, "stop": stop,
+                       "seed": self.opts.seed});
+                (CHAT, self.post(CHAT, &body).await?)
+            }
         };
-        let v = self.post(path, &body).await?;
         let c = &v["choices"][0];
         c["text"]
             .as_str()
@@ -281,15 +405,30 @@ impl Engine {
     }
 }
 
+/// One chat message, as `/v1/chat/completions` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChatMessage {
+    /// `user` or `assistant` (lm-eval's few-shot turns).
+    pub role: &'static str,
+    /// The message text.
+    pub content: String,
+}
+
 /// The prompt of a generation request.
 #[derive(Debug, Clone)]
 pub enum GenPrompt {
-    /// Token ids on `/v1/completions` (lm-eval's `tokenized_requests=True`).
-    Ids(Vec<u32>),
-    /// Text on `/v1/completions`.
-    Text(String),
-    /// One user message on `/v1/chat/completions`.
-    Chat(String),
+    /// `/v1/completions`: the (left-truncated) token ids, sent when the engine takes ids
+    /// (lm-eval's `tokenized_requests=True`), and the whole context as text, sent when it
+    /// does not (`tokenized_requests=False`, which never truncates).
+    Completion {
+        /// The context's token ids, left-truncated to leave room for the generation.
+        ids: Vec<u32>,
+        /// The context as text.
+        text: String,
+    },
+    /// `/v1/chat/completions` with these messages (`local-chat-completions` with
+    /// `--apply_chat_template`; the engine applies its chat template).
+    Chat(Vec<ChatMessage>),
 }
 
 fn excerpt(v: &Value) -> String {

@@ -1,7 +1,8 @@
 //! gsm8k as lm-evaluation-harness's `tasks/gsm8k/gsm8k.yaml` defines it: the few-shot
-//! prompt, the stop sequences, both answer filters (`strict-match`, `flexible-extract`) and
+//! prompt (plain text, or chat turns as `--apply_chat_template` builds them), the stop sequences, both answer filters (`strict-match`, `flexible-extract`) and
 //! `exact_match` with the yaml's `regexes_to_ignore` and `ignore_case`.
 
+use super::engine::ChatMessage;
 use regex::Regex;
 use std::sync::OnceLock;
 
@@ -23,17 +24,42 @@ pub const MAX_GEN_TOKS: u32 = 256;
 /// What a filter yields when its regex finds nothing (lm-eval's `RegexFilter` fallback).
 pub const INVALID: &str = "[invalid]";
 
+/// `doc_to_text` of one problem: `Question: {q}\nAnswer:`.
+fn question(p: &Problem) -> String {
+    format!("Question: {}\nAnswer:", p.question)
+}
+
+/// The chat messages of `--apply_chat_template` with `fewshot_as_multiturn` (its default in
+/// lm-eval 0.4): each shot a user turn (`doc_to_text`) answered by an assistant turn
+/// (`doc_to_target`, the whole reference solution; the target delimiter belongs to plain
+/// text only), then the question as the last user turn. No system message.
+pub fn chat_messages(shots: &[Problem], p: &Problem) -> Vec<ChatMessage> {
+    let mut m = Vec::with_capacity(2 * shots.len() + 1);
+    for x in shots {
+        m.push(ChatMessage {
+            role: "user",
+            content: question(x),
+        });
+        m.push(ChatMessage {
+            role: "assistant",
+            content: x.answer.clone(),
+        });
+    }
+    m.push(ChatMessage {
+        role: "user",
+        content: question(p),
+    });
+    m
+}
+
 /// `doc_to_text`, preceded by the shots: `Question: {q}\nAnswer: {a}\n\n` each
 /// (`target_delimiter` " ", `fewshot_delimiter` "\n\n").
 pub fn prompt(shots: &[Problem], p: &Problem) -> String {
     let mut s = String::new();
     for x in shots {
-        s.push_str(&format!(
-            "Question: {}\nAnswer: {}\n\n",
-            x.question, x.answer
-        ));
+        s.push_str(&format!("{} {}\n\n", question(x), x.answer));
     }
-    s.push_str(&format!("Question: {}\nAnswer:", p.question));
+    s.push_str(&question(p));
     s
 }
 

@@ -53,11 +53,20 @@ pub enum AccuracyError {
     #[error("{url}: unexpected answer: {message}")]
     Protocol { url: String, message: String },
     /// The engine ignores `echo`: scoring it would compute garbage.
-    #[error("the engine at {url} ignores `echo`: it returned {got} token logprobs for a prompt of {prompt} tokens (expected {prompt} + 1 generated). Prompt loglikelihoods cannot be computed against it — llama.cpp's llama-server behaves like this; serve the model with vLLM, SGLang or llama-cpp-python's server for loglikelihood tasks")]
+    #[error("the engine at {url} ignores `echo`: it returned {got} token logprobs for a prompt of {prompt} tokens (expected {prompt} + 1 generated). Prompt loglikelihoods cannot be computed against it — llama.cpp's llama-server behaves like this; serve the model with vLLM or SGLang for loglikelihood tasks")]
     EchoUnsupported {
         url: String,
         got: usize,
         prompt: usize,
+    },
+    /// The engine echoes the prompt, but its logprobs do not line up with the prompt's
+    /// tokens: summing `token_logprobs[ctxlen:-1]` would score the wrong tokens.
+    #[error("the engine at {url} echoed {got} token logprobs for a prompt of {prompt} tokens sent as {form} (expected {prompt} + 1: one per prompt token, the first null, then the generated token). Its entries cannot be aligned with the tokens lm-eval scores — llama-cpp-python's server drops the BOS entry like this; serve the model with vLLM or SGLang for loglikelihood tasks")]
+    EchoMisaligned {
+        url: String,
+        got: usize,
+        prompt: usize,
+        form: &'static str,
     },
     /// The tokenizer failed.
     #[error(transparent)]
@@ -445,26 +454,37 @@ async fn eval_gsm8k(cfg: &EvalConfig) -> Result<EvalResult, AccuracyError> {
     let mut reqs = vec![];
     let mut prompts = vec![];
     for (p, shots) in test.iter().zip(&shots) {
-        let text = gsm8k::prompt(shots, p);
-        prompts.push(text.clone());
-        let prompt = if chat {
-            GenPrompt::Chat(text)
+        if chat {
+            let m = gsm8k::chat_messages(shots, p);
+            prompts.push(serde_json::json!(m));
+            reqs.push(GenPrompt::Chat(m));
         } else {
+            let text = gsm8k::prompt(shots, p);
             let ids = cfg.tokenizer.encode(&text)?;
-            // lm-eval left-truncates to `max_length − 1 − max_gen_toks` tokens.
+            // lm-eval left-truncates token-id prompts to `max_length − 1 − max_gen_toks`
+            // tokens; a text prompt goes whole.
             let keep = (cfg.max_length - 1).saturating_sub(max_gen as usize).max(1);
-            GenPrompt::Ids(ids[ids.len().saturating_sub(keep)..].to_vec())
-        };
-        reqs.push(prompt);
-    }
-    // `until` plus the tokenizer's EOS text (lm-eval's `handle_stop_sequences`).
-    let mut stop: Vec<String> = gsm8k::STOP.iter().map(|s| s.to_string()).collect();
-    if let Some(eos) =
-        tokenizer_config(&cfg.tokenizer.id).and_then(|c| special_token(&c, "eos_token"))
-    {
-        if !stop.contains(&eos) {
-            stop.push(eos);
+            let ids = ids[ids.len().saturating_sub(keep)..].to_vec();
+            prompts.push(serde_json::json!(text));
+            reqs.push(GenPrompt::Completion { ids, text });
         }
+    }
+    // `until`, plus on /v1/completions the tokenizer's EOS text (lm-eval's
+    // `handle_stop_sequences` with the `eos_string` of `local-completions`' Hugging Face
+    // tokenizer). `local-chat-completions` has no tokenizer, hence no EOS string, and keeps
+    // the first four.
+    let mut stop: Vec<String> = gsm8k::STOP.iter().map(|s| s.to_string()).collect();
+    if !chat {
+        if let Some(eos) =
+            tokenizer_config(&cfg.tokenizer.id).and_then(|c| special_token(&c, "eos_token"))
+        {
+            if !stop.contains(&eos) {
+                stop.push(eos);
+            }
+        }
+    }
+    if chat {
+        stop.truncate(4);
     }
     let stop = Arc::new(stop);
     let n_req = reqs.len();

@@ -262,12 +262,22 @@ async fn wikitext_perplexity_against_the_sim() {
         let r = accuracy::evaluate(&cfg).await.unwrap();
         let want = expected(&docs, max_length, seed);
         let m = &r.metrics;
-        assert!(
-            close(m["word_perplexity"], want.word_perplexity),
-            "{m:?} vs {want:?}"
+        // To the last bit: the sim prints each logprob's shortest round-trip decimal and
+        // the engine client parses it back exactly (serde_json `float_roundtrip`); summed in
+        // the same order, nothing is left to differ.
+        assert_eq!(
+            (
+                m["word_perplexity"],
+                m["byte_perplexity"],
+                m["bits_per_byte"]
+            ),
+            (
+                want.word_perplexity,
+                want.byte_perplexity,
+                want.bits_per_byte
+            ),
+            "max_length {max_length}"
         );
-        assert!(close(m["byte_perplexity"], want.byte_perplexity));
-        assert!(close(m["bits_per_byte"], want.bits_per_byte));
         if max_length == 2048 {
             assert_eq!(r.requests, 4, "one window per short document");
         } else {
@@ -485,6 +495,97 @@ async fn gsm8k_scores_generations() {
     assert!(e.contains("--fewshot-data"), "{e}");
 }
 
+/// The records of a JSONL fixture under `accuracy/lm-eval/`.
+fn lm_eval_golden(name: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(fixture(&format!("accuracy/lm-eval/{name}")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `gsm8k-chat` as lm-eval's golden run (tests/fixtures/accuracy/lm-eval/record.sh): its
+/// data, and lm-eval's default 256 tokens.
+fn gsm8k_chat_config(url: &str) -> EvalConfig {
+    let mut cfg = config(Task::Gsm8kChat, "gsm8k-test.jsonl", url, 2048);
+    cfg.fewshot_data = Some(fixture("accuracy/gsm8k-train-8.jsonl"));
+    cfg.max_gen_toks = Some(256);
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gsm8k_chat_sends_lm_evals_request_bodies() {
+    // lm-eval 0.4.13 `--model local-chat-completions --apply_chat_template`: 5 shots as
+    // user/assistant turns (fewshot_as_multiturn), stop strings without an EOS text.
+    let bodies = Arc::new(std::sync::Mutex::new(vec![]));
+    let b2 = bodies.clone();
+    let url = fake(move |_, body| {
+        b2.lock().unwrap().push(body);
+        (
+            200,
+            serde_json::json!({"choices": [{"index": 0,
+                "message": {"role": "assistant", "content": "#### 1"}}]}),
+        )
+    })
+    .await;
+    accuracy::evaluate(&gsm8k_chat_config(&url)).await.unwrap();
+    let key = |b: &serde_json::Value| {
+        b["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let mut ours = bodies.lock().unwrap().clone();
+    let mut golden: Vec<serde_json::Value> = lm_eval_golden("gsm8k-chat-requests.jsonl")
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r["path"], "/v1/chat/completions");
+            r["body"].clone()
+        })
+        .collect();
+    ours.sort_by_key(key);
+    golden.sort_by_key(key);
+    assert_eq!(ours.len(), 3);
+    for (o, g) in ours.iter().zip(&golden) {
+        // JSON equality: every key and value, 0.0 is not 0.
+        assert_eq!(o, g);
+        assert_eq!(
+            o.as_object().unwrap().keys().collect::<Vec<_>>(),
+            g.as_object().unwrap().keys().collect::<Vec<_>>(),
+            "lm-eval's key order"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gsm8k_chat_scores_the_sim_as_lm_eval_did() {
+    // The same run against the sim lm-eval was recorded on: the same responses and the same
+    // extractions of both filters.
+    let s = sim().await;
+    let r = accuracy::evaluate(&gsm8k_chat_config(&s.url()))
+        .await
+        .unwrap();
+    let golden = lm_eval_golden("gsm8k-chat-samples.jsonl");
+    assert_eq!(golden.len(), 2 * r.samples.len(), "a sample per filter");
+    for g in &golden {
+        let ours = &r.samples[g["doc_id"].as_u64().unwrap() as usize];
+        assert_eq!(ours["response"], g["resps"][0][0], "doc {}", g["doc_id"]);
+        let filter = g["filter"].as_str().unwrap();
+        assert_eq!(
+            ours[filter], g["filtered_resps"][0],
+            "doc {} {filter}",
+            g["doc_id"]
+        );
+        let messages: serde_json::Value =
+            serde_json::from_str(g["arguments"]["gen_args_0"]["arg_0"][0].as_str().unwrap())
+                .unwrap();
+        assert_eq!(ours["prompt"], messages);
+    }
+    s.shutdown();
+}
+
 // ---- thresholds ----
 
 #[test]
@@ -574,7 +675,6 @@ fn engine_options_default_to_lm_eval() {
         (o.base_url.as_str(), o.num_concurrent, o.max_retries, o.seed),
         ("http://h:1", 1, 3, 1234)
     );
-    let _ = engine::GenPrompt::Text(String::new());
 }
 
 // ---- the command line: runner eval, runner exec --accuracy ----
@@ -796,21 +896,180 @@ fn hub_cache_parquet_is_found_offline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn engine_without_token_id_prompts_gets_text() {
-    // An engine that only takes strings: answers 400 to ids, then scores the text it gets.
+async fn engine_that_refuses_token_ids_is_probed_once_then_gets_text() {
+    // llama-cpp-python's server answers a token-id prompt with HTTP 500. The first request
+    // is sent once as ids, then as text; every later one goes as text straight away, with
+    // four in flight — no retries of the refusal, no request that probes again.
     let tok = HfTokenizer::embedded();
+    let (ids, texts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (i2, t2) = (ids.clone(), texts.clone());
     let url = fake(move |_, body| match &body["prompt"] {
-        serde_json::Value::String(s) => logprobs_answer(tok.encode(s).unwrap().len(), -2.0),
-        _ => (400, serde_json::json!({"error": "prompt must be a string"})),
+        serde_json::Value::String(s) => {
+            t2.fetch_add(1, Ordering::SeqCst);
+            logprobs_answer(tok.encode(s).unwrap().len(), -2.0)
+        }
+        _ => {
+            i2.fetch_add(1, Ordering::SeqCst);
+            (
+                500,
+                serde_json::json!({"error": {"message": "Internal Server Error"}}),
+            )
+        }
     })
     .await;
+    // Four documents, one window each, four in flight. (Windows that start inside a
+    // document would not do: their decoded text does not always re-encode to the same
+    // tokens, which the echo check refuses.)
     let mut cfg = config(Task::Wikitext, "wikitext-pages.jsonl", &url, 2048);
-    cfg.limit = Some(1);
+    // A prefix whose decoded text re-encodes to itself, so that text and ids line up.
     cfg.prefix_token = Some(HfTokenizer::embedded().encode("Hello").unwrap()[0]);
+    cfg.engine.backoff = Duration::from_secs(5); // a retry would show in the test's time
+    let started = std::time::Instant::now();
     let r = accuracy::evaluate(&cfg).await.unwrap();
-    let n = first_target_tokens(&cfg).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a refusal was retried"
+    );
+    let docs = accuracy::wikitext_documents(&cfg).await.unwrap();
+    let tokens: usize = docs
+        .iter()
+        .map(|d| HfTokenizer::embedded().encode(&d.target).unwrap().len())
+        .sum();
+    let bytes: usize = docs.iter().map(|d| d.bytes).sum();
     assert!(close(
         r.metrics["bits_per_byte"],
-        2.0 * n / 272.0 / std::f64::consts::LN_2
+        2.0 * tokens as f64 / bytes as f64 / std::f64::consts::LN_2
     ));
+    assert_eq!(r.requests, 4);
+    assert_eq!(ids.load(Ordering::SeqCst), 1, "one probe with token ids");
+    assert_eq!(
+        texts.load(Ordering::SeqCst),
+        r.requests,
+        "every window as text"
+    );
+
+    // Refused in both forms: one error that says so, still without retries.
+    let url = fake(|_, _| (500, serde_json::json!({"error": "nope"}))).await;
+    let mut cfg = config(Task::Wikitext, "wikitext-pages.jsonl", &url, 2048);
+    cfg.engine.max_retries = 1;
+    let e = accuracy::evaluate(&cfg).await.unwrap_err().to_string();
+    assert!(
+        e.contains("token-id prompt was refused (HTTP 500")
+            && e.contains("as text failed too: HTTP 500")
+            && e.contains("after 1 retries"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generation_on_an_engine_without_token_ids_sends_the_whole_context() {
+    // gsm8k on /v1/completions: ids left-truncated to max_length − 1 − max_gen_toks; refused,
+    // the context goes as text, whole, as lm-eval's tokenized_requests=False sends it.
+    let seen = Arc::new(std::sync::Mutex::new(vec![]));
+    let s2 = seen.clone();
+    let url = fake(move |_, body| match &body["prompt"] {
+        serde_json::Value::String(s) => {
+            s2.lock().unwrap().push(s.clone());
+            (
+                200,
+                serde_json::json!({"choices": [{"index": 0, "text": " 7\n#### 7"}]}),
+            )
+        }
+        ids => {
+            assert!(
+                ids.as_array().unwrap().len() <= 48 - 1 - 16,
+                "left-truncated"
+            );
+            (500, serde_json::json!({"error": "ids"}))
+        }
+    })
+    .await;
+    let mut cfg = config(Task::Gsm8k, "gsm8k-test.jsonl", &url, 48);
+    cfg.fewshot_data = Some(fixture("accuracy/gsm8k-train.jsonl"));
+    cfg.num_fewshot = Some(3);
+    cfg.max_gen_toks = Some(16);
+    let r = accuracy::evaluate(&cfg).await.unwrap();
+    assert!(
+        close(r.metrics["exact_match"], 1.0 / 3.0),
+        "{:?}",
+        r.metrics
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    for p in seen.iter() {
+        assert!(
+            p.starts_with("Question: ") && p.ends_with("\nAnswer:"),
+            "{p:?}"
+        );
+        assert_eq!(
+            p.matches("Question:").count(),
+            4,
+            "3 shots + the question, untruncated"
+        );
+    }
+    for sample in &r.samples {
+        assert!(seen.contains(&sample["prompt"].as_str().unwrap().to_string()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_that_does_not_line_up_is_refused_without_recommending_its_server() {
+    // llama-cpp-python's server: one logprob per prompt token, the BOS entry dropped.
+    let url =
+        fake(|_, body| logprobs_answer(body["prompt"].as_array().unwrap().len() - 1, -1.0)).await;
+    let cfg = config(Task::Wikitext, "wikitext-pages.jsonl", &url, 2048);
+    let e = accuracy::evaluate(&cfg).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AccuracyError::EchoMisaligned {
+                form: "token ids",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
+    let advice = &msg[msg.find("serve the model with").expect(&msg)..];
+    assert_eq!(
+        advice,
+        "serve the model with vLLM or SGLang for loglikelihood tasks"
+    );
+    assert!(
+        msg.contains("llama-cpp-python's server drops the BOS entry"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logprobs_parse_to_the_last_bit() {
+    // serde_json's default float parser reads -3.4870826754597686 as 0xc00be58b9a0c6214, one
+    // ulp off the nearest double 0xc00be58b9a0c6213 that Python's json (and lm-eval) read;
+    // about a quarter of the logprobs engines print are such cases. With `float_roundtrip`
+    // every one is exact.
+    const TEXT: &str = "-3.4870826754597686";
+    const EXACT: u64 = 0xc00be58b9a0c6213;
+    assert_eq!(TEXT.parse::<f64>().unwrap().to_bits(), EXACT);
+    let lp: f64 = TEXT.parse().unwrap();
+    assert_eq!(
+        serde_json::json!(lp).to_string(),
+        TEXT,
+        "the answer carries TEXT"
+    );
+    let url = fake(move |_, _| {
+        (
+            200,
+            serde_json::json!({"choices": [{"index": 0,
+                "logprobs": {"token_logprobs": [null, lp, -0.5]}}]}),
+        )
+    })
+    .await;
+    let mut o = EngineOptions::new(&url, "m");
+    o.progress = false;
+    let ll = engine::Engine::new(o)
+        .loglikelihood(&[1, 2], 1, || unreachable!("ids are taken"))
+        .await
+        .unwrap();
+    assert_eq!(ll.to_bits(), EXACT, "{ll} is {:#x}", ll.to_bits());
+    assert_ne!(ll.to_bits(), 0xc00be58b9a0c6214);
 }
