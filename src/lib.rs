@@ -46,6 +46,7 @@ pub mod publish;
 pub mod pyjson;
 pub mod recipe;
 pub mod report;
+pub mod secrets;
 pub mod sim;
 pub mod sweep;
 pub mod telemetry;

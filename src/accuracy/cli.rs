@@ -228,12 +228,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         if let Some(th) = th {
             let rec = super::judge(task, &r.metrics, &th);
             if rec.status != crate::report::AccuracyStatus::Pass {
-                eprintln!("accuracy gate: {}", super::explain(&rec));
+                crate::errln!("accuracy gate: {}", super::explain(&rec));
                 code = ExitCode::from(crate::exec::Stage::Accuracy.exit_code());
             }
             out["accuracy"] = serde_json::to_value(&rec)?;
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
         Ok(code)
     })
 }

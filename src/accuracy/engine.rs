@@ -466,7 +466,7 @@ where
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(l) = label {
                 if d == total || (d * 10 / total) != ((d - 1) * 10 / total) {
-                    eprintln!(
+                    crate::errln!(
                         "accuracy: {l}: {d}/{total} requests ({:.1} s)",
                         started.elapsed().as_secs_f64()
                     );

@@ -38,7 +38,7 @@ pub struct SynthArgs {
 /// Run `runner agentic-synth`.
 pub fn run_synth(a: SynthArgs) -> ExitCode {
     let Some(mut p) = SynthParams::preset(&a.preset) else {
-        eprintln!(
+        crate::errln!(
             "error: --preset: unknown preset `{}` (small, tiny, real)",
             a.preset
         );
@@ -55,11 +55,11 @@ pub fn run_synth(a: SynthArgs) -> ExitCode {
     }
     match write_file(&p, &a.out, a.variant_256k) {
         Ok(()) => {
-            println!("wrote {} traces to {}", p.traces, a.out.display());
+            crate::outln!("wrote {} traces to {}", p.traces, a.out.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", a.out.display());
+            crate::errln!("error: {}: {e}", a.out.display());
             ExitCode::FAILURE
         }
     }
@@ -267,7 +267,7 @@ pub fn run_agentic(a: AgenticArgs) -> ExitCode {
     let opts = match a.options() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -301,24 +301,25 @@ pub fn run_agentic(a: AgenticArgs) -> ExitCode {
             min_coverage: a.min_metric_coverage,
             overflow_limit: a.context_overflow_rate_limit,
         };
-        let say: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|m: &str| eprintln!("agentic: {m}"));
+        let say: Arc<dyn Fn(&str) + Send + Sync> =
+            Arc::new(|m: &str| crate::errln!("agentic: {m}"));
         crate::client::agentic::run(&cfg, Some(say))
             .await
             .map_err(|e| e.to_string())
     });
     match result {
         Ok(run) => {
-            print!("{}", summary(&run));
+            crate::out!("{}", summary(&run));
             match run.failure() {
                 Some(why) => {
-                    eprintln!("error: {why} (artifacts in {})", run.dir.display());
+                    crate::errln!("error: {why} (artifacts in {})", run.dir.display());
                     ExitCode::FAILURE
                 }
                 None => ExitCode::SUCCESS,
             }
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -392,7 +393,7 @@ fn load_only(p: &std::path::Path) -> ExitCode {
     let c = match crate::client::agentic::trace::load_file(p) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -404,7 +405,7 @@ fn load_only(p: &std::path::Path) -> ExitCode {
         .max()
         .unwrap_or(0);
     let ids: usize = c.traces.iter().map(|t| t.runs.len()).sum();
-    println!(
+    crate::outln!(
         "load: {} traces, {} requests, max context {} tokens, {} id runs: {:.2} s, RSS {:.0} MiB (peak {:.0} MiB)",
         c.traces.len(),
         c.request_count(),
@@ -426,7 +427,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
     let tmp = match tempfile::tempdir() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: temporary directory: {e}");
+            crate::errln!("error: temporary directory: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -437,11 +438,11 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
                 let p = tmp.path().join("real-shape.jsonl");
                 let t = std::time::Instant::now();
                 if let Err(e) = write_file(&SynthParams::real(), &p, false) {
-                    eprintln!("error: {}: {e}", p.display());
+                    crate::errln!("error: {}: {e}", p.display());
                     return ExitCode::FAILURE;
                 }
                 let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                println!(
+                crate::outln!(
                     "synthetic real-shape corpus: {:.0} MiB written in {:.1} s",
                     size as f64 / (1 << 20) as f64,
                     t.elapsed().as_secs_f64()
@@ -456,7 +457,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
             .arg(&path)
             .status();
         if !st.map(|s| s.success()).unwrap_or(false) {
-            eprintln!("error: the load measurement failed");
+            crate::errln!("error: the load measurement failed");
             return ExitCode::FAILURE;
         }
     }
@@ -472,7 +473,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
         ..SynthParams::tiny()
     };
     if let Err(e) = write_file(&p, &traces, false) {
-        eprintln!("error: {}: {e}", traces.display());
+        crate::errln!("error: {}: {e}", traces.display());
         return ExitCode::FAILURE;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -493,11 +494,11 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
     let handle = match sim_rt.block_on(crate::sim::Server::start_local(sc)) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("error: simulated engine: {e}");
+            crate::errln!("error: simulated engine: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!(
+    crate::outln!(
         "dispatch lateness (actual send − due) against the simulated engine, {} cores:",
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -532,7 +533,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
         match rt.block_on(crate::client::agentic::run(&cfg, None)) {
             Ok(r) => {
                 let p = |q: f64| crate::client::agentic::export::percentile(&r.lateness, q) * 1e3;
-                println!(
+                crate::outln!(
                     "  {lanes:>5} lanes: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  ({} requests, {} failed)",
                     p(50.0),
                     p(99.0),
@@ -542,7 +543,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
                 );
             }
             Err(e) => {
-                eprintln!("error: {lanes} lanes: {e}");
+                crate::errln!("error: {lanes} lanes: {e}");
                 return ExitCode::FAILURE;
             }
         }

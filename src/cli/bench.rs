@@ -462,7 +462,7 @@ fn spawn_progress(
                 });
             } else if last_line.elapsed() >= Duration::from_secs(10) {
                 last_line = std::time::Instant::now();
-                eprintln!(
+                crate::errln!(
                     "progress: warmup {w}/{warmups}, requests {done}/{total} done, {failed} failed, {:.0} s",
                     started.elapsed().as_secs_f64()
                 );
@@ -486,7 +486,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         return match r {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                crate::errln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         };
@@ -501,7 +501,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         ) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                crate::errln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         };
@@ -513,7 +513,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     match rt.block_on(run_async(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -527,7 +527,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let ds = tokio::task::spawn_blocking(move || spec.sample(&tok, seed))
             .await
             .context("dataset generation")??;
-        eprintln!(
+        crate::errln!(
             "generated {} prompts in {:.2} s",
             ds.prompts.len(),
             t0.elapsed().as_secs_f64()
@@ -554,18 +554,18 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let out = client::run(&cfg, progress).await?;
     reporter.abort();
-    eprint!("{}", out.dataset_stats);
-    println!("{}", out.table.trim_end());
+    crate::err!("{}", out.dataset_stats);
+    crate::outln!("{}", out.table.trim_end());
     if args.save_result {
         let date = out.result["date"].as_str().unwrap_or("").to_string();
         let path = args.result_path(&cfg, &date);
         let text = crate::pyjson::to_python_json(&out.result);
         crate::fsutil::write_atomic(&path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("result written to {}", path.display());
+        crate::errln!("result written to {}", path.display());
     }
     if out.too_many_failures() {
-        eprintln!(
+        crate::errln!(
             "error: {} of {} requests failed (more than 5%); first errors: {}",
             out.failed,
             out.failed + out.completed,

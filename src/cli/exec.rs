@@ -173,7 +173,7 @@ fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 fn report_error(e: &ExecError) -> ExitCode {
-    eprintln!("error: {e}");
+    crate::errln!("error: {e}");
     ExitCode::from(e.stage.exit_code())
 }
 
@@ -182,7 +182,7 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     let o = match flags.options() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::errln!("error: {e:#}");
             return ExitCode::from(Stage::Config.exit_code());
         }
     };
@@ -207,20 +207,20 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     }
     if flags.dry_run {
         for p in &planned {
-            println!(
+            crate::outln!(
                 "# job: {}  profile: {} ({})  fingerprint: {}",
                 p.result_name,
                 p.profile.name,
                 p.profile.profile.kind(),
                 p.recipe.fingerprint
             );
-            println!(
+            crate::outln!(
                 "# template: {}  inputs read: {}",
                 p.recipe.source,
                 p.recipe.inputs_read.join(" ")
             );
-            println!("# launch command: {}", p.launch_command.join(" "));
-            println!("{}", p.recipe.script);
+            crate::outln!("# launch command: {}", p.launch_command.join(" "));
+            crate::outln!("{}", p.recipe.script);
         }
         return ExitCode::SUCCESS;
     }
@@ -251,7 +251,7 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
             let job = exec::write_interrupted(&tracker, sig, code)
                 .map(|d| format!("; the job's record is in {}", d.display()))
                 .unwrap_or_default();
-            eprintln!(
+            crate::errln!(
                 "error: interrupted by {sig}; the engine was stopped and partial results are in {}{job}",
                 o.out.display()
             );
@@ -260,7 +260,7 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     };
     if batch && !rows.is_empty() {
         if let Err(e) = exec::write_batch_outputs(&o, &rows) {
-            eprintln!("error: batch summary: {e:#}");
+            crate::errln!("error: batch summary: {e:#}");
         }
     }
     match err {
@@ -278,7 +278,7 @@ enum Runnable {
 /// Read a row of any kind (config errors exit 10); multinode rows need a multinode launch.
 fn load(path: &std::path::Path) -> Result<Runnable, ExitCode> {
     let fail = |m: String| {
-        eprintln!("error: {m}");
+        crate::errln!("error: {m}");
         ExitCode::from(Stage::Config.exit_code())
     };
     match MatrixRow::load(path) {

@@ -151,20 +151,20 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                crate::errln!("error: {e:#}");
                 ExitCode::FAILURE
             }
         },
         Cmd::Check { config } => match MatrixRow::load(&config) {
             Ok(row) => {
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::to_string_pretty(&row).expect("row serialises")
                 );
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -179,7 +179,7 @@ fn edge(r: anyhow::Result<ExitCode>) -> ExitCode {
         if crate::report::gha::in_actions() {
             crate::report::gha::error("runner", &msg);
         }
-        eprintln!("error: {msg}");
+        crate::errln!("error: {msg}");
         ExitCode::FAILURE
     })
 }
@@ -222,14 +222,14 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         // The KV capacity line log parsers read (InferenceX's aggregation takes the GPU KV
         // pool from it), in the flavor's words; on stderr, with the rest of the server log.
         if let Some(line) = crate::sim::capacity_log_line(c) {
-            eprintln!("{line}");
+            crate::errln!("{line}");
         }
         // Scripts read the address from stdout (useful with --port 0).
-        println!("{}", handle.url());
+        crate::outln!("{}", handle.url());
         tokio::select! {
             exit = handle.wait() => match exit {
                 Exit::Crashed(why) => {
-                    eprintln!("sim: crashed: {why}");
+                    crate::errln!("sim: crashed: {why}");
                     Ok(ExitCode::from(SIM_CRASH_EXIT))
                 }
                 Exit::Shutdown => Ok(ExitCode::SUCCESS),

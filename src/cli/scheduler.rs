@@ -204,7 +204,7 @@ pub fn run(cli: Cli) -> ExitCode {
         cmd => return run_sweep(Cli { cmd }),
     };
     github.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        crate::errln!("error: {e:#}");
         ExitCode::FAILURE
     })
 }
@@ -213,7 +213,7 @@ fn run_sweep(cli: Cli) -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -408,6 +408,6 @@ fn emit(
         pairs.insert(0, (k.clone(), text.clone()));
         sweep::write_github_output(std::path::Path::new(&file), &pairs)?;
     }
-    println!("{text}");
+    crate::outln!("{text}");
     Ok(())
 }

@@ -470,19 +470,19 @@ pub fn run(
     threads: [usize; 2],
 ) -> anyhow::Result<Vec<Point>> {
     let [engine_threads, client_threads] = threads;
-    println!(
+    crate::outln!(
         "load-client self-test: exact-schedule engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms) on {engine_threads} thread(s), client on {client_threads}; {tokens} tokens per stream"
     );
     if let Some(&most) = streams.iter().max() {
         let ceiling = transport_ceiling(most, 256, 200)?;
         let offered = most as f64 * 1000.0 / itl_ms;
-        println!(
+        crate::outln!(
             "transport ceiling: {ceiling:.0} writes/s of 256 B across {most} loopback TCP connections (one writer, one reader, no HTTP); offered at {most} streams: {offered:.0} events/s{}",
             if offered > ceiling { " — above the ceiling: no engine here can keep that schedule" } else { "" }
         );
     }
     let (engine, stop) = start_engine(ttft_ms, itl_ms, engine_threads)?;
-    println!(
+    crate::outln!(
         "{:>7} {:>10} {:>10} {:>8} {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  ITL median error",
         "streams",
         "tokens",
@@ -500,7 +500,7 @@ pub fn run(
     let mut points = vec![];
     for &n in streams {
         let p = measure(&engine, n, tokens, client_threads)?;
-        println!(
+        crate::outln!(
             "{:>7} {:>10} {:>10.0} {:>7.3}s {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  {}",
             p.streams,
             p.tokens,
@@ -517,7 +517,7 @@ pub fn run(
             verdict(&p, itl_ms)
         );
         if p.paired + p.failed < p.streams {
-            println!(
+            crate::outln!(
                 "        ({} of {} requests could not be paired token for token with the engine's record)",
                 p.streams - p.paired - p.failed,
                 p.streams
@@ -728,11 +728,11 @@ pub fn dispatch_order(
     let (engine, stop) = start_engine(ttft_ms, itl_ms, 1)?;
     let mut out = vec![];
     for single in [false, true] {
-        println!(
+        crate::outln!(
             "dispatch order: {requests} requests (1–64 tokens) after {warmups} warmups at concurrency {conc}, exact engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms), client {}",
             if single { "on one event loop (as runner bench runs it)" } else { "straight on a multi-threaded runtime" }
         );
-        println!(
+        crate::outln!(
             "{:>4} {:>16} {:>9} {:>8} {:>11} {:>11} {:>9} {:>6}",
             "run",
             "inversions",
@@ -745,7 +745,7 @@ pub fn dispatch_order(
         );
         for run in 0..runs {
             let o = dispatch_run(&engine, requests, conc, warmups, [ttft_ms, itl_ms], single)?;
-            println!(
+            crate::outln!(
                 "{:>4} {:>16} {:>9} {:>8} {:>11.4} {:>11.4} {:>8.2}% {:>6}",
                 run + 1,
                 format!("{}/{}", o.inversions, o.pairs),

@@ -142,7 +142,10 @@ pub struct Timeouts {
     pub stall: Duration,
 }
 
-fn truncate(mut s: String) -> String {
+/// Redact configured secrets (an engine may echo the API key) before cutting, so a cut never
+/// leaves part of one behind.
+fn truncate(s: String) -> String {
+    let mut s = crate::secrets::redact(&s).into_owned();
     if s.len() > MAX_ERROR_LEN {
         let mut cut = MAX_ERROR_LEN;
         while !s.is_char_boundary(cut) {

@@ -326,7 +326,7 @@ pub fn write_batch_outputs(
         path: path.clone(),
         source,
     })?;
-    println!("{md}");
+    crate::outln!("{md}");
     let _ = crate::report::gha::append_step_summary(&md);
     let mut by_model: std::collections::BTreeMap<String, Vec<AgenticPoint>> = Default::default();
     for a in &aggs {

@@ -439,7 +439,7 @@ pub async fn run_jobs(
             Ok(r) => rows.push(r),
             Err(e) => {
                 write_status(&dir, &e);
-                eprintln!("error: {}: {e}", job.result_name);
+                crate::errln!("error: {}: {e}", job.result_name);
                 if crate::report::gha::in_actions() {
                     crate::report::gha::error(
                         &format!("{} {}", job.result_name, e.stage.name()),
@@ -745,9 +745,9 @@ async fn run_one(
     )
     .map_err(|e| fail(Stage::Report, e))?;
     for f in plots {
-        eprintln!("plot: {}", f.display());
+        crate::errln!("plot: {}", f.display());
     }
-    println!("{md}");
+    crate::outln!("{md}");
     let _ = crate::report::gha::append_step_summary(&md);
     if let Some(e) = load_failure {
         return Err(e);
@@ -822,7 +822,7 @@ async fn accuracy_gate(
         }
     };
     write_accuracy(dir, &rec);
-    eprintln!("accuracy: {}", crate::accuracy::explain(&rec));
+    crate::errln!("accuracy: {}", crate::accuracy::explain(&rec));
     Ok(rec)
 }
 
@@ -1023,12 +1023,12 @@ pub fn write_batch_outputs(o: &ExecOptions, rows: &[AggRow]) -> anyhow::Result<(
     let summary_rows: Vec<report::SummaryRow> = rows.iter().map(report::SummaryRow::from).collect();
     let md = report::summary_markdown("Batch summary", &summary_rows);
     crate::fsutil::write_atomic(&o.out.join("summary.md"), md.as_bytes())?;
-    println!("{md}");
+    crate::outln!("{md}");
     let _ = report::gha::append_step_summary(&md);
     let files =
         report::plot::write_plots(&o.out, rows, &baselines, report::plot::Formats::default())?;
     for f in files {
-        eprintln!("plot: {}", f.display());
+        crate::errln!("plot: {}", f.display());
     }
     Ok(())
 }

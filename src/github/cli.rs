@@ -168,15 +168,18 @@ pub fn dispatch(a: DispatchArgs) -> anyhow::Result<ExitCode> {
             .collect();
         c.dispatch(&a.workflow, &a.git_ref, &dispatch_inputs(&a))
             .await?;
-        eprintln!(
+        crate::errln!(
             "dispatched {} on {} in {}/{}",
-            a.workflow, a.git_ref, c.owner, c.repo
+            a.workflow,
+            a.git_ref,
+            c.owner,
+            c.repo
         );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait_s);
         loop {
             let runs = c.runs(&a.workflow, "workflow_dispatch", &a.git_ref).await?;
             if let Some(r) = runs.iter().find(|r| !before.contains(&r.id)) {
-                println!("{}", r.html_url);
+                crate::outln!("{}", r.html_url);
                 return Ok(ExitCode::SUCCESS);
             }
             if tokio::time::Instant::now() >= deadline {
@@ -204,7 +207,7 @@ async fn fetch_run(
     let mut n = 0;
     for a in artifacts.iter().filter(|a| collect::is_result_artifact(a)) {
         if a.expired {
-            eprintln!(
+            crate::errln!(
                 "collect: artifact {} has expired; listed, not downloaded",
                 a.name
             );
@@ -215,7 +218,7 @@ async fn fetch_run(
         collect::unzip(&a.name, &bytes, &dest.join(&a.name))?;
         n += 1;
     }
-    eprintln!(
+    crate::errln!(
         "collect: run {run_id}: {} artifacts, {n} result artifacts downloaded, {} expired",
         artifacts.len(),
         expired.len()
@@ -273,7 +276,7 @@ pub fn collect(a: CollectArgs) -> anyhow::Result<ExitCode> {
         text.push_str(&problems);
         crate::fsutil::write_atomic(&summary, text.as_bytes())
             .with_context(|| format!("writing {}", summary.display()))?;
-        gha::group("not in the table", || print!("{problems}"));
+        gha::group("not in the table", || crate::out!("{problems}"));
         gha::append_step_summary(&problems).context("appending to $GITHUB_STEP_SUMMARY")?;
         for r in collected.failed() {
             match &r.outcome {
@@ -291,7 +294,7 @@ pub fn collect(a: CollectArgs) -> anyhow::Result<ExitCode> {
     crate::fsutil::write_atomic(&a.out.join("collect.json"), format!("{json}\n").as_bytes())
         .context("writing collect.json")?;
     let failed = collected.failed().count();
-    eprintln!(
+    crate::errln!(
         "collect: {} results ({} finished, {failed} failed or interrupted), {} failed jobs, {} expired artifacts",
         collected.results.len(),
         collected.results.len() - failed,
@@ -350,10 +353,10 @@ pub fn runners(a: RunnersArgs) -> anyhow::Result<ExitCode> {
         let c = a.gh.client()?;
         c.runners().await
     })?;
-    println!("{:<32} {:<8} {:<5} labels", "name", "status", "busy");
+    crate::outln!("{:<32} {:<8} {:<5} labels", "name", "status", "busy");
     for r in &runners {
         let labels: Vec<&str> = r.labels.iter().map(|l| l.name.as_str()).collect();
-        println!(
+        crate::outln!(
             "{:<32} {:<8} {:<5} {}",
             r.name,
             r.status,
@@ -375,13 +378,13 @@ pub fn runners(a: RunnersArgs) -> anyhow::Result<ExitCode> {
         .collect();
     for l in &missing {
         let msg = format!("no online self-hosted runner has label `{l}`; its rows will queue");
-        eprintln!("warning: {msg}");
+        crate::errln!("warning: {msg}");
         if gha::in_actions() {
             gha::warning(&msg);
         }
     }
     if missing.is_empty() {
-        eprintln!(
+        crate::errln!(
             "runners: every label of the matrix ({}) has an online runner",
             needed.iter().cloned().collect::<Vec<_>>().join(", ")
         );

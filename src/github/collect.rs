@@ -287,7 +287,8 @@ pub fn unzip(name: &str, bytes: &[u8], dest: &Path) -> Result<(), GithubError> {
         let mut buf = Vec::with_capacity(f.size() as usize);
         f.read_to_end(&mut buf)
             .map_err(|e| zerr(format!("{shown}: {e}")))?;
-        std::fs::write(&path, buf).map_err(|e| GithubError::io(&path, e))?;
+        std::fs::write(&path, crate::secrets::redact_bytes(&buf))
+            .map_err(|e| GithubError::io(&path, e))?;
     }
     Ok(())
 }

@@ -61,7 +61,7 @@ pub fn run(a: SuperviseArgs) -> ExitCode {
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("supervise: cannot start `{}`: {e}", a.argv.join(" "));
+            crate::errln!("supervise: cannot start `{}`: {e}", a.argv.join(" "));
             return ExitCode::from(127);
         }
     };
@@ -75,7 +75,7 @@ pub fn run(a: SuperviseArgs) -> ExitCode {
             }
             Ok(None) => {}
             Err(e) => {
-                eprintln!("supervise: cannot wait for the engine: {e}");
+                crate::errln!("supervise: cannot wait for the engine: {e}");
                 orphaned(&a, pgid, &mut child);
             }
         }
@@ -108,7 +108,7 @@ fn lifeline_gone(wait: Duration) -> bool {
 /// The runner is gone: release what the engine runs in, then kill the group (ourselves
 /// included). Never returns.
 fn orphaned(a: &SuperviseArgs, pgid: i32, child: &mut std::process::Child) -> ! {
-    eprintln!("supervise: the runner is gone; stopping the engine (process group {pgid})");
+    crate::errln!("supervise: the runner is gone; stopping the engine (process group {pgid})");
     let quiet = |argv: &[&str]| {
         let _ = Command::new(argv[0])
             .args(&argv[1..])

@@ -95,7 +95,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     let dir = args.outbox.clone().unwrap_or_else(Outbox::default_dir);
     let outbox = Outbox::open(&dir)?;
     if args.status {
-        print!("{}", outbox.status_text()?);
+        crate::out!("{}", outbox.status_text()?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(key) = &args.mark_delivered {
@@ -103,7 +103,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
         if n == 0 {
             bail!("no pending row has key `{key}` (see `runner publish --status`)");
         }
-        println!("marked {n} row(s) with key {key} delivered");
+        crate::outln!("marked {n} row(s) with key {key} delivered");
         return Ok(ExitCode::SUCCESS);
     }
     if args.dirs.is_empty() && !args.pending {
@@ -133,7 +133,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
             .collect();
         let aggs: Vec<serde_json::Value> = agentic.into_iter().map(|(_, v)| v).collect();
         for (e, how) in enqueue_agentic(&outbox, &cfg, &aggs, &run_id)? {
-            println!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
+            crate::outln!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
         }
         let rows: Vec<_> = crate::report::load_agg_rows(&fixed_dirs)?
             .into_iter()
@@ -149,7 +149,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
         for r in enqueue_rows(&outbox, &cfg, &rows, &run_id)? {
             match r {
                 Ok((e, how)) => {
-                    println!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
+                    crate::outln!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
                 }
                 Err(err) => {
                     failed = true;
@@ -179,12 +179,12 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     }
     gha::group("publish status", || {
         for (sink, key) in &report.delivered {
-            println!("delivered: sink={sink} key={key}");
+            crate::outln!("delivered: sink={sink} key={key}");
         }
         for e in &report.remaining {
-            println!("{}", entry_line(e));
+            crate::outln!("{}", entry_line(e));
         }
-        println!(
+        crate::outln!(
             "outbox {}: {} delivered now, {} remaining",
             outbox.dir().display(),
             report.delivered.len(),

@@ -193,6 +193,12 @@ impl SinksConfig {
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let cfg: SinksConfig = parse_yaml(file, text)?;
         cfg.validate(file)?;
+        // The sinks' tokens are secrets from now on, whatever their variables are called.
+        for s in &cfg.sinks {
+            if let Some(v) = s.token_env() {
+                crate::secrets::register_env(v);
+            }
+        }
         Ok(cfg)
     }
 

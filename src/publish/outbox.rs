@@ -483,6 +483,9 @@ impl Outbox {
             .as_deref()
             .and_then(|v| std::env::var(v).ok())
             .filter(|t| !t.is_empty());
+        if let Some(t) = &token {
+            crate::secrets::register(t);
+        }
         let tok = token.as_deref();
         // Submissions and confirmations are bounded separately: one submission is normally
         // followed by one confirmation, and neither should eat the other's budget.

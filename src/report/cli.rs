@@ -115,8 +115,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
 
-    gha::group("summary", || print!("{summary}"));
-    gha::group("verdict", || print!("{vmd}"));
+    gha::group("summary", || crate::out!("{summary}"));
+    gha::group("verdict", || crate::out!("{vmd}"));
     for r in &rows {
         if let Some(a) = &r.accuracy {
             if a.status == AccuracyStatus::Fail {
@@ -153,7 +153,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     gha::append_step_summary(&format!("{summary}\n{vmd}"))
         .context("appending to $GITHUB_STEP_SUMMARY")?;
-    eprintln!(
+    crate::errln!(
         "report: {} rows, {} lines, {} failed or interrupted jobs; wrote {} (summary.md, verdict.md, verdict.json, {} plot files)",
         rows.len(),
         verdicts.len(),

@@ -45,23 +45,23 @@ pub fn warning_line(msg: &str) -> String {
 
 /// Print an error annotation to stdout (where Actions reads workflow commands).
 pub fn error(title: &str, msg: &str) {
-    println!("{}", error_line(title, msg));
+    crate::outln!("{}", error_line(title, msg));
 }
 
 /// Print a warning annotation to stdout.
 pub fn warning(msg: &str) {
-    println!("{}", warning_line(msg));
+    crate::outln!("{}", warning_line(msg));
 }
 
 /// Run `f` inside a folded log group (`::group::name` … `::endgroup::` under Actions).
 pub fn group<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let on = in_actions();
     if on {
-        println!("::group::{}", escape_data(name));
+        crate::outln!("::group::{}", escape_data(name));
     }
     let out = f();
     if on {
-        println!("::endgroup::");
+        crate::outln!("::endgroup::");
     }
     out
 }
@@ -78,7 +78,7 @@ pub fn append_step_summary(markdown: &str) -> std::io::Result<bool> {
         .create(true)
         .append(true)
         .open(path)?;
-    f.write_all(markdown.as_bytes())?;
+    f.write_all(crate::secrets::redact(markdown).as_bytes())?;
     if !markdown.ends_with('\n') {
         f.write_all(b"\n")?;
     }

@@ -115,6 +115,7 @@ pub fn write_github_output(file: &Path, pairs: &[(String, String)]) -> Result<()
         .append(true)
         .open(file)
         .map_err(err)?;
-    f.write_all(buf.as_bytes()).map_err(err)?;
+    f.write_all(crate::secrets::redact(&buf).as_bytes())
+        .map_err(err)?;
     f.flush().map_err(err)
 }

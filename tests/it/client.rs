@@ -893,3 +893,94 @@ fn inverted(arr: &[infmax::cli::selftest::Arrival]) -> usize {
         })
         .sum()
 }
+
+/// A server that answers every request with `status` and, in the body, the request head it
+/// received (headers included), as a careless proxy or a debug endpoint does.
+fn echoing_server(status: &'static str) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let (head, _) = read_request(&s);
+                let body = format!(
+                    "{{\"error\": \"you sent: {}\"}}",
+                    head.replace("\r\n", " | ")
+                );
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    url
+}
+
+/// A server that echoes the request's headers in its 401 and 500 answers gets the API key
+/// back; it must not reach the terminal, the result file or its error samples.
+#[test]
+fn echoed_api_key_never_leaves_the_process() {
+    const KEY: &str = "sk-echo-test-5f2a9c1e7b3d";
+    const HF: &str = "hf_echoTestTokenValue0123";
+    for status in ["401 Unauthorized", "500 Internal Server Error"] {
+        let url = echoing_server(status);
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().display().to_string();
+        let o = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args([
+                "bench",
+                "--base-url",
+                &url,
+                "--random-input-len",
+                "16",
+                "--random-output-len",
+                "4",
+                "--num-prompts",
+                "6",
+                "--num-warmups",
+                "2",
+                "--max-concurrency",
+                "2",
+                "--disable-tqdm",
+                "--save-result",
+                "--save-detailed",
+                "--result-dir",
+                &dir,
+                "--result-filename",
+                "r.json",
+            ])
+            .env("OPENAI_API_KEY", KEY)
+            .env("HF_TOKEN", HF)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(o.status.code(), Some(4), "too many failed requests: {err}");
+        let files = crate::util::files_text(d.path());
+        assert!(!files.is_empty());
+        for (name, text) in files
+            .iter()
+            .map(|(p, t)| (p.clone(), t.as_str()))
+            .chain([("stdout".into(), &*out), ("stderr".into(), &*err)])
+        {
+            assert!(!text.contains(KEY) && !text.contains(HF), "{name}: {text}");
+            assert!(!text.contains("sk-echo-test"), "part of the key in {name}");
+        }
+        // The echo did happen, and says where the key was.
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join("r.json")).unwrap())
+                .unwrap();
+        let samples = r["error_samples"].to_string();
+        assert!(
+            samples.contains("Authorization: Bearer [redacted]"),
+            "{samples}"
+        );
+        assert!(err.contains("Bearer [redacted]"), "{err}");
+    }
+}

@@ -43,8 +43,31 @@ fn gh_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// A 401 answer unless the request carries our token.
+/// A 401 answer unless the request carries our token. Tokens carrying [`ECHO_401`]'s or
+/// [`ECHO_500`]'s marker get a 401 or 500 whose message echoes every request header.
 fn unauthorized(h: &HeaderMap) -> Option<Response> {
+    let auth = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let echo = || {
+        h.iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if auth.contains("echo401") {
+        return Some(gh_error(
+            StatusCode::UNAUTHORIZED,
+            &format!("Bad credentials (you sent {})", echo()),
+        ));
+    }
+    if auth.contains("echo500") {
+        return Some(gh_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("internal error handling {}", echo()),
+        ));
+    }
     let ok = h
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -623,4 +646,55 @@ fn unzip_refuses_paths_outside_the_artifact() {
     let e = infmax::github::collect::unzip("bmk_evil", &evil, &d.path().join("a")).unwrap_err();
     assert!(e.to_string().contains("points outside the artifact"), "{e}");
     assert!(!d.path().join("escape.txt").exists());
+}
+
+/// Tokens with these markers make the fake answer as a debugging proxy in front of the API
+/// might: the request's headers, token included, echoed in a 401 or 500 body.
+const ECHO_401: &str = "ghp_echo401SecretValue0123456789";
+const ECHO_500: &str = "ghp_echo500SecretValue9876543210";
+
+/// A configured token never reaches the terminal or a file, even when the API echoes it back.
+#[test]
+fn echoed_token_never_reaches_output() {
+    let fake = start(sweep_artifacts());
+    let base = fake.lock().unwrap().base.clone();
+    for token in [ECHO_401, ECHO_500] {
+        for (args, var) in [
+            (
+                &["collect", "--run-id", "42", "--out", "sweep"][..],
+                "GITHUB_TOKEN",
+            ),
+            (&["runners"][..], "GH_TOKEN"),
+            (&["dispatch", "--wait-s", "1"][..], "GITHUB_TOKEN"),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let mut c = Command::new(env!("CARGO_BIN_EXE_scheduler"));
+            c.args(args)
+                .current_dir(d.path())
+                .env("GITHUB_API_URL", &base)
+                .env("GITHUB_REPOSITORY", "o/r")
+                .env_remove("GITHUB_TOKEN")
+                .env_remove("GH_TOKEN")
+                .env_remove("GITHUB_ACTIONS")
+                .env("GITHUB_STEP_SUMMARY", d.path().join("summary.md"))
+                .env("RUST_LOG", "trace")
+                .env(var, token);
+            let o = c.output().unwrap();
+            let (out, err) = text(&o);
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+            assert!(
+                err.contains("Bearer [redacted]") || err.contains("token [redacted]"),
+                "{args:?}: the echo is shown, redacted: {err}"
+            );
+            let mut seen = vec![("stdout".to_string(), out), ("stderr".to_string(), err)];
+            seen.extend(crate::util::files_text(d.path()));
+            for (name, t) in seen {
+                assert!(!t.contains(token), "{args:?}: token in {name}: {t}");
+                assert!(
+                    !t.contains(&token[..12]),
+                    "{args:?}: part of the token in {name}"
+                );
+            }
+        }
+    }
 }

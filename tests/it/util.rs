@@ -305,3 +305,24 @@ fn kill_with_parent(cmd: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn kill_with_parent(_: &mut Command) {}
+
+/// Every file under `dir`, recursively: (path, text as lossy UTF-8).
+pub fn files_text(dir: &Path) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_text(&p));
+        } else {
+            let b = std::fs::read(&p).unwrap();
+            out.push((
+                p.display().to_string(),
+                String::from_utf8_lossy(&b).into_owned(),
+            ));
+        }
+    }
+    out
+}

@@ -96,7 +96,9 @@ pub fn write_records(dir: &Path, res: &ReplayResult) -> std::io::Result<()> {
     let f = std::fs::File::create(dir.join("profile_export.jsonl"))?;
     let mut w = std::io::BufWriter::new(f);
     for r in &res.records {
-        serde_json::to_writer(&mut w, &record_json(res, r))?;
+        // Per record, not per token: an engine's error text may echo a configured secret.
+        let line = record_json(res, r).to_string();
+        w.write_all(crate::secrets::redact(&line).as_bytes())?;
         w.write_all(b"\n")?;
     }
     w.flush()
@@ -240,8 +242,8 @@ pub fn write_all(dir: &Path, res: &ReplayResult, meta: &RunMeta) -> std::io::Res
     std::fs::create_dir_all(dir)?;
     write_records(dir, res)?;
     let v = aggregate_json(res, meta);
-    std::fs::write(
-        dir.join("profile_export_aiperf.json"),
-        serde_json::to_vec_pretty(&v)?,
+    crate::fsutil::write_atomic(
+        &dir.join("profile_export_aiperf.json"),
+        &serde_json::to_vec_pretty(&v)?,
     )
 }
