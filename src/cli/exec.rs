@@ -299,7 +299,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
     let o = match flags.options() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::errln!("error: {e:#}");
             return ExitCode::from(Stage::Config.exit_code());
         }
     };
@@ -315,9 +315,9 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
                 flags.profile.as_deref() == Some("sim"),
                 a.duration.unwrap_or(r.duration),
             );
-            println!("# agentic job: {}", spec.result_filename());
+            crate::outln!("# agentic job: {}", spec.result_filename());
             for (k, v) in spec.env() {
-                println!("{k}={}", crate::recipe::shell_quote(&v));
+                crate::outln!("{k}={}", crate::recipe::shell_quote(&v));
             }
         }
         return ExitCode::SUCCESS;
@@ -339,7 +339,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
                 match exec::agentic::run_row(r, &o, &a, &tracker).await {
                     Ok(p) => done.push(p),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        crate::errln!("error: {e}");
                         first_err.get_or_insert(e);
                     }
                 }
@@ -360,7 +360,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
             let job = exec::write_interrupted(&tracker, sig, code)
                 .map(|d| format!("; the job's record is in {}", d.display()))
                 .unwrap_or_default();
-            eprintln!(
+            crate::errln!(
                 "error: interrupted by {sig}; the engine was stopped and partial results are in {}{job}",
                 o.out.display()
             );
@@ -369,7 +369,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
     };
     if batch && !done.is_empty() {
         if let Err(e) = exec::agentic::write_batch_outputs(&o.out, &done) {
-            eprintln!("error: batch summary: {e:#}");
+            crate::errln!("error: batch summary: {e:#}");
         }
     }
     match err {
@@ -388,7 +388,7 @@ fn by_kind(rows: Vec<Runnable>) -> Result<(Vec<JobRow>, Vec<AgenticRow>), ExitCo
         }
     }
     if !fixed.is_empty() && !agentic.is_empty() {
-        eprintln!("error: a batch runs fixed-seq-len or agentic-coding rows, not both; run them as two batches");
+        crate::errln!("error: a batch runs fixed-seq-len or agentic-coding rows, not both; run them as two batches");
         return Err(ExitCode::from(Stage::Config.exit_code()));
     }
     Ok((fixed, agentic))
@@ -413,7 +413,7 @@ pub fn run_batch(a: BatchArgs) -> ExitCode {
         }
     }
     if a.conc.contains(&0) {
-        eprintln!("error: --conc values must be at least 1");
+        crate::errln!("error: --conc values must be at least 1");
         return ExitCode::from(Stage::Config.exit_code());
     }
     let (mut rows, agentic) = match by_kind(loaded) {

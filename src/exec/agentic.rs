@@ -664,7 +664,7 @@ async fn launch_and_replay(
         }
         Err(e) => return Err(fail(Stage::Report, e)),
     };
-    println!("{}", outcome.summary);
+    crate::outln!("{}", outcome.summary);
     let _ = crate::report::gha::append_step_summary(&outcome.summary);
     if let Some(why) = run.failure() {
         return Err(fail(
