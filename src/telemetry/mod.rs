@@ -286,6 +286,9 @@ pub enum TelemetryError {
     },
 }
 
+/// How long [`Sampler::stop`] waits for a tool that has not said anything yet.
+pub const FIRST_WORD_GRACE: Duration = Duration::from_secs(2);
+
 /// A running sampler: the tool as a child in its own process group, and a thread parsing
 /// its output as it arrives.
 pub struct Sampler {
@@ -299,6 +302,10 @@ pub struct Sampler {
     pub tool: Tool,
     /// When it started.
     started: Instant,
+    /// Set once the tool has written anything (a reading on stdout or a complaint on stderr):
+    /// a sampler stopped before then gives the tool a moment to say it, so a job shorter than
+    /// the tool's start-up still gets its failure message instead of an empty one.
+    spoke: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Sampler {
@@ -326,11 +333,14 @@ impl Sampler {
         let started = Instant::now();
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
+        let spoke = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spoke_out = spoke.clone();
         let reader = std::thread::spawn(move || {
             let mut amd = AmdCsv::default();
             let mut samples = vec![];
             for line in std::io::BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
+                spoke_out.store(true, std::sync::atomic::Ordering::Relaxed);
                 let t = started.elapsed().as_secs_f64();
                 let s = match tool {
                     Tool::NvidiaSmi => parse_nvidia_line(&line, t),
@@ -340,9 +350,15 @@ impl Sampler {
             }
             samples
         });
+        let spoke_err = spoke.clone();
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(err), &mut s);
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                spoke_err.store(true, std::sync::atomic::Ordering::Relaxed);
+                s.push_str(&line);
+                s.push('\n');
+            }
             s
         });
         Ok(Sampler {
@@ -351,14 +367,25 @@ impl Sampler {
             stderr,
             tool,
             started,
+            spoke,
         })
     }
 
     /// Stop the tool (SIGTERM to its group, SIGKILL after 3 s) and return its samples and
-    /// the tail of its stderr.
+    /// the tail of its stderr, prefixed with how it ended when it ended by itself. A tool that has not written anything yet first gets up to
+    /// [`FIRST_WORD_GRACE`] to do so or exit (a broken driver fails within milliseconds; a
+    /// one-request job can end before the tool has even started).
     pub fn stop(mut self) -> (Vec<Sample>, String) {
         let pid = self.child.id() as i32;
-        if matches!(self.child.try_wait(), Ok(None)) {
+        let grace = Instant::now() + FIRST_WORD_GRACE;
+        while Instant::now() < grace
+            && !self.spoke.load(std::sync::atomic::Ordering::Relaxed)
+            && matches!(self.child.try_wait(), Ok(None))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ended_by_itself = self.child.try_wait().ok().flatten();
+        if ended_by_itself.is_none() {
             // SAFETY: signalling the process group we created for the tool.
             unsafe { libc::kill(-pid, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(3);
@@ -372,7 +399,14 @@ impl Sampler {
         let samples = self.reader.join().unwrap_or_default();
         let err = self.stderr.join().unwrap_or_default();
         let tail: Vec<&str> = err.lines().rev().take(5).collect();
-        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        let mut tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        if let Some(status) = ended_by_itself.filter(|s| !s.success()) {
+            tail = format!(
+                "{} ended on its own ({status}){}{tail}",
+                self.tool.program(),
+                if tail.is_empty() { "" } else { ": " }
+            );
+        }
         tracing::debug!(
             "{} sampled {} readings in {:.1} s",
             self.tool.program(),
