@@ -307,3 +307,81 @@ fn every_reference_flag_parses() {
         assert!(!err.contains("unexpected argument"), "{err}");
     }
 }
+
+/// `runner bench` against the simulated engine with a file dataset, in both layouts: the
+/// InferenceX 2026 result has the timed phase's wall-clock window right after `duration`,
+/// e2el and 90/99/99.9 percentiles by default and the length lists; the bounty layout keeps
+/// the window among the additions. The prompt lengths sent are the reference's.
+#[test]
+fn result_layouts_on_the_sim() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = infmax::sim::SimConfig::preset("exact").unwrap();
+    let x = cfg.exact.as_mut().unwrap();
+    (x.ttft_ms, x.itl_ms) = (5.0, 1.0);
+    let sim = rt.block_on(infmax::sim::Server::start_local(cfg)).unwrap();
+    let sharegpt = fixture("client/datasets/sharegpt.json");
+    let golden = cases("golden-vllm.json");
+    let want = |k: &str| -> Vec<u64> {
+        golden[0]["prompts"].as_array().unwrap()[..6]
+            .iter()
+            .map(|p| p[k].as_u64().unwrap())
+            .collect()
+    };
+    let want_lens = want("prompt_len");
+    for compat in ["inferencex-2026", "bounty-2025"] {
+        let d = tempfile::tempdir().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(["bench", "--base-url", &sim.url(), "--compat", compat])
+            .args(["--dataset-name", "sharegpt", "--dataset-path"])
+            .arg(&sharegpt)
+            .args(["--ignore-eos", "--num-prompts", "6", "--seed", "0"])
+            .args(["--max-concurrency", "2", "--disable-tqdm", "--save-result"])
+            .args(["--result-filename", "r.json", "--result-dir"])
+            .arg(d.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(d.path().join("r.json")).unwrap();
+        let r: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = r.keys().map(String::as_str).collect();
+        let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+        let (start, end) = (
+            r["benchmark_start_time_unix"].as_f64().unwrap(),
+            r["benchmark_end_time_unix"].as_f64().unwrap(),
+        );
+        let duration = r["duration"].as_f64().unwrap();
+        assert!(
+            (end - start - duration).abs() < 1e-3,
+            "{start} {end} {duration}"
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(now - end >= 0.0 && now - end < 60.0, "{end} vs {now}");
+        assert_eq!(r["completed"], 6);
+        if compat == "inferencex-2026" {
+            assert_eq!(at("benchmark_start_time_unix"), at("duration") + 1);
+            assert_eq!(at("benchmark_end_time_unix"), at("duration") + 2);
+            assert!(r.contains_key("p90_e2el_ms") && r.contains_key("p99.9_itl_ms"));
+            let lens: Vec<u64> = r["input_lens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(lens, want_lens);
+            assert_eq!(r["output_lens"], serde_json::json!(want("output_len")));
+        } else {
+            // After the last reference key, among the additions.
+            assert!(at("benchmark_start_time_unix") > at("p99_itl_ms"));
+            assert!(r.contains_key("p99_ttft_ms") && !r.contains_key("p90_ttft_ms"));
+            assert!(!r.contains_key("mean_e2el_ms") && !r.contains_key("input_lens"));
+            assert_eq!(r["total_input_tokens"], want_lens.iter().sum::<u64>());
+        }
+    }
+}
