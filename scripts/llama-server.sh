@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# A real engine for the test suite: llama.cpp's `llama-server`, built from the llama.cpp tree
-# vendored in PyPI's llama-cpp-python sdist, plus a tiny random-weight GGUF whose vocabulary
-# is our shipped tokenizer. Both are built once per machine and cached; a second run only
-# checks the cache.
+# Real engines for the test suite: llama.cpp's `llama-server`, built from the llama.cpp tree
+# vendored in PyPI's llama-cpp-python sdist, llama-cpp-python's own server
+# (`python -m llama_cpp.server`) built from the same sdist, and a tiny random-weight GGUF
+# whose vocabulary is our shipped tokenizer. Each is built once per machine and cached; a
+# second run only checks the cache.
 #
-# usage: scripts/llama-server.sh [bin|model|env]
-#   bin    (default) ensure the llama-server binary; print its path as the last line
-#   model  ensure the tiny model; print its path as the last line
-#   env    ensure both; print `INFMAX_LLAMA_SERVER=PATH` and `INFMAX_TINY_GGUF=PATH` lines
+# usage: scripts/llama-server.sh [bin|model|env|python]
+#   bin     (default) ensure the llama-server binary; print its path as the last line
+#   model   ensure the tiny model; print its path as the last line
+#   env     ensure both; print `INFMAX_LLAMA_SERVER=PATH` and `INFMAX_TINY_GGUF=PATH` lines
+#   python  ensure llama-cpp-python's server and the tiny model; print
+#           `INFMAX_LLAMA_CPP_PYTHON=PATH` (a python that runs `-m llama_cpp.server`) and
+#           `INFMAX_TINY_GGUF=PATH` lines
 #
 # Cache: ${INFMAX_CACHE:-$HOME/.cache/infmax}
 #   venv/                              python for the tools (gguf, numpy; cmake, ninja if missing)
+#   sdist/llama_cpp_python-VERSION.tar.gz      the source of both servers, downloaded once
 #   llama-server-VERSION/bin/llama-server       (+ .cpu: the CPU it was built for)
 #   llama-server-VERSION/models/tiny-HASH.gguf   (HASH of the generator script + tokenizer)
+#   llama-cpp-python-VERSION/venv/     llama_cpp[server], its libllama/libggml built for this
+#                                      CPU (+ .infmax-stamp: CPU and requirements)
 # Progress goes to stderr; stdout carries only the result lines.
 set -euo pipefail
 
@@ -25,6 +32,11 @@ cache="${INFMAX_CACHE:-${HOME}/.cache/infmax}"
 root="${cache}/llama-server-${LLAMA_CPP_PYTHON_VERSION}"
 bin="${root}/bin/llama-server"
 venv="${cache}/venv"
+sdist="${cache}/sdist/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+pyroot="${cache}/llama-cpp-python-${LLAMA_CPP_PYTHON_VERSION}"
+pyvenv="${pyroot}/venv"
+# What the llama-cpp-python venv holds besides the package; changing it rebuilds the venv.
+readonly PY_SERVER_EXTRA="server"
 
 log() { printf 'llama-server.sh: %s\n' "$*" >&2; }
 die() {
@@ -98,21 +110,8 @@ ensure_bin() {
 
   # A failed or interrupted build leaves `work` behind; the next run resumes from it.
   local work="${cache}/build-llama-server-${LLAMA_CPP_PYTHON_VERSION}"
-  local tarball="${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+  unpack_sdist "${work}"
   local src="${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp"
-  mkdir -p "${work}"
-  if [[ ! -f "${tarball}" ]]; then
-    log "downloading the llama-cpp-python ${LLAMA_CPP_PYTHON_VERSION} sdist (~76 MB)"
-    "${venv}/bin/python" -m pip download --quiet --no-deps \
-      --no-binary llama-cpp-python "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}" \
-      -d "${work}/download" >&2
-    mv "${work}/download/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}.tar.gz" "${tarball}"
-    rm -rf "${work}/download"
-  fi
-  if [[ ! -f "${src}/CMakeLists.txt" ]]; then
-    rm -rf "${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}"
-    tar -xzf "${tarball}" -C "${work}"
-  fi
 
   log "building llama-server (several minutes on 2 cores)"
   local start=${SECONDS}
@@ -133,6 +132,101 @@ ensure_bin() {
   mv -f "${bin}.tmp" "${bin}"
   cpu_id >"${bin}.cpu"
   binary_ok || die "the built ${bin} does not run"
+  rm -rf "${work}"
+}
+
+# The llama-cpp-python sdist (it vendors the whole llama.cpp tree), downloaded once.
+ensure_sdist() {
+  if [[ -f "${sdist}" ]]; then
+    return
+  fi
+  local dl="${cache}/sdist/download"
+  log "downloading the llama-cpp-python ${LLAMA_CPP_PYTHON_VERSION} sdist (~76 MB)"
+  rm -rf "${dl}"
+  "${venv}/bin/python" -m pip download --quiet --no-deps \
+    --no-binary llama-cpp-python "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}" \
+    -d "${dl}" >&2
+  mv "${dl}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}.tar.gz" "${sdist}"
+  rm -rf "${dl}"
+}
+
+# The sdist unpacked under $1 (kept if a previous, interrupted run unpacked it already).
+unpack_sdist() {
+  local work="$1"
+  ensure_sdist
+  mkdir -p "${work}"
+  if [[ ! -f "${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/CMakeLists.txt" ]]; then
+    rm -rf "${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}"
+    tar -xzf "${sdist}" -C "${work}"
+  fi
+}
+
+# What the llama-cpp-python venv was built for: this CPU, the package version and extras.
+python_stamp() {
+  printf '%s %s[%s]' "$(cpu_id)" "${LLAMA_CPP_PYTHON_VERSION}" "${PY_SERVER_EXTRA}"
+}
+
+python_ok() {
+  [[ -x "${pyvenv}/bin/python" ]] &&
+    [[ "$(cat "${pyvenv}/.infmax-stamp" 2>/dev/null)" == "$(python_stamp)" ]] &&
+    "${pyvenv}/bin/python" -c 'import llama_cpp, llama_cpp.server.app; llama_cpp.llama_backend_init()' >/dev/null 2>&1
+}
+
+# llama-cpp-python's server in a venv of its own. pip would compile llama.cpp inside the
+# wheel build together with the `llama-common` library and the multimodal `mtmd` one, which
+# the server does not load; instead the shared libllama and libggml* (all the package's
+# ctypes bindings load) are built here with everything else off, pip builds the package with
+# its native part off (LLAMA_BUILD=OFF, LLAVA_BUILD=OFF: pure Python), and the libraries go
+# where the bindings look for them (llama_cpp/lib).
+ensure_python() {
+  if python_ok; then
+    return
+  fi
+  lock
+  if python_ok; then
+    return
+  fi
+  ensure_venv
+  export PATH="${PATH}:${venv}/bin"
+  ensure_build_tools
+
+  local work="${cache}/build-llama-cpp-python-${LLAMA_CPP_PYTHON_VERSION}"
+  unpack_sdist "${work}"
+  local pkg="${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}"
+
+  log "building libllama and libggml for llama-cpp-python (minutes on 2 cores)"
+  local start=${SECONDS}
+  # shellcheck disable=SC2016 # $ORIGIN is for the dynamic linker, not the shell
+  cmake -S "${pkg}/vendor/llama.cpp" -B "${work}/build" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DBUILD_SHARED_LIBS=ON \
+    -DCMAKE_INSTALL_RPATH='$ORIGIN' \
+    -DLLAMA_BUILD_COMMON=OFF \
+    -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_TOOLS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=OFF \
+    -DLLAMA_BUILD_APP=OFF \
+    -DLLAMA_OPENSSL=OFF >&2
+  cmake --build "${work}/build" -j2 >&2
+  rm -rf "${work}/install"
+  cmake --install "${work}/build" --prefix "${work}/install" >&2
+  local libs=$((SECONDS - start))
+
+  log "installing llama-cpp-python[${PY_SERVER_EXTRA}] into ${pyvenv}"
+  start=${SECONDS}
+  rm -rf "${pyvenv}"
+  python3 -m venv "${pyvenv}" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" \
+    "${pyvenv}/bin/python" -m pip install --quiet "${sdist}[${PY_SERVER_EXTRA}]" >&2
+  local site
+  site="$("${pyvenv}/bin/python" -c 'import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))' 2>/dev/null ||
+    "${pyvenv}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"] + "/llama_cpp")')"
+  mkdir -p "${site}/lib"
+  cp -a "${work}/install/lib/"lib*.so* "${site}/lib/"
+  log "built in $((libs + SECONDS - start)) s (libraries ${libs} s, package $((SECONDS - start)) s)"
+  python_stamp >"${pyvenv}/.infmax-stamp"
+  python_ok || die "the llama-cpp-python in ${pyvenv} does not load"
   rm -rf "${work}"
 }
 
@@ -172,10 +266,16 @@ case "${1:-bin}" in
     printf 'INFMAX_LLAMA_SERVER=%s\n' "${bin}"
     printf 'INFMAX_TINY_GGUF=%s\n' "${model}"
     ;;
+  python)
+    ensure_python
+    ensure_model
+    printf 'INFMAX_LLAMA_CPP_PYTHON=%s\n' "${pyvenv}/bin/python"
+    printf 'INFMAX_TINY_GGUF=%s\n' "${model}"
+    ;;
   -h | --help)
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     ;;
   *)
-    die "unknown command '$1' (bin, model or env)"
+    die "unknown command '$1' (bin, model, env or python)"
     ;;
 esac

@@ -863,6 +863,56 @@ fn real_llama_server_is_refused_for_loglikelihoods() {
 }
 
 #[test]
+fn real_llama_cpp_python_server_is_evaluated_on_text() {
+    // llama-cpp-python's server refuses token-id prompts (HTTP 500): each evaluation probes
+    // once and then sends text. Generation works that way; its echo is off by one, so
+    // perplexity is refused — without recommending that very server.
+    let Some(srv) = crate::real::llama_cpp_python() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("http://{}", srv.addr);
+    let mut cfg = config(Task::Gsm8k, "gsm8k-test.jsonl", &url, 2048);
+    cfg.fewshot_data = Some(fixture("accuracy/gsm8k-train.jsonl"));
+    cfg.num_fewshot = Some(3);
+    cfg.max_gen_toks = Some(32);
+    let r = rt
+        .block_on(accuracy::evaluate(&cfg))
+        .unwrap_or_else(|e| panic!("{e}\n{}", srv.log_text()));
+    assert_eq!((r.documents, r.requests), (3, 3));
+    assert_eq!(srv.answered(500), 1, "one probe:\n{}", srv.log_text());
+    assert_eq!(srv.answered(200), 3, "{}", srv.log_text());
+    for sample in &r.samples {
+        assert!(sample["response"].is_string(), "{sample}");
+    }
+
+    // gsm8k-chat: multi-turn messages through the model's chat template.
+    let mut chat = cfg.clone();
+    chat.task = Task::Gsm8kChat;
+    let r = rt
+        .block_on(accuracy::evaluate(&chat))
+        .unwrap_or_else(|e| panic!("{e}\n{}", srv.log_text()));
+    assert_eq!(r.documents, 3);
+    assert_eq!(srv.answered(500), 1, "chat has no token-id form to probe");
+
+    let mut cfg = config(Task::Wikitext, "wikitext-pages.jsonl", &url, 2048);
+    cfg.limit = Some(1);
+    let e = rt.block_on(accuracy::evaluate(&cfg)).unwrap_err();
+    assert!(
+        matches!(e, AccuracyError::EchoMisaligned { form: "text", .. }),
+        "{e}\n{}",
+        srv.log_text()
+    );
+    assert!(!e
+        .to_string()
+        .contains("serve the model with vLLM, SGLang or llama-cpp-python"));
+    assert!(e
+        .to_string()
+        .ends_with("serve the model with vLLM or SGLang for loglikelihood tasks"));
+    assert_eq!(srv.answered(500), 2, "the new evaluation probed once");
+}
+
+#[test]
 fn hub_cache_parquet_is_found_offline() {
     // The hub cache layout hf-hub and huggingface_hub share.
     let cache = tempfile::tempdir().unwrap();

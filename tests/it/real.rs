@@ -1,18 +1,21 @@
-//! A real engine nobody here wrote: llama.cpp's `llama-server` on the tiny random-weight
-//! model whose vocabulary is our tokenizer (both prepared by `scripts/llama-server.sh`, which
-//! `scripts/test` runs). The checks are the behaviour the client relies on: health, model
-//! listing, identical tokenisation, streamed completions with usage, token-id prompts, the
-//! chat template and concurrent streams.
+//! Real engines nobody here wrote: llama.cpp's `llama-server` and llama-cpp-python's server
+//! (`python -m llama_cpp.server`) on the tiny random-weight model whose vocabulary is our
+//! tokenizer (all prepared by `scripts/llama-server.sh`, which `scripts/test` runs). The
+//! checks are the behaviour the client and the accuracy gate rely on: health, model listing,
+//! identical tokenisation, streamed completions with usage, token-id prompts, the chat
+//! template and concurrent streams; for llama-cpp-python the two ways it differs from vLLM
+//! (token-id prompts refused, echoed logprobs without the BOS entry).
 //!
 //! The HTTP client is a few lines of blocking HTTP/1.1 over `TcpStream`, so the tests see the
 //! bytes as the server sends them; every socket has a read timeout and every server is killed
 //! when its test ends.
 
-use crate::util::llama_server;
+use crate::util::{http_status, kill_with_parent, llama_paths, llama_server};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -571,4 +574,163 @@ fn agentic_replay_against_real_llama_server() {
         checked += 1;
     }
     assert!(checked > 0);
+}
+
+// ---- llama-cpp-python's server ----
+
+/// `python -m llama_cpp.server` on the tiny model, on a loopback port; killed and reaped on
+/// drop (and by the kernel if the test process dies first).
+pub struct PyServer {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// The server's stdout and stderr (uvicorn's access log among them).
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PyServer {
+    /// The server's output so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many POST requests uvicorn's access log shows answered with `status` (the
+    /// readiness polls are GETs).
+    pub fn answered(&self, status: u16) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("\"POST ") && l.contains(&format!("HTTP/1.1\" {status} ")))
+            .count()
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The python with llama-cpp-python's server from `INFMAX_LLAMA_CPP_PYTHON`, and the tiny
+/// model (both exported by `scripts/test`). Without them: `None` with a note, except under
+/// CI (`CI` set), where the test fails.
+pub fn llama_cpp_python_paths() -> Option<(PathBuf, PathBuf)> {
+    match std::env::var_os("INFMAX_LLAMA_CPP_PYTHON").filter(|p| !p.is_empty()) {
+        Some(py) => {
+            let (_, model) = llama_paths()?;
+            let py = PathBuf::from(py);
+            assert!(
+                py.is_file(),
+                "INFMAX_LLAMA_CPP_PYTHON={} is not a file",
+                py.display()
+            );
+            Some((py, model))
+        }
+        None => {
+            let why = "INFMAX_LLAMA_CPP_PYTHON is not set \
+                       (scripts/test sets it; INFMAX_SKIP_REAL=1 skips the setup)";
+            if std::env::var_os("CI").is_some() {
+                panic!("real-engine test under CI, but {why}");
+            }
+            eprintln!("note: skipping a real-engine test: {why}");
+            None
+        }
+    }
+}
+
+/// Start llama-cpp-python's server on the tiny model and wait until `/v1/models` answers.
+/// `--n_ctx 4096`: lm-eval's default windows are 2047 tokens and the server adds a BOS;
+/// `--interrupt_requests False`: a new request must not cancel the running one.
+pub fn llama_cpp_python() -> Option<PyServer> {
+    let (py, model) = llama_cpp_python_paths()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral loopback port")
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("llama-cpp-python.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(&py);
+    cmd.args(["-m", "llama_cpp.server", "--model"])
+        .arg(&model)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--n_ctx", "4096", "--interrupt_requests", "False"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    kill_with_parent(&mut cmd);
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", py.display()));
+    let mut server = PyServer {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+        log,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!(
+                "llama_cpp.server exited ({status}) before it answered:\n{}",
+                server.log_text()
+            );
+        }
+        if http_status(&server.addr, "/v1/models") == Some(200) {
+            return Some(server);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "llama_cpp.server not answering within 120 s:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn llama_cpp_python_refuses_token_ids_and_echoes_without_the_bos_entry() {
+    let Some(srv) = llama_cpp_python() else {
+        return;
+    };
+    let tok = tokenizer();
+    let ids = ours(&tok, "Token ids are not a prompt here.");
+    // A token-id prompt: HTTP 500, the same answer a crash would give.
+    let r = post(
+        &srv.addr,
+        "/v1/completions",
+        &json!({"prompt": ids, "max_tokens": 1, "temperature": 0}),
+    );
+    let status = r.status;
+    let text = r.text();
+    assert_eq!(status, 500, "{text}\n{}", srv.log_text());
+
+    // Text works, and echo returns prompt logprobs — one entry per prompt token where
+    // lm-eval expects one more (the first token's null, then the generated token). With the
+    // BOS text first (lm-eval's first rolling window) that entry is dropped and the rest
+    // end with the generated token; without it, the generated token has none and each entry
+    // is taken from the distribution that follows its token. Neither lines up.
+    for prompt in [
+        "Echo me back, please.",
+        "<|endoftext|>Echo me back, please.",
+    ] {
+        let n = ours(&tok, prompt).len();
+        let v = post(
+            &srv.addr,
+            "/v1/completions",
+            &json!({"prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 1,
+                    "echo": true}),
+        )
+        .json();
+        assert_eq!(v["usage"]["prompt_tokens"], n, "no BOS added: {v}");
+        let lp = &v["choices"][0]["logprobs"];
+        let got = lp["token_logprobs"]
+            .as_array()
+            .expect("token_logprobs")
+            .len();
+        eprintln!("llama_cpp.server echo: {prompt:?}: {n} prompt tokens, {got} logprobs");
+        assert_eq!(got, n, "one entry per prompt token: {v}");
+        assert!(lp["token_logprobs"][0].is_null(), "{v}");
+    }
 }

@@ -272,7 +272,7 @@ pub fn llama_server() -> Option<LlamaServer> {
 }
 
 /// Status code of `GET path`, or `None` if nothing answers (yet).
-fn http_status(addr: &str, path: &str) -> Option<u16> {
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -290,7 +290,7 @@ fn http_status(addr: &str, path: &str) -> Option<u16> {
 /// Have the kernel kill the child if the test process dies without dropping its guard
 /// (a harness timeout, SIGKILL).
 #[cfg(target_os = "linux")]
-fn kill_with_parent(cmd: &mut Command) {
+pub fn kill_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
@@ -304,7 +304,7 @@ fn kill_with_parent(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn kill_with_parent(_: &mut Command) {}
+pub fn kill_with_parent(_: &mut Command) {}
 
 /// Every file under `dir`, recursively: (path, text as lossy UTF-8).
 pub fn files_text(dir: &Path) -> Vec<(String, String)> {
