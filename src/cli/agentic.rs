@@ -491,6 +491,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
         x.itl_ms = 5.0;
     }
     sc.max_model_len = 1 << 20;
+    let model = sc.model.clone();
     let handle = match sim_rt.block_on(crate::sim::Server::start_local(sc)) {
         Ok(h) => h,
         Err(e) => {
@@ -508,7 +509,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
         let cfg = AgenticConfig {
             base_url: handle.url(),
             endpoint: "/v1/chat/completions".into(),
-            model: "sim".into(),
+            model: model.clone(),
             tokenizer: HfTokenizer::embedded(),
             source: TraceSource::Local(traces.clone()),
             num_dataset_entries: None,
@@ -541,6 +542,12 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
                     r.lateness.len(),
                     r.counts.errors
                 );
+                if let Some(why) = &r.aborted {
+                    println!("         stopped early: {why}");
+                }
+                if r.lateness.is_empty() {
+                    print!("{}", summary(&r));
+                }
             }
             Err(e) => {
                 crate::errln!("error: {lanes} lanes: {e}");
