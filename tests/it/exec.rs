@@ -1289,3 +1289,47 @@ fn agentic_example_row_runs_end_to_end_on_the_sim() {
     assert!(records.lines().any(|l| l.contains("\"warmup\"")));
     assert!(records.lines().any(|l| l.contains("\"profiling\"")));
 }
+
+/// `runner batch --conc` on the agentic example: one point (and one engine) per
+/// concurrency, named as the generator names it, then the batch's summary and chart.
+#[test]
+fn agentic_batch_runs_one_point_per_conc() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(RUNNER)
+        .current_dir(root())
+        .args([
+            "batch",
+            "--config",
+            "examples/dsv4-fp4-b200-sglang-agentic-conc4.json",
+            "--conc",
+            "2,4",
+            "--profile",
+            "sim",
+            "--duration",
+            "10",
+            "--runner-name",
+            "r1",
+            "--out",
+        ])
+        .arg(out.path())
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_success(&o);
+    assert_engines_gone(&o);
+    assert_eq!(engine_pids(&stderr(&o)).len(), 2);
+    for c in [2, 4] {
+        let rf = format!("dsv4_tp8_conc{c}_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc{c}_r1");
+        let agg = read_json(&out.path().join(&rf).join(format!("{rf}.json")));
+        assert_eq!(agg["conc"], c);
+    }
+    let md = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(md.contains("| 2 | ") && md.contains("| 4 | "), "{md}");
+    let svg = std::fs::read_to_string(
+        out.path()
+            .join("deepseek-ai_DeepSeek-V4-Pro_agentic_tput_vs_intvty.svg"),
+    )
+    .unwrap();
+    assert!(svg.contains("u2") && svg.contains("u4"));
+}
