@@ -385,3 +385,87 @@ fn result_layouts_on_the_sim() {
         }
     }
 }
+
+/// Read one HTTP request's body from `s`.
+fn request_body(s: &mut std::net::TcpStream) -> Value {
+    use std::io::Read;
+    let mut buf = vec![];
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// `--lora-modules`: each request names the adapter Python's `random.choice` picks after the
+/// dataset, and the prompts on the wire are the reference's, byte for byte (an HTTP server
+/// that records what it receives, one request at a time).
+#[test]
+fn lora_modules_and_prompts_on_the_wire() {
+    use std::io::Write;
+    let golden = &cases("golden-vllm.json")[0];
+    let n = golden["prompts"].as_array().unwrap().len();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut seen = vec![];
+        for _ in 0..n {
+            let (mut s, _) = l.accept().unwrap();
+            seen.push(request_body(&mut s));
+            let sse = "data: {\"choices\":[{\"index\":0,\"text\":\"x\"}]}\n\ndata: [DONE]\n\n";
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{sse}",
+                sse.len()
+            )
+            .unwrap();
+        }
+        seen
+    });
+    let o = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["bench", "--base-url", &url, "--model", "base"])
+        .args([
+            "--tokenizer",
+            "infmax/embedded",
+            "--dataset-name",
+            "sharegpt",
+        ])
+        .arg("--dataset-path")
+        .arg(fixture("client/datasets/sharegpt.json"))
+        .args(["--num-prompts", &n.to_string(), "--max-concurrency", "1"])
+        .args([
+            "--disable-tqdm",
+            "--lora-modules",
+            "lora-a",
+            "lora-b",
+            "lora-c",
+        ])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = server.join().unwrap();
+    let models: Vec<&str> = seen.iter().map(|b| b["model"].as_str().unwrap()).collect();
+    let want: Vec<&str> = golden["lora_choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(models, want);
+    for (b, p) in seen.iter().zip(golden["prompts"].as_array().unwrap()) {
+        assert_eq!(b["prompt"], p["prompt"]);
+        assert_eq!(b["max_tokens"], p["output_len"]);
+    }
+}
