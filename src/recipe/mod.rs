@@ -8,6 +8,8 @@
 //! the launch command, the image and the inputs the template actually mentions — so rows
 //! that differ only in client-side values (CONC, usually) can share one running engine.
 
+pub mod agentic;
+
 use crate::config::row::JobRow;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -69,13 +71,33 @@ pub struct Recipe {
     pub fingerprint: String,
 }
 
-/// The simulated engine's template: the runner binary serves the sim on `$PORT`.
+/// The simulated engine's template: the runner binary serves the sim on `$PORT`. For an
+/// agentic row (`IS_AGENTIC=1`) it runs like the real engines do under InferenceX's contract:
+/// at a 1M-token native context, with `/metrics` in the framework's names, and with
+/// `KV_OFFLOADING=dram` mapped onto the sim's CPU offload tier sized from
+/// `TOTAL_CPU_DRAM_GB`.
 pub const SIM_TEMPLATE: &str = r#"#!/usr/bin/env bash
 # The built-in simulated engine (launch profile `sim`): an OpenAI-compatible server with a
 # continuous-batching latency model. INFMAX_RUNNER is the runner binary itself.
 set -euo pipefail
 : "${PORT:?}" "${SIM_PRESET:?}" "${INFMAX_RUNNER:?}"
-exec "$INFMAX_RUNNER" sim --host 127.0.0.1 --port "$PORT" --preset "$SIM_PRESET"
+args=(--preset "$SIM_PRESET")
+if [[ ${IS_AGENTIC:-0} == 1 ]]; then
+  args+=(--max-model-len 1048576)
+  case ${FRAMEWORK:-} in
+    *sglang*) args+=(--metrics-flavor sglang) ;;
+    *) args+=(--metrics-flavor vllm) ;;
+  esac
+  case ${KV_OFFLOADING:-none} in
+    none) ;;
+    dram)
+      [[ ${TOTAL_CPU_DRAM_GB:-} =~ ^[1-9][0-9]*$ ]] ||
+        { echo "sim: KV_OFFLOADING=dram needs a positive integer TOTAL_CPU_DRAM_GB, got '${TOTAL_CPU_DRAM_GB:-}'" >&2; exit 2; }
+      args+=(--offload-cpu-gb "$TOTAL_CPU_DRAM_GB") ;;
+    *) echo "sim: KV_OFFLOADING must be none or dram, got '$KV_OFFLOADING'" >&2; exit 2 ;;
+  esac
+fi
+exec "$INFMAX_RUNNER" sim --host 127.0.0.1 --port "$PORT" "${args[@]}"
 "#;
 
 /// `<model-prefix>_<precision>_<gpu>_<framework>[_mtp].sh` (see

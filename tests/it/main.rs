@@ -8,6 +8,7 @@
 mod accuracy;
 mod agentic;
 mod agentic_agg;
+mod agentic_launch;
 mod client;
 mod config;
 mod datasets;
