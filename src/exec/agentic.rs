@@ -472,17 +472,13 @@ pub async fn run_row(
             )
         }
         _ => {
-            // `cluster:b200-dgxc` → `…_b200_…`, as the agentic launcher picks its script.
-            let runner = row.runner.trim_start_matches("cluster:");
-            let name = crate::config::template_file_name(
-                &row.model_prefix,
-                &row.precision,
-                runner,
-                &row.framework,
-                row.spec_decoding == "mtp",
-            );
-            let p = o.benchmarks_dir.join("agentic").join(&name);
-            let t = recipe::read_template(&p).map_err(|e| fail(Stage::Config, e))?;
+            // InferenceX's lookup (with its frameworkless fallback); the contract checker
+            // (benchmarks/agentic/lib.sh) is inlined in front of the template.
+            recipe::agentic::validate(row, &runner_name).map_err(|e| fail(Stage::Config, e))?;
+            let p = recipe::agentic::find_template(&o.benchmarks_dir, row)
+                .map_err(|e| fail(Stage::Config, e))?;
+            let t = recipe::agentic::read_template(&o.benchmarks_dir, &p)
+                .map_err(|e| fail(Stage::Config, e))?;
             (TemplateSource::File(p), t)
         }
     };

@@ -1208,7 +1208,7 @@ fn agentic_example_row_runs_end_to_end_on_the_sim() {
         .args([
             "exec",
             "--config",
-            "examples/dsv4-fp4-b200-sglang-agentic-conc4.json",
+            "examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
             "--profile",
             "sim",
             "--duration",
@@ -1233,7 +1233,7 @@ fn agentic_example_row_runs_end_to_end_on_the_sim() {
         stdout.contains("Not submission-valid: a 20 s window"),
         "{stdout}"
     );
-    let rf = "dsv4_tp8_conc4_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc4_sim-runner-1";
+    let rf = "dsv4_tp8_conc16_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc16_sim-runner-1";
     let d = out.path().join(rf);
     for f in [
         "launch.sh",
@@ -1252,7 +1252,7 @@ fn agentic_example_row_runs_end_to_end_on_the_sim() {
     let agg = read_json(&d.join(format!("{rf}.json")));
     assert_eq!(agg["scenario_type"], "agentic-coding");
     assert_eq!(agg["hw"], "sim");
-    assert_eq!(agg["conc"], 4);
+    assert_eq!(agg["conc"], 16);
     assert_eq!(agg["tp"], 8);
     assert!(
         agg["num_requests_successful"].as_u64().unwrap() > 0,
