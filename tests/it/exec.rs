@@ -1300,7 +1300,7 @@ fn agentic_batch_runs_one_point_per_conc() {
         .args([
             "batch",
             "--config",
-            "examples/dsv4-fp4-b200-sglang-agentic-conc4.json",
+            "examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
             "--conc",
             "2,4",
             "--profile",
