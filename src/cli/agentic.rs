@@ -543,10 +543,10 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
                     r.counts.errors
                 );
                 if let Some(why) = &r.aborted {
-                    println!("         stopped early: {why}");
+                    crate::outln!("         stopped early: {why}");
                 }
                 if r.lateness.is_empty() {
-                    print!("{}", summary(&r));
+                    crate::out!("{}", summary(&r));
                 }
             }
             Err(e) => {
