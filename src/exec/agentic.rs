@@ -364,13 +364,12 @@ pub struct AgenticExecOptions {
 /// The simulated engine for an agentic point: the `sim` profile's engine speaking the
 /// framework's metric names on `/metrics` (and its KV-pool line in the log), so the
 /// aggregate reads it through the same adapter as the real engine.
-pub const SIM_AGENTIC_TEMPLATE: &str = r#"#!/usr/bin/env bash
-# The built-in simulated engine (launch profile `sim`) for an agentic point: multi-turn chat
-# with a prefix cache, and /metrics in the framework's metric names.
-set -euo pipefail
-: "${PORT:?}" "${SIM_PRESET:?}" "${SIM_METRICS_FLAVOR:?}" "${INFMAX_RUNNER:?}"
-exec "$INFMAX_RUNNER" sim --host 127.0.0.1 --port "$PORT" --preset "$SIM_PRESET" --metrics-flavor "$SIM_METRICS_FLAVOR"
-"#;
+///
+/// It is the `sim` profile's template ([`recipe::SIM_TEMPLATE`]), which for `IS_AGENTIC=1`
+/// also serves the model's native (1M-token) context, picks the metric names from
+/// `FRAMEWORK` (the same rule as [`sim_metrics_flavor`]) and maps `KV_OFFLOADING=dram` onto
+/// an offload tier of `TOTAL_CPU_DRAM_GB`.
+pub const SIM_AGENTIC_TEMPLATE: &str = recipe::SIM_TEMPLATE;
 
 /// Whose metric names the sim speaks for `framework`: SGLang's for SGLang (and
 /// dynamo-sglang) rows, vLLM's otherwise.
