@@ -1302,11 +1302,11 @@ fn agentic_batch_runs_one_point_per_conc() {
             "--config",
             "examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
             "--conc",
-            "2,4",
+            "16,24",
             "--profile",
             "sim",
             "--duration",
-            "10",
+            "20",
             "--runner-name",
             "r1",
             "--out",
@@ -1319,17 +1319,17 @@ fn agentic_batch_runs_one_point_per_conc() {
     assert_success(&o);
     assert_engines_gone(&o);
     assert_eq!(engine_pids(&stderr(&o)).len(), 2);
-    for c in [2, 4] {
+    for c in [16, 24] {
         let rf = format!("dsv4_tp8_conc{c}_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc{c}_r1");
         let agg = read_json(&out.path().join(&rf).join(format!("{rf}.json")));
         assert_eq!(agg["conc"], c);
     }
     let md = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
-    assert!(md.contains("| 2 | ") && md.contains("| 4 | "), "{md}");
+    assert!(md.contains("| 16 | ") && md.contains("| 24 | "), "{md}");
     let svg = std::fs::read_to_string(
         out.path()
             .join("deepseek-ai_DeepSeek-V4-Pro_agentic_tput_vs_intvty.svg"),
     )
     .unwrap();
-    assert!(svg.contains("u2") && svg.contains("u4"));
+    assert!(svg.contains("u16") && svg.contains("u24"));
 }
