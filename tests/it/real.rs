@@ -567,9 +567,16 @@ fn agentic_replay_against_real_llama_server() {
         let m = &r["metrics"];
         assert_eq!(m["output_sequence_length"]["value"], out, "{r}");
         let isl = m["input_sequence_length"]["value"].as_u64().unwrap();
+        // The server also counts the marker (about 10 tokens) and the chat template's
+        // markup around each message, and re-merges text across message boundaries: measured
+        // 36–38 over `in` on first turns (2 messages), up to 90 at turn 4 (up to 10
+        // messages). Bound it per message the turn can carry (system + user, then assistant +
+        // user per turn); on a first turn a block sent twice (+64) still fails.
+        let turn = r["metadata"]["turn_index"].as_u64().unwrap();
+        let messages = 2 + 2 * turn;
         assert!(
-            isl > input && isl <= input + 60,
-            "ISL {isl} vs in {input}: {r}"
+            isl > input && isl < input + 24 + 16 * messages,
+            "ISL {isl} vs in {input} at turn {turn}: {r}"
         );
         checked += 1;
     }
