@@ -440,7 +440,14 @@ pub async fn run_row(
     a: &AgenticExecOptions,
     tracker: &Tracker,
 ) -> Result<PointOutcome, ExecError> {
-    let runner_name = o.runner_name.clone().unwrap_or_else(|| row.runner.clone());
+    // Without --runner-name the row's label stands in, minus InferenceX's `cluster:` prefix:
+    // runner names go into file and artifact names (a ':' is refused by artifact uploads and
+    // by the recipe's runner-name check), and InferenceX's own runners are named after the
+    // cluster (`b200-dgxc_0` for `cluster:b200-dgxc`).
+    let runner_name = o.runner_name.clone().unwrap_or_else(|| {
+        let label = row.runner.as_str();
+        label.strip_prefix("cluster:").unwrap_or(label).to_string()
+    });
     let profile = match &o.profile {
         Some(p) => profile::load(&o.runners_dir, p),
         None => profile::resolve(&o.runners_dir, &[&runner_name, &row.runner]),
