@@ -19,6 +19,7 @@
 //! * [`tokenizer`] — HF tokenizers with `transformers` semantics; one ships embedded.
 //! * [`pyjson`] — JSON formatted as Python writes it, for byte-comparable outputs.
 //! * [`fsutil`] — atomic file writes: no stage ever leaves half a file.
+//! * [`csv`] — one CSV record split with RFC 4180 quoting (datasets, amd-smi).
 //! * [`sim`] — the simulated engine (`runner sim`): OpenAI-compatible, continuous-batching
 //!   latency model, exact-schedule mode, fault injection, the embedded tokenizer.
 //! * [`accuracy`] — the accuracy gate: wikitext perplexities and gsm8k exact match with
@@ -38,6 +39,7 @@ pub mod accuracy;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod csv;
 pub mod exec;
 pub mod fsutil;
 pub mod github;

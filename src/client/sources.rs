@@ -233,26 +233,7 @@ fn sonnet(
     Ok(out)
 }
 
-/// Split one CSV record (RFC 4180 quoting).
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut out = vec![];
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
+use crate::csv::fields as csv_fields;
 
 /// `sample_burstgpt_requests`: GPT-4 rows with a non-zero response, sampled as
 /// `df.sample(n, random_state=seed)` (with replacement when `n` exceeds them); each prompt

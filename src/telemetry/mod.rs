@@ -129,27 +129,8 @@ pub fn parse_nvidia_line(line: &str, t_s: f64) -> Option<Sample> {
     })
 }
 
-/// Split a CSV line, honouring double quotes (amd-smi quotes list cells such as
-/// `"[0, 0]"`).
-fn csv_cells(line: &str) -> Vec<String> {
-    let mut cells = vec![];
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => cells.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    cells.push(cur);
-    cells
-}
+// CSV lines honour double quotes: amd-smi quotes list cells such as `"[0, 0]"`.
+use crate::csv::fields as csv_cells;
 
 /// The `amd-smi metric … --csv` reader: the header names the columns (their set and order
 /// vary with the tool version and the GPU), every later line is one GPU. A repeated header
