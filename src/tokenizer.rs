@@ -354,6 +354,15 @@ pub fn hub_offline() -> bool {
         .unwrap_or(false)
 }
 
+/// The hub client every download shares (tokenizers, accuracy datasets, agentic traces):
+/// files land in [`hub_cache_dir`], `HF_TOKEN` authenticates when set, no progress bars.
+pub fn hub_api() -> Result<hf_hub::api::tokio::Api, hf_hub::api::tokio::ApiError> {
+    hf_hub::api::tokio::ApiBuilder::from_cache(hf_hub::Cache::new(hub_cache_dir()))
+        .with_token(std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()))
+        .with_progress(false)
+        .build()
+}
+
 /// `tokenizer.json` (and `tokenizer_config.json` when the repo has one) of a hub repo.
 async fn hub_files(id: &str) -> Result<(PathBuf, Option<PathBuf>), TokenizerError> {
     let cache = hf_hub::Cache::new(hub_cache_dir());
@@ -367,14 +376,10 @@ async fn hub_files(id: &str) -> Result<(PathBuf, Option<PathBuf>), TokenizerErro
             cache: hub_cache_dir().display().to_string(),
         });
     }
-    let api = hf_hub::api::tokio::ApiBuilder::from_cache(cache)
-        .with_token(std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()))
-        .with_progress(false)
-        .build()
-        .map_err(|e| TokenizerError::Download {
-            id: id.to_string(),
-            message: e.to_string(),
-        })?;
+    let api = hub_api().map_err(|e| TokenizerError::Download {
+        id: id.to_string(),
+        message: e.to_string(),
+    })?;
     let r = api.model(id.to_string());
     let json = r
         .get("tokenizer.json")

@@ -188,13 +188,7 @@ async fn hub_files(h: &HubSplit) -> Result<Vec<PathBuf>, AccuracyError> {
         return Err(missing("HF_HUB_OFFLINE is set".into()));
     }
     use hf_hub::{Repo, RepoType};
-    let api = hf_hub::api::tokio::ApiBuilder::from_cache(hf_hub::Cache::new(
-        crate::tokenizer::hub_cache_dir(),
-    ))
-    .with_token(std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()))
-    .with_progress(false)
-    .build()
-    .map_err(|e| missing(e.to_string()))?;
+    let api = crate::tokenizer::hub_api().map_err(|e| missing(e.to_string()))?;
     // Script-based datasets keep their parquet conversion on a separate ref.
     for rev in ["main", "refs/convert/parquet"] {
         let repo = api.repo(Repo::with_revision(

@@ -615,13 +615,7 @@ async fn hub_files(h: &HubTraces) -> Result<Vec<PathBuf>, TraceError> {
         return Err(missing("HF_HUB_OFFLINE is set".into()));
     }
     use hf_hub::{Repo, RepoType};
-    let api = hf_hub::api::tokio::ApiBuilder::from_cache(hf_hub::Cache::new(
-        crate::tokenizer::hub_cache_dir(),
-    ))
-    .with_token(std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()))
-    .with_progress(false)
-    .build()
-    .map_err(|e| missing(e.to_string()))?;
+    let api = crate::tokenizer::hub_api().map_err(|e| missing(e.to_string()))?;
     let repo = api.repo(Repo::new(h.repo.clone(), RepoType::Dataset));
     let path = repo
         .get("traces.jsonl")
