@@ -247,16 +247,7 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     // Dropping the run above stopped any engine it had started.
     let (rows, err) = match outcome {
         Ok(r) => r,
-        Err((sig, code)) => {
-            let job = exec::write_interrupted(&tracker, sig, code)
-                .map(|d| format!("; the job's record is in {}", d.display()))
-                .unwrap_or_default();
-            crate::errln!(
-                "error: interrupted by {sig}; the engine was stopped and partial results are in {}{job}",
-                o.out.display()
-            );
-            return ExitCode::from(code);
-        }
+        Err((sig, code)) => return interrupted(&tracker, sig, code, &o.out),
     };
     if batch && !rows.is_empty() {
         if let Err(e) = exec::write_batch_outputs(&o, &rows) {
@@ -356,16 +347,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
     // Dropping the run above stopped any engine it had started.
     let (done, err) = match outcome {
         Ok(r) => r,
-        Err((sig, code)) => {
-            let job = exec::write_interrupted(&tracker, sig, code)
-                .map(|d| format!("; the job's record is in {}", d.display()))
-                .unwrap_or_default();
-            crate::errln!(
-                "error: interrupted by {sig}; the engine was stopped and partial results are in {}{job}",
-                o.out.display()
-            );
-            return ExitCode::from(code);
-        }
+        Err((sig, code)) => return interrupted(&tracker, sig, code, &o.out),
     };
     if batch && !done.is_empty() {
         if let Err(e) = exec::agentic::write_batch_outputs(&o.out, &done) {
@@ -452,4 +434,17 @@ pub fn run_batch(a: BatchArgs) -> ExitCode {
             .collect();
     }
     go(rows, &a.flags, true)
+}
+
+/// A run ended by `sig`: write the job's interrupted record, say where it and the partial
+/// results are, and exit with `code` (fixed-length and agentic runs alike).
+fn interrupted(tracker: &exec::Tracker, sig: &str, code: u8, out: &std::path::Path) -> ExitCode {
+    let job = exec::write_interrupted(tracker, sig, code)
+        .map(|d| format!("; the job's record is in {}", d.display()))
+        .unwrap_or_default();
+    crate::errln!(
+        "error: interrupted by {sig}; the engine was stopped and partial results are in {}{job}",
+        out.display()
+    );
+    ExitCode::from(code)
 }
