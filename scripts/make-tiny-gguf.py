@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Write a tiny llama-architecture GGUF for tests against a real llama-server.
 
-usage: make-tiny-gguf.py OUT.gguf
+usage: make-tiny-gguf.py OUT.gguf [--layers N --embd N --heads N --kv-heads N --ff N]
 
-Random weights (seeded: the same inputs give the same bytes), 2 layers, hidden 64, 4 query
-heads over 2 KV heads, context 32768. Its vocabulary is the repository's shipped tokenizer
+Random weights (seeded: the same inputs give the same bytes), by default 2 layers, hidden 64,
+4 query heads over 2 KV heads, context 32768. The shape flags write a bigger model of the same
+kind for GPU runs (`scripts/gpu-h200.sh`: 24 layers, hidden 2048, 16 heads over 8 KV heads,
+FFN 5632 — 1.17 B parameters, 2.3 GB in F16); weights then shrink with the width
+(std × sqrt(64 / hidden)) so activations stay in the tiny model's range. Its vocabulary is the repository's shipped tokenizer
 (assets/tokenizer/tokenizer.json: byte-level BPE, 8,192 tokens, `<|endoftext|>` as BOS and
 EOS, the ChatML template of tokenizer_config.json), declared as tokenizer model "gpt2" with
 pre-tokenizer "gpt-2" so llama.cpp splits text with the GPT-2 regex exactly as the
@@ -22,6 +25,7 @@ Needs numpy and PyPI `gguf` (scripts/llama-server.sh installs both in a venv).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -108,9 +112,22 @@ def unusable(tokens: list[str], special: set[int]) -> np.ndarray:
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        sys.exit("usage: make-tiny-gguf.py OUT.gguf")
-    out = sys.argv[1]
+    global N_LAYER, N_EMBD, N_HEAD, N_HEAD_KV, N_FF
+    ap = argparse.ArgumentParser(description="Write a random-weight llama GGUF.")
+    ap.add_argument("out", help="the GGUF file to write")
+    ap.add_argument("--layers", type=int, default=N_LAYER)
+    ap.add_argument("--embd", type=int, default=N_EMBD)
+    ap.add_argument("--heads", type=int, default=N_HEAD)
+    ap.add_argument("--kv-heads", type=int, default=N_HEAD_KV)
+    ap.add_argument("--ff", type=int, default=N_FF)
+    ap.add_argument("--name", default="infmax-tiny-random")
+    a = ap.parse_args()
+    if a.embd % a.heads or a.heads % a.kv_heads or a.embd <= BIAS_DIM:
+        sys.exit("make-tiny-gguf: hidden must divide into heads, heads into KV heads")
+    out = a.out
+    N_LAYER, N_EMBD, N_HEAD, N_HEAD_KV, N_FF = a.layers, a.embd, a.heads, a.kv_heads, a.ff
+    # 1 for the tiny model (its bytes stay as they were); smaller for wider models.
+    scale = (64 / N_EMBD) ** 0.5
 
     tokens, types, merges, special, config = load_vocab()
     n_vocab = len(tokens)
@@ -118,7 +135,7 @@ def main() -> None:
     head_dim = N_EMBD // N_HEAD
 
     w = gguf.GGUFWriter(out, "llama")
-    w.add_name("infmax-tiny-random")
+    w.add_name(a.name)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     w.add_vocab_size(n_vocab)
     w.add_context_length(N_CTX)
@@ -146,7 +163,7 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
 
     def normal(shape: tuple[int, ...], std: float) -> np.ndarray:
-        return (rng.standard_normal(shape) * std).astype(np.float32)
+        return (rng.standard_normal(shape) * (std * scale)).astype(np.float32)
 
     def f16(a: np.ndarray) -> np.ndarray:
         return a.astype(np.float16)

@@ -181,12 +181,14 @@ pub struct BenchArgs {
     /// Self-test: the engine's true time to first token (ms).
     #[arg(long, default_value_t = 50.0)]
     pub self_test_ttft_ms: f64,
-    /// Self-test: worker threads of the engine (one engine thread carries about 80k socket
-    /// writes/s on a 2-core VM: 1,024 streams × 2 ms need several on a larger machine).
-    #[arg(long, default_value_t = 1)]
+    /// Self-test: worker threads of the engine; 0 (default) chooses from the offered event
+    /// rate (one engine thread carries about 80k socket writes/s) and the cores present.
+    #[arg(long, default_value_t = 0)]
     pub self_test_engine_threads: usize,
-    /// Self-test: worker threads of the client (its CPU time is summed over them).
-    #[arg(long, default_value_t = 1)]
+    /// Self-test: worker threads of the client (its CPU time is summed over them); 0
+    /// (default) chooses per point from the offered event rate (about 150k events/s a
+    /// thread) and the cores present.
+    #[arg(long, default_value_t = 0)]
     pub self_test_client_threads: usize,
     /// Measure the load driver's dispatch order instead: 64 requests after 16 warmups at
     /// concurrency 8 and 64 against the exact engine, the engine's arrival order (inverted

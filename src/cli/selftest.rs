@@ -461,7 +461,49 @@ fn verdict(p: &Point, itl_ms: f64) -> String {
     )
 }
 
-/// Run the self-test and print its table.
+/// Token events per second one engine worker thread writes on schedule (measured: about
+/// 80k socket writes/s on the 2-core VM, more on a server core; the bound is the kernel's
+/// cost per small write, about 12 µs of CPU each).
+const ENGINE_EVENTS_PER_THREAD: f64 = 80_000.0;
+/// Token events per second one client worker thread reads and times with headroom
+/// (measured on the 16-core H200 host: 1,024 × 2 ms = 512k events/s saturated 2 client
+/// threads and was timed within 0.04 % by 4; budgeted at 150k so the client keeps idle time).
+const CLIENT_EVENTS_PER_THREAD: f64 = 150_000.0;
+
+/// Worker threads for the engine and the client when the user did not choose (0 = choose):
+/// enough for the offered event rate `events_per_s` at the stated per-thread rates, capped
+/// so that both together fit in `cores` (the engine is cut first: an engine that falls
+/// behind is reported as "engine off schedule", a starved client would be a wrong number).
+pub fn auto_threads(events_per_s: f64, cores: usize, chosen: [usize; 2]) -> [usize; 2] {
+    let need = |per: f64| ((events_per_s / per).ceil() as usize).max(1);
+    let mut client = if chosen[1] > 0 {
+        chosen[1]
+    } else {
+        need(CLIENT_EVENTS_PER_THREAD)
+    };
+    let mut engine = if chosen[0] > 0 {
+        chosen[0]
+    } else {
+        need(ENGINE_EVENTS_PER_THREAD)
+    };
+    let cores = cores.max(2);
+    if chosen[1] == 0 {
+        client = client.min(cores.div_ceil(2).max(1));
+    }
+    if chosen[0] == 0 {
+        engine = engine.min(cores.saturating_sub(client).max(1));
+    }
+    [engine, client]
+}
+
+/// Cores this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Run the self-test and print its table. `threads` of 0 are chosen from the offered event
+/// rate and the cores present ([`auto_threads`]); the client's per point, the engine's for
+/// the largest point.
 pub fn run(
     streams: &[usize],
     tokens: u32,
@@ -469,9 +511,19 @@ pub fn run(
     itl_ms: f64,
     threads: [usize; 2],
 ) -> anyhow::Result<Vec<Point>> {
-    let [engine_threads, client_threads] = threads;
+    let rate = |n: usize| n as f64 * 1000.0 / itl_ms;
+    let most_rate = rate(streams.iter().copied().max().unwrap_or(1));
+    let [engine_threads, _] = auto_threads(most_rate, cores(), threads);
+    let client_for = |n: usize| auto_threads(rate(n), cores(), threads)[1];
+    let client_desc = if threads[1] > 0 {
+        threads[1].to_string()
+    } else {
+        let per: Vec<String> = streams.iter().map(|&n| client_for(n).to_string()).collect();
+        format!("{} (chosen per point from the offered rate)", per.join("/"))
+    };
     crate::outln!(
-        "load-client self-test: exact-schedule engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms) on {engine_threads} thread(s), client on {client_threads}; {tokens} tokens per stream"
+        "load-client self-test: exact-schedule engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms) on {engine_threads} thread(s), client on {client_desc}; {tokens} tokens per stream; {} cores",
+        cores()
     );
     if let Some(&most) = streams.iter().max() {
         let ceiling = transport_ceiling(most, 256, 200)?;
@@ -483,8 +535,9 @@ pub fn run(
     }
     let (engine, stop) = start_engine(ttft_ms, itl_ms, engine_threads)?;
     crate::outln!(
-        "{:>7} {:>10} {:>10} {:>8} {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  ITL median error",
+        "{:>7} {:>7} {:>10} {:>10} {:>8} {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  ITL median error",
         "streams",
+        "threads",
         "tokens",
         "events/s",
         "cpu/1M",
@@ -499,10 +552,11 @@ pub fn run(
     );
     let mut points = vec![];
     for &n in streams {
-        let p = measure(&engine, n, tokens, client_threads)?;
+        let p = measure(&engine, n, tokens, client_for(n))?;
         crate::outln!(
-            "{:>7} {:>10} {:>10.0} {:>7.3}s {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  {}",
+            "{:>7} {:>7} {:>10} {:>10.0} {:>7.3}s {:>21} {:>21} {:>19} {:>19} {:>13} {:>15} {:>15} {:>6}  {}",
             p.streams,
+            client_for(n),
             p.tokens,
             p.tokens as f64 / p.seconds,
             p.client_cpu_s / p.tokens as f64 * 1e6,
@@ -761,4 +815,27 @@ pub fn dispatch_order(
     }
     let _ = stop.send(());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_threads;
+
+    /// Hand-computed: events/s ÷ 150k (client) and ÷ 80k (engine), rounded up; the client
+    /// takes at most half the cores, the engine what is left.
+    #[test]
+    fn threads_follow_the_offered_rate_and_the_cores() {
+        // 1 stream × 2 ms: 500 events/s.
+        assert_eq!(auto_threads(500.0, 2, [0, 0]), [1, 1]);
+        // 1,024 × 2 ms = 512k events/s on 16 cores: client ⌈3.41⌉ = 4, engine ⌈6.4⌉ = 7.
+        assert_eq!(auto_threads(512_000.0, 16, [0, 0]), [7, 4]);
+        // 2,048 × 2 ms = 1,024k: client ⌈6.83⌉ = 7, engine ⌈12.8⌉ = 13 cut to 16 − 7 = 9.
+        assert_eq!(auto_threads(1_024_000.0, 16, [0, 0]), [9, 7]);
+        // The 2-core VM: one each, whatever the rate.
+        assert_eq!(auto_threads(512_000.0, 2, [0, 0]), [1, 1]);
+        // A user's choice stands; only the other side is chosen.
+        assert_eq!(auto_threads(512_000.0, 16, [8, 2]), [8, 2]);
+        assert_eq!(auto_threads(512_000.0, 16, [0, 2]), [7, 2]);
+        assert_eq!(auto_threads(512_000.0, 16, [3, 0]), [3, 4]);
+    }
 }
