@@ -9,14 +9,17 @@
 #   scripts/gpu-h200.sh prepare   # here: release runner/scheduler, a trimmed llama.cpp tree
 #                                 # and the gguf wheel into .gpu/ (git-ignored; ~25 MB)
 #   scripts/gpu-h200.sh device STEP...   # there, in the repository root, with .gpu carried
-#       build     CUDA llama-server into .gpu/build (kept while the machine stays warm)
+#       build     CUDA llama-server into .gpu/build (kept while the machine stays warm; also
+#                 packed into $OUT/llama-server-cuda.tar.xz: put it in .gpu/ to skip a rebuild)
 #       model     the 1.17 B GGUF into .gpu/model (generated there: 2.3 GB never travels)
-#       jobs      runner exec (conc 16) and runner batch (conc 1,4,16,64) on the GPU
+#       exec      runner exec at conc 16 on the GPU
+#       batch     runner batch at conc 1,4,16,64 on one engine, then runner report
 #       selftest  runner bench --self-test at 1, 64, 1024 and 2048 streams × 2 ms
-#   Results go to $OUT (the device tool's folder that comes back): logs and one tarball.
+#   Results go to $OUT (the device tool's folder that comes back): logs and tarballs.
 #
-# This workplace's device tool ran it as:
-#   run(command="bash scripts/gpu-h200.sh device build model jobs selftest", carry=[".gpu"])
+# This workplace's device tool (10 minutes a command) ran it in two calls on one machine:
+#   run(command="bash scripts/gpu-h200.sh device build model exec", carry=[".gpu"])
+#   run(command="bash scripts/gpu-h200.sh device build model batch selftest", carry=[".gpu"])
 # CI never runs this script (CI has no GPU); the README shows what it recorded.
 set -euo pipefail
 
@@ -76,6 +79,12 @@ device_build() {
     log "llama-server already built"
     return
   fi
+  if [[ -f "${gpu}/llama-server-cuda.tar.xz" ]]; then
+    mkdir -p "${build}/bin"
+    tar -xJf "${gpu}/llama-server-cuda.tar.xz" -C "${build}/bin"
+    log "llama-server unpacked from a carried build"
+    return
+  fi
   mkdir -p "${gpu}/src"
   tar -xJf "${gpu}/llama.cpp.tar.xz" -C "${gpu}/src"
   local start=${SECONDS}
@@ -102,6 +111,7 @@ device_build() {
       die "the CUDA build failed"
     }
   log "llama-server built with CUDA in $((SECONDS - start)) s"
+  tar -C "${build}/bin" -cJf "${OUT:-/tmp}/llama-server-cuda.tar.xz" llama-server
 }
 
 device_model() {
@@ -117,24 +127,36 @@ device_model() {
   log "model written in $((SECONDS - start)) s: $(du -h "${dir}/model.gguf" | cut -f1)"
 }
 
-device_jobs() {
+# Environment and flags shared by the jobs; machine facts for the README.
+jobs_env() {
   export LLAMA_SERVER="${gpu}/build/bin/llama-server" LLAMA_GGUF="${gpu}/model/model.gguf"
-  [[ -x "${LLAMA_SERVER}" ]] || die "build first"
-  local results="${gpu}/results"
-  rm -rf "${results}"
-  mkdir -p "${results}"
-  local row=examples/llama1b-f16-h200-llamacpp-1k1k-conc16.json
-  local common=(--config "${row}" --profile local --tokenizer infmax/embedded --ready-timeout 600)
+  [[ -x "${LLAMA_SERVER}" && -f "${LLAMA_GGUF}" ]] || die "run the build and model steps first"
+  common=(--config examples/llama1b-f16-h200-llamacpp-1k1k-conc16.json --profile local
+    --tokenizer infmax/embedded --ready-timeout 600)
+  mkdir -p "${gpu}/results"
   {
     nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
+    nvcc --version | tail -2
     "${gpu}/runner" --version
-  } >"${results}/machine.txt" 2>&1
-  local rc=0
-  "${gpu}/runner" exec "${common[@]}" --out "${results}/exec" 2>&1 | tee "${results}/exec.log" || rc=1
-  "${gpu}/runner" batch "${common[@]}" --conc 1,4,16,64 --out "${results}/batch" 2>&1 |
-    tee "${results}/batch.log" || rc=1
-  "${gpu}/runner" report --dir "${results}/batch" 2>&1 | tee "${results}/report.log" || rc=1
-  tar -C "${gpu}" -czf "${OUT:-/tmp}/gpu-results.tar.gz" results
+    nproc
+  } >"${OUT:-/tmp}/machine.txt" 2>&1
+}
+
+# `runner exec|batch` into .gpu/results/$1, its log and files back as $OUT/$1.tar.gz.
+device_job() {
+  local what="$1"
+  shift
+  local common
+  jobs_env
+  local dir="${gpu}/results/${what}" rc=0
+  rm -rf "${dir}"
+  "${gpu}/runner" "${what}" "${common[@]}" "$@" --out "${dir}" >"${OUT:-/tmp}/${what}.log" 2>&1 || rc=$?
+  if [[ "${what}" == batch ]]; then
+    "${gpu}/runner" report --dir "${dir}" --out "${dir}/report" >>"${OUT:-/tmp}/${what}.log" 2>&1 || rc=$?
+  fi
+  tail -25 "${OUT:-/tmp}/${what}.log"
+  tar -C "${gpu}/results" -czf "${OUT:-/tmp}/${what}.tar.gz" "${what}"
+  log "${what}: exit ${rc}"
   return "${rc}"
 }
 
@@ -157,7 +179,8 @@ device)
     case "${step}" in
     build) device_build ;;
     model) device_model ;;
-    jobs) device_jobs ;;
+    exec) device_job exec ;;
+    batch) device_job batch --conc 1,4,16,64 ;;
     selftest) device_selftest ;;
     *) die "unknown step ${step}" ;;
     esac
