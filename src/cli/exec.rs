@@ -300,10 +300,11 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
     };
     if flags.dry_run {
         for r in &rows {
-            let spec = exec::agentic::AgenticPointSpec::from_row(
+            let sim = flags.profile.as_deref() == Some("sim");
+            let spec = crate::recipe::agentic::AgenticJob::new(
                 r,
                 o.runner_name.as_deref().unwrap_or(&r.runner),
-                flags.profile.as_deref() == Some("sim"),
+                if sim { "sim" } else { &r.runner },
                 a.duration.unwrap_or(r.duration),
             );
             crate::outln!("# agentic job: {}", spec.result_filename());

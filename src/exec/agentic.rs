@@ -13,202 +13,14 @@ use crate::client::request::Timeouts;
 use crate::config::row::AgenticRow;
 use crate::launch::engine::{self, Engine, LaunchSpec};
 use crate::launch::profile::{self, NamedProfile, Profile};
-use crate::recipe::{self, Recipe, TemplateSource};
+use crate::recipe::{self, agentic::AgenticJob, Recipe, TemplateSource};
 use crate::report::agentic::{self as agg, gate, ExpectedOutputs, RunShape};
 use crate::report::plot::{self, AgenticPoint, Formats};
 use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// InferenceX's default agentic duration (`DEFAULT_AGENTIC_DURATION_SECONDS`).
-pub const DEFAULT_DURATION_S: u64 = 3600;
-/// Below this the reference passes `--unsafe-override` and the run is not submission-valid.
-pub const MIN_VALID_DURATION_S: u64 = 900;
-
-/// A named component with an optional version (`kv-offload-backend`, `router`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Component {
-    /// Implementation name (`hicache`, `vllm-simple`, `sglang-router`, …).
-    pub name: String,
-    /// Its version, when the config pins one.
-    pub version: Option<String>,
-}
-
-impl Component {
-    fn json(&self) -> String {
-        match &self.version {
-            Some(v) => json!({"name": self.name, "version": v}).to_string(),
-            None => json!({"name": self.name}).to_string(),
-        }
-    }
-}
-
-/// One single-node agentic point: what the workflow knows about it, from the matrix row
-/// plus the runner.
-#[derive(Debug, Clone)]
-pub struct AgenticPointSpec {
-    /// `exp-name` (`<prefix>_tp<tp>_conc<conc>_<kv>[_spec-…]`).
-    pub exp_name: String,
-    /// HF model id.
-    pub model: String,
-    /// Model family (`model-prefix`).
-    pub model_prefix: String,
-    /// Engine image.
-    pub image: String,
-    /// Weight precision.
-    pub precision: String,
-    /// Serving framework.
-    pub framework: String,
-    /// Parallelism.
-    pub tp: u32,
-    /// Pipeline parallel size.
-    pub pp: u32,
-    /// Decode context parallel size.
-    pub dcp: u32,
-    /// Prefill context parallel size.
-    pub pcp: u32,
-    /// Expert parallel size.
-    pub ep: u32,
-    /// Data-parallel attention.
-    pub dp_attn: bool,
-    /// `mtp`, `draft_model` or `none`.
-    pub spec_decoding: String,
-    /// Concurrent users (live session trees).
-    pub conc: u32,
-    /// `none` or `dram`.
-    pub kv_offloading: String,
-    /// The offload backend, when offloading.
-    pub kv_offload_backend: Option<Component>,
-    /// DRAM budget for the offload pool, decimal GB.
-    pub total_cpu_dram_gb: u64,
-    /// Profiling window in seconds.
-    pub duration: u64,
-    /// The router, when the row names one.
-    pub router: Option<Component>,
-    /// The row's recipe fingerprint (its first 16 hex digits end the result name).
-    pub recipe_fingerprint: Option<String>,
-    /// The GitHub runner's name (`runner.name`).
-    pub runner_name: String,
-    /// What the aggregate records as `hw` (`RUNNER_TYPE`; `sim` on the simulator).
-    pub hw: String,
-}
-
-impl AgenticPointSpec {
-    /// GPUs the point uses (`GPU_COUNT = TP·PP·PCP`).
-    pub fn gpu_count(&self) -> u32 {
-        self.tp * self.pp * self.pcp
-    }
-
-    /// Whether the window is long enough to be submission-valid (≥ 900 s).
-    pub fn submission_valid_duration(&self) -> bool {
-        self.duration >= MIN_VALID_DURATION_S
-    }
-
-    /// `RESULT_FILENAME` as `benchmark-tmpl.yml` builds it for an agentic single-node job.
-    pub fn result_filename(&self) -> String {
-        let mut s = format!(
-            "{}_{}_{}_tp{}-pp{}-dcp{}-pcp{}-ep{}-dpa{}_disagg-false_spec-{}_conc{}_{}",
-            self.exp_name,
-            self.precision,
-            self.framework,
-            self.tp,
-            self.pp,
-            self.dcp,
-            self.pcp,
-            self.ep,
-            self.dp_attn,
-            self.spec_decoding,
-            self.conc,
-            self.runner_name
-        );
-        if let Some(fp) = self.recipe_fingerprint.as_deref().filter(|f| !f.is_empty()) {
-            s.push_str("_recipe-");
-            s.push_str(&fp[..fp.len().min(16)]);
-        }
-        s
-    }
-
-    /// The workflow's environment for the point (§5.1), which launch templates and the
-    /// aggregation both read.
-    pub fn env(&self) -> Vec<(String, String)> {
-        let v: Vec<(&str, String)> = vec![
-            ("MODEL", self.model.clone()),
-            ("MODEL_PREFIX", self.model_prefix.clone()),
-            ("IMAGE", self.image.clone()),
-            ("FRAMEWORK", self.framework.clone()),
-            ("PRECISION", self.precision.clone()),
-            ("TP", self.tp.to_string()),
-            ("PP_SIZE", self.pp.to_string()),
-            ("DCP_SIZE", self.dcp.to_string()),
-            ("PCP_SIZE", self.pcp.to_string()),
-            ("EP_SIZE", self.ep.to_string()),
-            ("DP_ATTENTION", self.dp_attn.to_string()),
-            ("CONC", self.conc.to_string()),
-            ("SPEC_DECODING", self.spec_decoding.clone()),
-            ("DISAGG", "false".into()),
-            ("IS_MULTINODE", "false".into()),
-            ("EXP_NAME", self.exp_name.clone()),
-            (
-                "RECIPE_FINGERPRINT",
-                self.recipe_fingerprint.clone().unwrap_or_default(),
-            ),
-            ("RUNNER_TYPE", self.hw.clone()),
-            ("RESULT_FILENAME", self.result_filename()),
-            ("GPU_COUNT", self.gpu_count().to_string()),
-            ("ISL", "0".into()),
-            ("OSL", "0".into()),
-            ("MAX_MODEL_LEN", "0".into()),
-            ("SCENARIO_TYPE", "agentic-coding".into()),
-            ("IS_AGENTIC", "1".into()),
-            ("SCENARIO_SUBDIR", "agentic/".into()),
-            ("KV_OFFLOADING", self.kv_offloading.clone()),
-            (
-                "KV_OFFLOAD_BACKEND",
-                self.kv_offload_backend
-                    .as_ref()
-                    .map(|b| b.name.clone())
-                    .unwrap_or_default(),
-            ),
-            (
-                "KV_OFFLOAD_BACKEND_METADATA",
-                self.kv_offload_backend
-                    .as_ref()
-                    .map(Component::json)
-                    .unwrap_or_default(),
-            ),
-            (
-                "ROUTER_METADATA",
-                self.router
-                    .as_ref()
-                    .map(Component::json)
-                    .unwrap_or_default(),
-            ),
-            ("TOTAL_CPU_DRAM_GB", self.total_cpu_dram_gb.to_string()),
-            ("DURATION", self.duration.to_string()),
-            (
-                "AIPERF_FAILED_REQUEST_THRESHOLD",
-                gate::FAILED_REQUEST_THRESHOLD.to_string(),
-            ),
-        ];
-        v.into_iter().map(|(k, val)| (k.to_string(), val)).collect()
-    }
-
-    /// The series a point is plotted in.
-    pub fn series_label(&self) -> String {
-        let kv = match &self.kv_offload_backend {
-            Some(b) => format!("kv{}-{}", self.kv_offloading, b.name),
-            None => format!("kv{}", self.kv_offloading),
-        };
-        format!(
-            "{} {} TP{} {kv}",
-            self.hw.to_uppercase(),
-            self.framework,
-            self.tp
-        )
-    }
-}
 
 /// Why the post-replay stage failed.
 #[derive(Debug, thiserror::Error)]
@@ -251,7 +63,7 @@ pub struct PointOutcome {
 /// (partial results stay on disk), then the gate's failure is returned.
 pub fn finish_point(
     dir: &Path,
-    spec: &AgenticPointSpec,
+    spec: &AgenticJob,
     expected: &dyn ExpectedOutputs,
     server_logs: &[String],
 ) -> Result<PointOutcome, FinishError> {
@@ -273,8 +85,9 @@ pub fn finish_point(
     );
     if !spec.submission_valid_duration() {
         summary.push_str(&format!(
-            "\n_Not submission-valid: a {} s window is shorter than {MIN_VALID_DURATION_S} s._\n",
-            spec.duration
+            "\n_Not submission-valid: a {} s window is shorter than {} s._\n",
+            spec.duration,
+            recipe::agentic::MIN_VALID_DURATION_S
         ));
     }
     match &gate_result {
@@ -284,7 +97,7 @@ pub fn finish_point(
     let summary_path = dir.join("summary.md");
     crate::fsutil::write_atomic(&summary_path, summary.as_bytes()).map_err(io(&summary_path))?;
     let plots = match AgenticPoint::from_aggregate(&spec.series_label(), &aggregate) {
-        Some(p) => plot::write_agentic_plot(dir, &spec.model, &[p], Formats::default())?,
+        Some(p) => plot::write_agentic_plot(dir, &spec.row.model, &[p], Formats::default())?,
         None => vec![],
     };
     let gate = gate_result.map_err(FinishError::Gate)?;
@@ -298,7 +111,7 @@ pub fn finish_point(
 }
 
 /// The chart series of an aggregate: hardware, framework, TP and KV offload, as
-/// [`AgenticPointSpec::series_label`] names it.
+/// [`AgenticJob::series_label`] names it.
 pub fn series_label_of(agg: &Value) -> String {
     let s = |k: &str| agg[k].as_str().unwrap_or("").to_string();
     let kv = match agg["kv_offload_backend"]["name"].as_str() {
@@ -394,45 +207,6 @@ pub fn default_trace_source(model_prefix: &str) -> &'static str {
     }
 }
 
-impl AgenticPointSpec {
-    /// The point of a single-node agentic row run by `runner_name` (`hw` = `sim` on the
-    /// simulator, else the row's runner label), with the window `duration`.
-    pub fn from_row(row: &AgenticRow, runner_name: &str, sim: bool, duration: u64) -> Self {
-        let comp = |c: &crate::config::master::Component| Component {
-            name: c.name.clone(),
-            version: c.version.clone(),
-        };
-        AgenticPointSpec {
-            exp_name: row.exp_name.clone(),
-            model: row.model.clone(),
-            model_prefix: row.model_prefix.clone(),
-            image: row.image.clone(),
-            precision: row.precision.clone(),
-            framework: row.framework.clone(),
-            tp: row.tp,
-            pp: row.pp,
-            dcp: row.dcp_size,
-            pcp: row.pcp_size,
-            ep: row.ep,
-            dp_attn: row.dp_attn,
-            spec_decoding: row.spec_decoding.clone(),
-            conc: row.conc,
-            kv_offloading: row.kv_offloading.clone(),
-            kv_offload_backend: row.kv_offload_backend.as_ref().map(comp),
-            total_cpu_dram_gb: row.total_cpu_dram_gb,
-            duration,
-            router: row.router.as_ref().map(comp),
-            recipe_fingerprint: row.recipe_fingerprint.clone(),
-            runner_name: runner_name.to_string(),
-            hw: if sim {
-                "sim".into()
-            } else {
-                row.runner.clone()
-            },
-        }
-    }
-}
-
 /// Run one agentic row end to end: launch, replay, gate, aggregate, summary, chart.
 pub async fn run_row(
     row: &AgenticRow,
@@ -455,7 +229,8 @@ pub async fn run_row(
     .map_err(|e| fail(Stage::Config, e))?;
     let sim = matches!(profile.profile, Profile::Sim { .. });
     let duration = a.duration.unwrap_or(row.duration);
-    let spec = AgenticPointSpec::from_row(row, &runner_name, sim, duration);
+    let hw = if sim { "sim" } else { row.runner.as_str() };
+    let spec = AgenticJob::new(row, &runner_name, hw, duration);
     let port = match o.port {
         Some(p) => p,
         None => {
@@ -463,8 +238,7 @@ pub async fn run_row(
         }
     };
     let launch_command = engine::describe(&profile.profile, &row.image, spec.gpu_count());
-    let mut inputs = spec.env();
-    inputs.push(("PORT".into(), port.to_string()));
+    let mut inputs = spec.inputs(port);
     let (source, text) = match &profile.profile {
         Profile::Sim { preset } => {
             inputs.push(("SIM_PRESET".into(), preset.clone()));
@@ -538,7 +312,7 @@ async fn launch_and_replay(
     row: &AgenticRow,
     o: &ExecOptions,
     a: &AgenticExecOptions,
-    spec: &AgenticPointSpec,
+    spec: &AgenticJob,
     profile: &NamedProfile,
     recipe: &Recipe,
     port: u16,

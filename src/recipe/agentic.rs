@@ -152,83 +152,170 @@ pub fn validate(row: &AgenticRow, runner_name: &str) -> Result<(), RecipeError> 
     Ok(())
 }
 
-/// `RESULT_FILENAME` of a single-node agentic point, as `benchmark-tmpl.yml` builds it.
-pub fn result_filename(row: &AgenticRow, runner_name: &str) -> String {
-    let mut s = format!(
-        "{}_{}_{}_tp{}-pp{}-dcp{}-pcp{}-ep{}-dpa{}_disagg-false_spec-{}_conc{}_{}",
-        row.exp_name,
-        row.precision,
-        row.framework,
-        row.tp,
-        row.pp,
-        row.dcp_size,
-        row.pcp_size,
-        row.ep,
-        row.dp_attn,
-        row.spec_decoding,
-        row.conc,
-        runner_name
-    );
-    if let Some(fp) = row.recipe_fingerprint.as_deref().filter(|f| !f.is_empty()) {
-        s.push_str("_recipe-");
-        s.push_str(&fp[..fp.len().min(16)]);
-    }
-    s
+/// InferenceX's default agentic duration (`DEFAULT_AGENTIC_DURATION_SECONDS`).
+pub const DEFAULT_DURATION_S: u64 = 3600;
+/// Below this the reference passes `--unsafe-override` and the run is not submission-valid.
+pub const MIN_VALID_DURATION_S: u64 = 900;
+/// The live and post-run error gate InferenceX's workflow sets
+/// (`AIPERF_FAILED_REQUEST_THRESHOLD`).
+pub const FAILED_REQUEST_THRESHOLD: &str = "0.10";
+
+/// One single-node agentic point (one workflow job) as InferenceX's workflow sees it: the matrix row, the
+/// runner that runs it and the profiling window. It is the one place the point's
+/// environment (agentic.md §5.1) and `RESULT_FILENAME` (§4.4) are built: the launch
+/// template receives [`AgenticJob::inputs`], the aggregation reads the same
+/// [`AgenticJob::env`], and every file of the point is named by
+/// [`AgenticJob::result_filename`].
+#[derive(Debug, Clone)]
+pub struct AgenticJob {
+    /// The matrix row (`scenario-type: agentic-coding`, single-node).
+    pub row: AgenticRow,
+    /// The GitHub runner's name (`runner.name`): ends `RESULT_FILENAME`.
+    pub runner_name: String,
+    /// `RUNNER_TYPE`, what the aggregate records as `hw`: the row's runner label, or `sim`
+    /// on the simulated engine.
+    pub hw: String,
+    /// The profiling window in seconds (`DURATION`): the row's, or a `--duration` override.
+    pub duration: u64,
 }
 
-/// The environment an agentic template receives, in header order: the workflow's standard
-/// and agentic variables (§5.1) plus `PORT`. `MAX_MODEL_LEN` is not among them: the
-/// contract runs the engine at the model's native context. `hw` is what the results record
-/// as `RUNNER_TYPE` (`sim` on the simulator).
-pub fn inputs(row: &AgenticRow, port: u16, runner_name: &str, hw: &str) -> Vec<(String, String)> {
-    let json = |c: &Option<crate::config::master::Component>| {
-        c.as_ref()
-            .map(|c| serde_json::to_string(c).expect("a component serialises"))
-            .unwrap_or_default()
-    };
-    let v: Vec<(&str, String)> = vec![
-        ("MODEL", row.model.clone()),
-        ("MODEL_PREFIX", row.model_prefix.clone()),
-        ("IMAGE", row.image.clone()),
-        ("FRAMEWORK", row.framework.clone()),
-        ("PRECISION", row.precision.clone()),
-        ("PORT", port.to_string()),
-        ("TP", row.tp.to_string()),
-        ("PP_SIZE", row.pp.to_string()),
-        ("DCP_SIZE", row.dcp_size.to_string()),
-        ("PCP_SIZE", row.pcp_size.to_string()),
-        ("EP_SIZE", row.ep.to_string()),
-        ("DP_ATTENTION", row.dp_attn.to_string()),
-        ("CONC", row.conc.to_string()),
-        ("SPEC_DECODING", row.spec_decoding.clone()),
-        ("DISAGG", "false".into()),
-        ("EXP_NAME", row.exp_name.clone()),
-        (
-            "RECIPE_FINGERPRINT",
-            row.recipe_fingerprint.clone().unwrap_or_default(),
-        ),
-        ("RUN_EVAL", row.run_eval.unwrap_or(false).to_string()),
-        ("EVAL_ONLY", row.eval_only.unwrap_or(false).to_string()),
-        ("RUNNER_TYPE", hw.to_string()),
-        ("RUNNER_NAME", runner_name.to_string()),
-        ("RESULT_FILENAME", result_filename(row, runner_name)),
-        ("GPU_COUNT", (row.tp * row.pp * row.pcp_size).to_string()),
-        ("SCENARIO_TYPE", "agentic-coding".into()),
-        ("IS_AGENTIC", "1".into()),
-        ("SCENARIO_SUBDIR", format!("{SUBDIR}/")),
-        ("KV_OFFLOADING", row.kv_offloading.clone()),
-        (
-            "KV_OFFLOAD_BACKEND",
-            row.kv_offload_backend
-                .as_ref()
-                .map(|b| b.name.clone())
-                .unwrap_or_default(),
-        ),
-        ("KV_OFFLOAD_BACKEND_METADATA", json(&row.kv_offload_backend)),
-        ("ROUTER_METADATA", json(&row.router)),
-        ("KV_P2P_TRANSFER", String::new()),
-        ("TOTAL_CPU_DRAM_GB", row.total_cpu_dram_gb.to_string()),
-        ("DURATION", row.duration.to_string()),
-    ];
-    v.into_iter().map(|(k, val)| (k.to_string(), val)).collect()
+impl AgenticJob {
+    /// The point of `row` run by `runner_name`, recorded as `hw`, over `duration` seconds.
+    pub fn new(row: &AgenticRow, runner_name: &str, hw: &str, duration: u64) -> Self {
+        AgenticJob {
+            row: row.clone(),
+            runner_name: runner_name.to_string(),
+            hw: hw.to_string(),
+            duration,
+        }
+    }
+
+    /// GPUs the point uses (`GPU_COUNT = TP·PP·PCP`).
+    pub fn gpu_count(&self) -> u32 {
+        self.row.tp * self.row.pp * self.row.pcp_size
+    }
+
+    /// Whether the window is long enough to be submission-valid (≥ 900 s).
+    pub fn submission_valid_duration(&self) -> bool {
+        self.duration >= MIN_VALID_DURATION_S
+    }
+
+    /// `RESULT_FILENAME` as `benchmark-tmpl.yml` builds it for a single-node job:
+    /// `<exp>_<prec>_<fw>_tp…-pp…-dcp…-pcp…-ep…-dpa…_disagg-false_spec-…_conc…_<runner>`
+    /// plus `_recipe-<first 16 hex of the fingerprint>` when the row has one.
+    pub fn result_filename(&self) -> String {
+        let row = &self.row;
+        let mut s = format!(
+            "{}_{}_{}_tp{}-pp{}-dcp{}-pcp{}-ep{}-dpa{}_disagg-false_spec-{}_conc{}_{}",
+            row.exp_name,
+            row.precision,
+            row.framework,
+            row.tp,
+            row.pp,
+            row.dcp_size,
+            row.pcp_size,
+            row.ep,
+            row.dp_attn,
+            row.spec_decoding,
+            row.conc,
+            self.runner_name
+        );
+        if let Some(fp) = row.recipe_fingerprint.as_deref().filter(|f| !f.is_empty()) {
+            s.push_str("_recipe-");
+            s.push_str(&fp[..fp.len().min(16)]);
+        }
+        s
+    }
+
+    /// The workflow's environment for the point, in `benchmark-tmpl.yml`'s order: the
+    /// standard job variables (with `ISL`/`OSL`/`MAX_MODEL_LEN` = `0`, as `run-sweep.yml`
+    /// passes them for agentic rows, and `RUNNER_NAME`/`RUNNER_TYPE`/`RESULT_FILENAME`/
+    /// `GPU_COUNT` of the launch step), then the agentic ones. `IS_MULTINODE=false` is what
+    /// the single-node workflow leaves unset and the aggregation reads as false.
+    /// `RESULT_DIR` is not among them: infmax's own client writes the artifacts.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let row = &self.row;
+        let json = |c: &Option<crate::config::master::Component>| {
+            c.as_ref()
+                .map(|c| serde_json::to_string(c).expect("a component serialises"))
+                .unwrap_or_default()
+        };
+        let v: Vec<(&str, String)> = vec![
+            ("EXP_NAME", row.exp_name.clone()),
+            (
+                "RECIPE_FINGERPRINT",
+                row.recipe_fingerprint.clone().unwrap_or_default(),
+            ),
+            ("MODEL", row.model.clone()),
+            ("MODEL_PREFIX", row.model_prefix.clone()),
+            ("ISL", "0".into()),
+            ("OSL", "0".into()),
+            ("MAX_MODEL_LEN", "0".into()),
+            ("IMAGE", row.image.clone()),
+            ("FRAMEWORK", row.framework.clone()),
+            ("PRECISION", row.precision.clone()),
+            ("TP", row.tp.to_string()),
+            ("PP_SIZE", row.pp.to_string()),
+            ("DCP_SIZE", row.dcp_size.to_string()),
+            ("PCP_SIZE", row.pcp_size.to_string()),
+            ("EP_SIZE", row.ep.to_string()),
+            ("DP_ATTENTION", row.dp_attn.to_string()),
+            ("CONC", row.conc.to_string()),
+            ("SPEC_DECODING", row.spec_decoding.clone()),
+            ("DISAGG", "false".into()),
+            ("IS_MULTINODE", "false".into()),
+            ("RUN_EVAL", row.run_eval.unwrap_or(false).to_string()),
+            ("EVAL_ONLY", row.eval_only.unwrap_or(false).to_string()),
+            ("SCENARIO_TYPE", "agentic-coding".into()),
+            ("SCENARIO_SUBDIR", format!("{SUBDIR}/")),
+            ("IS_AGENTIC", "1".into()),
+            ("KV_OFFLOADING", row.kv_offloading.clone()),
+            (
+                "KV_OFFLOAD_BACKEND",
+                row.kv_offload_backend
+                    .as_ref()
+                    .map(|b| b.name.clone())
+                    .unwrap_or_default(),
+            ),
+            ("KV_OFFLOAD_BACKEND_METADATA", json(&row.kv_offload_backend)),
+            ("ROUTER_METADATA", json(&row.router)),
+            ("KV_P2P_TRANSFER", String::new()),
+            ("TOTAL_CPU_DRAM_GB", row.total_cpu_dram_gb.to_string()),
+            ("DURATION", self.duration.to_string()),
+            ("REQUIRE_POWER", "0".into()),
+            ("AIPERF_EXPERIMENTAL_FAST", "0".into()),
+            (
+                "AIPERF_FAILED_REQUEST_THRESHOLD",
+                FAILED_REQUEST_THRESHOLD.into(),
+            ),
+            ("RUNNER_NAME", self.runner_name.clone()),
+            ("RUNNER_TYPE", self.hw.clone()),
+            ("RESULT_FILENAME", self.result_filename()),
+            ("GPU_COUNT", self.gpu_count().to_string()),
+        ];
+        v.into_iter().map(|(k, val)| (k.to_string(), val)).collect()
+    }
+
+    /// What the launch template receives: [`AgenticJob::env`] plus `PORT`, the engine's
+    /// port (InferenceX's scripts default it themselves; infmax picks a free one).
+    pub fn inputs(&self, port: u16) -> Vec<(String, String)> {
+        let mut v = self.env();
+        v.push(("PORT".into(), port.to_string()));
+        v
+    }
+
+    /// The series a point is plotted in: hardware, framework, TP and KV offload.
+    pub fn series_label(&self) -> String {
+        let row = &self.row;
+        let kv = match &row.kv_offload_backend {
+            Some(b) => format!("kv{}-{}", row.kv_offloading, b.name),
+            None => format!("kv{}", row.kv_offloading),
+        };
+        format!(
+            "{} {} TP{} {kv}",
+            self.hw.to_uppercase(),
+            row.framework,
+            row.tp
+        )
+    }
 }

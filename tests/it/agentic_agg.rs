@@ -8,7 +8,7 @@
 
 use crate::util::fixture;
 use infmax::report::agentic::{self, ExpectedOutputs, NoExpectedOutputs, RunShape};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -145,35 +145,19 @@ fn run_shape_rejects_what_the_reference_rejects() {
 }
 
 /// The `vllm` case as an exec point: the same environment `env.json` holds.
-fn vllm_spec() -> infmax::exec::agentic::AgenticPointSpec {
-    use infmax::exec::agentic::{AgenticPointSpec, Component};
-    AgenticPointSpec {
-        exp_name: "dsv4_tp4_conc16_kvdram-vllm-simple_spec-mtp".into(),
-        model: "deepseek-ai/DeepSeek-V4-Pro".into(),
-        model_prefix: "dsv4".into(),
-        image: "lmsysorg/sglang:dev-nightly-0820".into(),
-        precision: "fp4".into(),
-        framework: "vllm".into(),
-        tp: 4,
-        pp: 2,
-        dcp: 1,
-        pcp: 1,
-        ep: 4,
-        dp_attn: true,
-        spec_decoding: "mtp".into(),
-        conc: 16,
-        kv_offloading: "dram".into(),
-        kv_offload_backend: Some(Component {
-            name: "vllm-simple".into(),
-            version: None,
-        }),
-        total_cpu_dram_gb: 2399,
-        duration: 60,
-        router: None,
-        recipe_fingerprint: Some("ab".repeat(32)),
-        runner_name: "runner-1".into(),
-        hw: "sim".into(),
-    }
+fn vllm_spec() -> infmax::recipe::agentic::AgenticJob {
+    let row: infmax::config::row::AgenticRow = serde_json::from_value(json!({
+        "image": "lmsysorg/sglang:dev-nightly-0820", "model": "deepseek-ai/DeepSeek-V4-Pro",
+        "model-prefix": "dsv4", "precision": "fp4", "framework": "vllm",
+        "runner": "cluster:b200-dgxc", "tp": 4, "pp": 2, "dcp-size": 1, "pcp-size": 1, "ep": 4,
+        "dp-attn": true, "spec-decoding": "mtp", "conc": 16, "kv-offloading": "dram",
+        "total-cpu-dram-gb": 2399, "duration": 3600,
+        "exp-name": "dsv4_tp4_conc16_kvdram-vllm-simple_spec-mtp",
+        "scenario-type": "agentic-coding", "kv-offload-backend": {"name": "vllm-simple"},
+        "recipe-fingerprint": "ab".repeat(32)
+    }))
+    .unwrap();
+    infmax::recipe::agentic::AgenticJob::new(&row, "runner-1", "sim", 60)
 }
 
 fn copy_case(case: &Path, to: &Path) {

@@ -38,7 +38,7 @@ fn script(r: &AgenticRow, dir: &Path) -> PathBuf {
     agentic::validate(r, "b200-dgxc_0").unwrap();
     let path = agentic::find_template(&benchmarks(), r).unwrap();
     let text = agentic::read_template(&benchmarks(), &path).unwrap();
-    let inputs = agentic::inputs(r, 8123, "b200-dgxc_0", "b200");
+    let inputs = agentic::AgenticJob::new(r, "b200-dgxc_0", "b200", r.duration).inputs(8123);
     let rec = recipe::materialise(
         TemplateSource::File(path),
         &text,
@@ -121,7 +121,8 @@ fn lookup_follows_inferencex_with_the_frameworkless_fallback() {
 fn inputs_carry_the_workflow_contract() {
     let r = row(json!({"recipe-fingerprint": "ab".repeat(32)}));
     let env: std::collections::HashMap<String, String> =
-        agentic::inputs(&r, 8000, "b200-dgxc_0", "b200")
+        agentic::AgenticJob::new(&r, "b200-dgxc_0", "b200", r.duration)
+            .inputs(8000)
             .into_iter()
             .collect();
     for (k, v) in [
@@ -137,6 +138,10 @@ fn inputs_carry_the_workflow_contract() {
         ("GPU_COUNT", "8"),
         ("PP_SIZE", "1"),
         ("RUNNER_TYPE", "b200"),
+        ("RUNNER_NAME", "b200-dgxc_0"),
+        ("PORT", "8000"),
+        ("IS_MULTINODE", "false"),
+        ("AIPERF_FAILED_REQUEST_THRESHOLD", "0.10"),
         (
             "RESULT_FILENAME",
             "dsv4_tp8_conc96_kvdram-hicache_spec-mtp_fp4_sglang_tp8-pp1-dcp1-pcp1-ep8-dpatrue_disagg-false_spec-mtp_conc96_b200-dgxc_0_recipe-abababababababab",
@@ -144,7 +149,11 @@ fn inputs_carry_the_workflow_contract() {
     ] {
         assert_eq!(env[k], v, "{k}");
     }
-    assert!(!env.contains_key("MAX_MODEL_LEN"));
+    // The workflow's zeros for the fixed-length inputs; the contract unsets MAX_MODEL_LEN
+    // before the engine starts (the stand-in engines below see it empty).
+    for k in ["ISL", "OSL", "MAX_MODEL_LEN"] {
+        assert_eq!(env[k], "0", "{k}");
+    }
     // Values that break the offload rules are refused before any script exists.
     let e = agentic::validate(&row(json!({"kv-offload-backend": null})), "r").unwrap_err();
     assert!(
@@ -275,7 +284,7 @@ fn sim_profile_maps_the_offload_budget_onto_the_sim_tier() {
         .local_addr()
         .unwrap()
         .port();
-    let mut inputs = agentic::inputs(&r, port, "sim_0", "sim");
+    let mut inputs = agentic::AgenticJob::new(&r, "sim_0", "sim", r.duration).inputs(port);
     inputs.push(("SIM_PRESET".into(), "tiny".into()));
     let rec = recipe::materialise(
         TemplateSource::Builtin("sim"),
