@@ -50,6 +50,19 @@ agentic_offload_with() {
   agentic_die "KV_OFFLOAD_BACKEND=$KV_OFFLOAD_BACKEND is not supported here (supported: $*)"
 }
 
+# For templates whose config entry ships only `kv-offloading: none`: any offload is an error.
+agentic_no_offload() {
+  [[ $KV_OFFLOADING == none ]] ||
+    agentic_die "KV_OFFLOADING=$KV_OFFLOADING is not supported here (this entry runs without KV offloading)"
+}
+
+# Stop unless `$1` GB per pool × `$2` pools fits the DRAM budget (for templates whose
+# reference sizes its host pools with tuned constants rather than from TOTAL_CPU_DRAM_GB).
+agentic_fits_budget() {
+  (( $1 * $2 <= TOTAL_CPU_DRAM_GB )) ||
+    agentic_die "a CPU pool of $1 GB × $2 exceeds TOTAL_CPU_DRAM_GB=$TOTAL_CPU_DRAM_GB"
+}
+
 # Decimal bytes of the DRAM budget per GPU rank (TOTAL_CPU_DRAM_GB·10⁹ / GPU_COUNT).
 agentic_cpu_bytes_per_rank() { echo $((TOTAL_CPU_DRAM_GB * 1000000000 / GPU_COUNT)); }
 
@@ -68,6 +81,114 @@ vllm_simple_offload_args() {
   export PYTHONHASHSEED=42
   AGENTIC_ARGS=(--kv-transfer-config
     "{\"kv_connector\":\"SimpleCPUOffloadConnector\",\"kv_role\":\"kv_both\",\"kv_connector_extra_config\":{\"cpu_bytes_to_use_per_rank\":$(agentic_cpu_bytes_per_rank)}}")
+}
+
+# vLLM's SimpleCPUOffloadConnector over the whole budget in one figure
+# (`cpu_bytes_to_use` = TOTAL_CPU_DRAM_GB·10⁹, which vLLM splits over the ranks), with
+# `$1` appended to its extra config (e.g. `,"lazy_offload":true`); PYTHONHASHSEED=42 as
+# agentic.md §5.2 requires with this connector.
+vllm_simple_offload_total_args() {
+  export PYTHONHASHSEED=42
+  AGENTIC_ARGS=(--kv-transfer-config
+    "{\"kv_connector\":\"SimpleCPUOffloadConnector\",\"kv_role\":\"kv_both\",\"kv_connector_extra_config\":{\"cpu_bytes_to_use\":$((TOTAL_CPU_DRAM_GB * 1000000000))${1:-}}}")
+}
+
+# A private folder for the side files a backend needs (its config), made once per launch.
+agentic_scratch() {
+  if [[ -z ${AGENTIC_SCRATCH:-} ]]; then
+    AGENTIC_SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/infmax-agentic.XXXXXX")
+  fi
+}
+
+# The backend version the row pins (`kv-offload-backend.version`), else the template's `$1`.
+agentic_backend_version() {
+  local re='"version": *"([^"]+)"'
+  if [[ ${KV_OFFLOAD_BACKEND_METADATA:-} =~ $re ]]; then
+    echo "${BASH_REMATCH[1]}"
+  else
+    echo "$1"
+  fi
+}
+
+# Start a side service (`$1` names it, `$2` is its log, the rest its command line) in the
+# background. It stays in the engine's process group, so the runner's teardown stops both;
+# one that dies within AGENTIC_SERVICE_SETTLE_S seconds (default 2) stops the launch.
+agentic_service() {
+  local name=$1 log=$2 pid
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  sleep "${AGENTIC_SERVICE_SETTLE_S:-2}"
+  if ! kill -0 "$pid" 2>/dev/null; then
+    cat "$log" >&2
+    agentic_die "$name died during startup"
+  fi
+}
+
+# Wait (up to `$3` one-second polls) until `$2` answers 2xx; `$1` names the service.
+agentic_wait_http() {
+  local i
+  for ((i = 0; i < $3; i++)); do
+    curl -fsS -o /dev/null "$2" && return 0
+    sleep 1
+  done
+  agentic_die "$1 did not become healthy at $2"
+}
+
+# Mooncake's distributed store in embedded mode: each GPU rank contributes a global segment
+# of `$1` GB (checked against the budget) and a local buffer of `$2` GB, over protocol `$3`
+# (`$4`: RDMA device names, may be empty), with a master on PORT+12000 started with the
+# eviction high watermark `$5` (the rest: extra master flags). Installs the pinned
+# mooncake-transfer-engine (`kv-offload-backend.version`, default 0.3.11.post1) first.
+# The template fixes PYTHONHASHSEED so identical prefixes get identical store keys on every
+# rank.
+mooncake_embedded_store() {
+  local seg=$1 buf=$2 proto=$3 dev=$4 high=$5 ver
+  shift 5
+  (( seg >= 1 )) || agentic_die "Mooncake segment of ${seg} GB/rank: TOTAL_CPU_DRAM_GB=$TOTAL_CPU_DRAM_GB is too small"
+  agentic_fits_budget "$seg" "$GPU_COUNT"
+  ver=$(agentic_backend_version 0.3.11.post1)
+  python3 -m pip install --quiet --no-cache-dir --no-deps --force-reinstall \
+    "mooncake-transfer-engine-cuda13==$ver"
+  agentic_scratch
+  local port=$((PORT + 12000))
+  export MOONCAKE_CONFIG_PATH="$AGENTIC_SCRATCH/mooncake_config.json"
+  cat >"$MOONCAKE_CONFIG_PATH" <<JSON
+{"mode": "embedded", "metadata_server": "P2PHANDSHAKE",
+ "master_server_address": "127.0.0.1:$port", "global_segment_size": "${seg}GB",
+ "local_buffer_size": "${buf}GB", "protocol": "$proto", "device_name": "$dev",
+ "enable_offload": false}
+JSON
+  export MC_ENABLE_DEST_DEVICE_AFFINITY=1 MC_SLICE_SIZE=1048576
+  agentic_service "Mooncake master" "$AGENTIC_SCRATCH/mooncake_master.log" \
+    mooncake_master --port "$port" --eviction_high_watermark_ratio="$high" \
+    --eviction_ratio=0.10 "$@"
+}
+
+# LMCache's multiprocess servers for vLLM's LMCacheMPConnector: `$1` shards of `$2` GB of L1
+# each (checked against the budget), on ports 5555+i (HTTP 8080+i), `$3` workers each and
+# `$4` GB initial L1; waits for each health check, then sets AGENTIC_ARGS to the connector.
+lmcache_mp_servers() {
+  local n=$1 gb=$2 workers=$3 init=$4 i urls=()
+  (( gb >= 1 )) || agentic_die "LMCache DRAM budget is less than 1 GB per shard"
+  agentic_fits_budget "$gb" "$n"
+  agentic_scratch
+  for ((i = 0; i < n; i++)); do
+    agentic_service "LMCache server $i" "$AGENTIC_SCRATCH/lmcache_server_$i.log" \
+      lmcache server --host 127.0.0.1 --port $((5555 + i)) \
+      --http-host 127.0.0.1 --http-port $((8080 + i)) \
+      --l1-size-gb "$gb" --l1-init-size-gb "$init" --l1-read-ttl-seconds 7200 \
+      --chunk-size 256 --max-workers "$workers" --eviction-policy LRU \
+      --supported-transfer-mode lmcache_driven
+    urls+=("tcp://127.0.0.1:$((5555 + i))")
+  done
+  for ((i = 0; i < n; i++)); do
+    agentic_wait_http "LMCache server $i" "http://127.0.0.1:$((8080 + i))/healthcheck" 600
+  done
+  local csv
+  csv=$(IFS=,; echo "${urls[*]}")
+  AGENTIC_ARGS=(--kv-transfer-config
+    "{\"kv_connector\":\"LMCacheMPConnector\",\"kv_connector_module_path\":\"lmcache.integration.vllm.lmcache_mp_connector\",\"kv_role\":\"kv_both\",\"kv_connector_extra_config\":{\"lmcache.mp.server_urls\":\"$csv\",\"lmcache.mp.mq_timeout\":6000.0}}")
 }
 
 # Engine metrics on (AIPerf scrapes /metrics; a missing prefix fails the replay).

@@ -9,6 +9,7 @@ mod accuracy;
 mod agentic;
 mod agentic_agg;
 mod agentic_launch;
+mod agentic_templates;
 mod client;
 mod config;
 mod datasets;
