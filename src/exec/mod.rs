@@ -734,7 +734,8 @@ async fn run_one(
             ),
         }
     }
-    let md = report::write_job_outputs(dir, &agg).map_err(|e| fail(Stage::Report, e))?;
+    let md = report::write_job_outputs_judged(dir, &agg, Some(baselines))
+        .map_err(|e| fail(Stage::Report, e))?;
     // This job's point against the baseline curves of its line (a batch also plots all of
     // its points together).
     let plots = report::plot::write_plots(

@@ -12,6 +12,7 @@
 //! interactivity where the reference would crash dividing by zero.
 
 use super::baseline::{BaselineRecord, Baselines};
+use super::confidence::Confidence;
 use super::ReportError;
 use crate::config::row::JobRow;
 use indexmap::IndexMap;
@@ -107,6 +108,40 @@ pub struct AggRow {
     /// of the row alone must see that. Absent for a job that passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
+    /// 95 % confidence intervals of the point's medians and throughputs (bootstrap over
+    /// requests, across trials with `--repeat`; see [`super::confidence`]). An addition under
+    /// a key InferenceX does not use; absent on rows written without per-request data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    /// The trials this point combines (`runner batch --repeat N`, N > 1): each trial's
+    /// seed, directory and figures. The row's own InferenceX keys then hold the mean over
+    /// the trials. Absent for a single run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<TrialRecord>,
+}
+
+/// One trial of a repeated point, as the combined agg row lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// 1-based trial number.
+    pub trial: u32,
+    /// Dataset seed the trial's requests were generated with.
+    pub seed: u64,
+    /// The trial's result directory, relative to the point's directory (it holds the
+    /// trial's own `agg.json`, `bench.json`, …).
+    pub dir: String,
+    /// Successful requests.
+    pub requests: usize,
+    /// Total token throughput per GPU.
+    pub tput_per_gpu: f64,
+    /// Output token throughput per GPU.
+    pub output_tput_per_gpu: f64,
+    /// Median TTFT (ms).
+    pub median_ttft_ms: Option<f64>,
+    /// Median TPOT (ms).
+    pub median_tpot_ms: Option<f64>,
+    /// Median E2E latency (ms).
+    pub median_e2el_ms: Option<f64>,
 }
 
 /// A failed job's stage, exit code and message, as `status.json` records them.
@@ -308,6 +343,8 @@ pub fn agg_row(
         joules_per_output_token: None,
         joules_per_total_token: None,
         failure: None,
+        confidence: None,
+        trials: vec![],
     };
     agg.baseline = baselines.record_for(&agg);
     Ok(agg)
@@ -358,6 +395,17 @@ impl AggRow {
     /// Median interactivity (tokens/s/user) = 1000 / median TPOT ms.
     pub fn median_intvty(&self) -> Option<f64> {
         self.metric("median_intvty")
+    }
+
+    /// GPUs the throughputs are divided by (tp × pp × pcp), as in [`agg_row`].
+    pub fn num_gpus(&self) -> u32 {
+        self.tp * self.pp * self.pcp_size
+    }
+
+    /// Ran on the simulated engine (`hw: sim`): its figures exercise the pipeline and are no
+    /// measurement of any hardware.
+    pub fn is_simulated(&self) -> bool {
+        self.hw == "sim"
     }
 
     /// The key the baselines use for this row's model: `<prefix>-<precision>`, plus

@@ -83,6 +83,35 @@ pub struct RefPoint {
     /// Where within the source the point came from (e.g. `sglang tp8` for agg rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// GPUs the point's configuration used (an agg row's tp × pp), when the source says:
+    /// with the set's `node_gpus` it gives the figure on the bounty's basis
+    /// ([`node_basis`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+}
+
+impl RefPoint {
+    /// Throughput per GPU on the comparison basis of a set with `node_gpus` (see
+    /// [`node_basis`]); as published when either is unknown.
+    pub fn basis_tput(&self, node_gpus: Option<u32>) -> f64 {
+        match self.gpus {
+            Some(g) => node_basis(self.tput_per_gpu, g, node_gpus),
+            None => self.tput_per_gpu,
+        }
+    }
+}
+
+/// Throughput per GPU of a whole node: a configuration on `gpus` GPUs with `tput_per_gpu`
+/// per GPU it used, spread over a node of `node_gpus` (`tput_per_gpu × gpus / max(gpus,
+/// node_gpus)`). The bounty's harness divides total throughput by 8 whatever the TP, so a
+/// TP4 point of 127 tok/s/GPU scores 63.5 there; comparing it as published with a TP8
+/// submission would count the four idle GPUs for AMD and against the submission. With
+/// `node_gpus` `None` the figure is left as published.
+pub fn node_basis(tput_per_gpu: f64, gpus: u32, node_gpus: Option<u32>) -> f64 {
+    match node_gpus {
+        Some(n) if gpus > 0 => tput_per_gpu * f64::from(gpus) / f64::from(gpus.max(n)),
+        _ => tput_per_gpu,
+    }
 }
 
 /// One file's worth of points.
@@ -98,8 +127,15 @@ pub struct BaselineSet {
     pub file: String,
     /// Free-text provenance from the file (`source:`).
     pub source: Option<String>,
-    /// The points, in file order.
+    /// Compare throughputs per GPU of a node of this many GPUs (`node_gpus:`; the MI355X
+    /// bounty's harness: 8), see [`node_basis`]. `None`: as published.
+    pub node_gpus: Option<u32>,
+    /// The points, in file order (for `agg_rows` sets: AMD's point per conc, see
+    /// [`BaselineSet::rows`] for every row read).
     pub points: Vec<RefPoint>,
+    /// Every row an `agg_rows` set read (all configurations at every conc), in file order;
+    /// empty for other sets. The plots and the verdict's reasons show the alternatives.
+    pub rows: Vec<RefPoint>,
 }
 
 impl BaselineSet {
@@ -288,13 +324,18 @@ impl Baselines {
         self.sets.iter().filter(move |s| s.role == role)
     }
 
-    /// AMD's existing point at (line, conc) across all `amd` sets: the highest throughput
-    /// per GPU when several configurations ran that conc (the point a submission must not
-    /// fall below). `None` when unknown.
+    /// AMD's existing point at (line, conc) across all `amd` sets: of every configuration
+    /// AMD ran at that conc, the one with the highest throughput per GPU on the set's basis
+    /// (per GPU of the `node_gpus` node when the set says, see [`node_basis`]) — the bounty
+    /// says no point may be lower than *any* of AMD's points, so the highest binds. `None`
+    /// when unknown.
     pub fn amd_point(&self, line: &LineKey, conc: u32) -> Option<(&BaselineSet, &RefPoint)> {
         self.with_role(Role::Amd)
             .filter_map(|s| s.point(line, conc).map(|p| (s, p)))
-            .max_by(|a, b| a.1.tput_per_gpu.total_cmp(&b.1.tput_per_gpu))
+            .max_by(|a, b| {
+                a.1.basis_tput(a.0.node_gpus)
+                    .total_cmp(&b.1.basis_tput(b.0.node_gpus))
+            })
     }
 
     /// The baseline record for an agg row: the reference point at its (model, isl, osl,
@@ -407,6 +448,8 @@ struct SetYaml {
     #[serde(default)]
     source: Option<String>,
     #[serde(default)]
+    node_gpus: Option<u32>,
+    #[serde(default)]
     isl: Option<u32>,
     #[serde(default)]
     osl: Option<u32>,
@@ -452,6 +495,7 @@ fn to_point(model: &str, isl: u32, osl: u32, conc: u32, p: &PointYaml) -> RefPoi
         median_intvty: p.median_intvty,
         tput_per_gpu: p.tput_per_gpu,
         detail: None,
+        gpus: None,
     }
 }
 
@@ -475,6 +519,7 @@ fn parse_set(path: &Path, file: &str, text: &str) -> Result<BaselineSet, ReportE
         .into());
     }
     let mut points = Vec::new();
+    let mut rows = Vec::new();
     let role;
     if let Some(models) = &y.points {
         role = y.role.unwrap_or(Role::Reference);
@@ -533,7 +578,8 @@ fn parse_set(path: &Path, file: &str, text: &str) -> Result<BaselineSet, ReportE
                 i,
             )?);
         }
-        points = best_per_conc(points);
+        rows = points.clone();
+        points = best_per_conc(points, y.node_gpus);
     }
     Ok(BaselineSet {
         label: y.label,
@@ -541,7 +587,9 @@ fn parse_set(path: &Path, file: &str, text: &str) -> Result<BaselineSet, ReportE
         role,
         file: file.to_string(),
         source: y.source,
+        node_gpus: y.node_gpus,
         points,
+        rows,
     })
 }
 
@@ -627,18 +675,20 @@ fn load_agg_points(
             median_intvty: x,
             tput_per_gpu: y,
             detail: Some(detail),
+            gpus: u("tp").map(|t| (t * u("pp").unwrap_or(1)) as u32),
         });
     }
     Ok(out)
 }
 
-/// Several configurations may have run the same conc: keep the best throughput per GPU.
-fn best_per_conc(points: Vec<RefPoint>) -> Vec<RefPoint> {
+/// Several configurations may have run the same conc: keep the best throughput per GPU on
+/// the set's basis ([`node_basis`]); of equal ones the first.
+fn best_per_conc(points: Vec<RefPoint>, node_gpus: Option<u32>) -> Vec<RefPoint> {
     let mut best: IndexMap<(String, u32, u32, u32), RefPoint> = IndexMap::new();
     for p in points {
         let k = (p.model.clone(), p.isl, p.osl, p.conc);
         match best.get(&k) {
-            Some(b) if b.tput_per_gpu >= p.tput_per_gpu => {}
+            Some(b) if b.basis_tput(node_gpus) >= p.basis_tput(node_gpus) => {}
             _ => {
                 best.insert(k, p);
             }

@@ -12,6 +12,7 @@ pub mod agentic;
 pub mod agg;
 pub mod baseline;
 pub mod cli;
+pub mod confidence;
 pub mod fsio;
 pub mod gha;
 pub mod plot;
@@ -116,19 +117,35 @@ fn find_agg_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError>
 }
 
 /// Everything `runner exec` writes into a job's result directory after the client finished:
-/// `agg.json` and `summary.md` (each written atomically). Returns the summary Markdown so
-/// the caller can print it and append it to `$GITHUB_STEP_SUMMARY`.
+/// `agg.json` and `summary.md` (each written atomically), without a verdict. Returns the
+/// summary Markdown.
 pub fn write_job_outputs(dir: &Path, row: &AggRow) -> Result<String, ReportError> {
+    write_job_outputs_judged(dir, row, None)
+}
+
+/// [`write_job_outputs`], with the point's verdict in words in `summary.md` when
+/// `baselines` are given (both halves of the bounty rule, by which figures). Returns the
+/// summary Markdown so the caller can print it and append it to `$GITHUB_STEP_SUMMARY`.
+pub fn write_job_outputs_judged(
+    dir: &Path,
+    row: &AggRow,
+    baselines: Option<&Baselines>,
+) -> Result<String, ReportError> {
     std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
     let json = serde_json::to_string_pretty(row).expect("agg row serialises");
     write_atomic(&dir.join("agg.json"), format!("{json}\n").as_bytes())?;
-    let md = summary_markdown(
+    let mut md = summary_markdown(
         &format!(
             "Job {} {} ISL {} / OSL {} conc {}",
             row.hw, row.infmax_model_prefix, row.isl, row.osl, row.conc
         ),
         &[SummaryRow::from(row)],
     );
+    if let Some(b) = baselines {
+        for v in verdict(std::slice::from_ref(row), b) {
+            md.push_str(&verdict::point_markdown(&v));
+        }
+    }
     write_atomic(&dir.join("summary.md"), md.as_bytes())?;
     Ok(md)
 }

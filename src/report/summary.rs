@@ -5,6 +5,7 @@
 
 use super::agg::{AccuracyStatus, AggRow};
 use super::baseline::{BaselineRecord, LineKey};
+use super::confidence::{Confidence, Interval};
 use std::collections::BTreeMap;
 
 /// The figures of one summary line.
@@ -38,6 +39,8 @@ pub struct SummaryRow {
     pub baseline: BaselineRecord,
     /// Accuracy cell text.
     pub accuracy: String,
+    /// 95 % intervals of the point, listed under the table when present.
+    pub confidence: Option<Confidence>,
 }
 
 impl From<&AggRow> for SummaryRow {
@@ -57,6 +60,7 @@ impl From<&AggRow> for SummaryRow {
             tput_per_gpu: r.tput_per_gpu,
             baseline: r.baseline.clone(),
             accuracy: accuracy_cell(r),
+            confidence: r.confidence.clone(),
         }
     }
 }
@@ -113,7 +117,11 @@ pub fn summary_markdown(title: &str, rows: &[SummaryRow]) -> String {
         s.push_str("| Hardware | Framework | Precision | TP | EP | Conc | TTFT median (ms) | TPOT median (ms) | Intvty (tok/s/user) | E2EL median (s) | Tput/GPU (tok/s) | Ratio vs baseline | Accuracy |\n");
         s.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n");
         let mut notes: Vec<String> = Vec::new();
+        let mut intervals: Vec<String> = Vec::new();
         for r in rs {
+            if let Some(c) = &r.confidence {
+                intervals.push(interval_line(r, c));
+            }
             let ratio = match &r.baseline {
                 BaselineRecord::Found {
                     label,
@@ -148,7 +156,63 @@ pub fn summary_markdown(title: &str, rows: &[SummaryRow]) -> String {
         for n in notes {
             s.push_str(&format!("- baseline missing: {n}\n"));
         }
+        if !intervals.is_empty() {
+            s.push_str("\n95 % confidence intervals (estimate, then low–high):\n\n");
+            for i in intervals {
+                s.push_str(&i);
+            }
+        }
         s.push('\n');
     }
     s
+}
+
+fn interval_cell(name: &str, i: Option<Interval>, digits: usize, unit: &str) -> Option<String> {
+    i.map(|i| {
+        format!(
+            "{name} {:.digits$} ({:.digits$}–{:.digits$}){unit}",
+            i.estimate, i.lo, i.hi
+        )
+    })
+}
+
+/// One bullet per point: every interval, what it rests on, and its warnings.
+fn interval_line(r: &SummaryRow, c: &Confidence) -> String {
+    let s = |i: Option<Interval>| i.map(|i| i.scaled(1e-3));
+    let cells: Vec<String> = [
+        interval_cell("TTFT median", c.median_ttft_ms, 2, " ms"),
+        interval_cell("TPOT median", c.median_tpot_ms, 2, " ms"),
+        interval_cell("intvty", c.median_intvty, 2, " tok/s/user"),
+        interval_cell("E2EL median", s(c.median_e2el_ms), 3, " s"),
+        interval_cell("output tput", c.output_throughput, 1, " tok/s"),
+        interval_cell("tput/GPU", c.tput_per_gpu, 2, ""),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let basis = if c.trials > 1 {
+        format!(
+            "{} trials of {} requests",
+            c.trials,
+            c.requests
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        )
+    } else {
+        format!("{} requests", c.requests.first().copied().unwrap_or(0))
+    };
+    let mut line = format!(
+        "- conc {} ({} {} tp{}; {basis}): {}\n",
+        r.conc,
+        r.hw.to_uppercase(),
+        r.framework.to_uppercase(),
+        r.tp,
+        cells.join(", ")
+    );
+    for w in &c.warnings {
+        line.push_str(&format!("  - warning: {w}\n"));
+    }
+    line
 }

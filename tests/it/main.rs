@@ -25,4 +25,5 @@ mod sim;
 mod slurm;
 mod telemetry;
 mod util;
+mod verdict;
 mod workflows;

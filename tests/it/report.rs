@@ -50,15 +50,17 @@ pub fn shipped() -> Baselines {
     Baselines::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("baselines")).unwrap()
 }
 
-/// An agg row placed at (x = interactivity, y = tput/GPU) on tp 1.
+/// An agg row placed at (x = interactivity, y = tput/GPU) on tp 8 (the bounty's node, so
+/// its figure on AMD's basis is y too), with a passing gsm8k gate.
 pub fn point(prefix: &str, conc: u32, x: f64, y: f64, b: &Baselines) -> AggRow {
-    let row = job_row(prefix, "mi355x", "sglang", 1, 1, conc);
+    let row = job_row(prefix, "mi355x", "sglang", 8, 1, conc);
     let inputs = AggInputs {
         recipe_fingerprint: format!("fp-{prefix}-c{conc}"),
+        accuracy: Some(gsm8k(0.95, None, AccuracyStatus::Pass)),
         ..AggInputs::default()
     };
     agg_row(
-        &bench(conc, y, y / 2.0, 1000.0 / x, 5000.0),
+        &bench(conc, 8.0 * y, 4.0 * y, 1000.0 / x, 5000.0),
         &row,
         &inputs,
         b,
@@ -188,7 +190,10 @@ fn agg_row_refuses_inconsistent_input() {
 fn shipped_baselines_load_and_missing_points_are_stated() {
     let b = shipped();
     let labels: Vec<&str> = b.sets.iter().map(|s| s.label.as_str()).collect();
-    assert_eq!(labels, ["b200-nv1126", "bounty-2026"]);
+    assert_eq!(
+        labels,
+        ["b200-nv1126", "bounty-2026", "mi355x-inferencemax-2511"]
+    );
     assert_eq!(b.sets[0].points.len(), 15 + 7);
     assert_eq!(b.sets[1].points.len(), 6);
     let line = LineKey::new("gptoss", "fp4", "none", 1024, 1024);
@@ -305,7 +310,7 @@ fn rows_at_4_8_16_32(ys: [f64; 4], b: &Baselines) -> Vec<AggRow> {
 }
 
 /// A gsm8k accuracy record scoring `exact_match` against the threshold 0.93.
-fn gsm8k(exact_match: f64, rule: Option<&str>, status: AccuracyStatus) -> AccuracyRecord {
+pub fn gsm8k(exact_match: f64, rule: Option<&str>, status: AccuracyStatus) -> AccuracyRecord {
     AccuracyRecord {
         task: "gsm8k".into(),
         metrics: [("exact_match".to_string(), exact_match)]
@@ -334,30 +339,30 @@ fn runner_report(dir: &Path, out: &Path) -> Command {
 #[test]
 fn verdict_all_points_above() {
     let b = ref_baselines(false);
-    // c4 beyond the highest x; c8 at x 90: curve 150; c16 at x 60: curve 333.33;
-    // c32 below the lowest x: compared with y 400.
-    let r = rows_at_4_8_16_32([10.0, 200.0, 400.0, 401.0], &b);
+    // c4 right of the highest x: compared with that point's y 100; c8 at x 90: curve 150;
+    // c16 at x 60: curve 333.33; c32 below the lowest x: compared with y 400.
+    let r = rows_at_4_8_16_32([101.0, 200.0, 400.0, 401.0], &b);
     let v = &verdict(&r, &b)[0];
     assert_eq!(v.line, LineKey::new("tst", "fp4", "none", 1024, 1024));
     assert_eq!((v.above, v.points.len()), (4, 4));
     assert!(v.half_rule && v.amd_rule && v.eligible, "{:?}", v.reasons);
     assert_eq!(v.amd_known, 0);
     let cy: Vec<Option<f64>> = v.points.iter().map(|p| p.curve.curve_y).collect();
-    assert_eq!(cy[0], None);
+    close(cy[0].unwrap(), 100.0);
     close(cy[1].unwrap(), 150.0);
     close(cy[2].unwrap(), 400.0 - 200.0 / 3.0);
     close(cy[3].unwrap(), 400.0);
-    // Tie-break figures: same-conc ratios 10/100 + 200/200 + 400/400; conc 32 has none.
-    close(v.sum_tput_ratio, 2.1);
+    // Tie-break figures: same-conc ratios 101/100 + 200/200 + 400/400; conc 32 has none.
+    close(v.sum_tput_ratio, 3.01);
     assert_eq!(v.ratio_points, 3);
     assert!(v.points[0]
         .curve
         .reason
-        .contains("beyond the highest reference x 100.00"));
+        .contains("x 120.00 is right of the curve (its highest x is 100.00, conc 4)"));
     assert!(v.points[3]
         .curve
         .reason
-        .contains("below the lowest reference x 50.00"));
+        .contains("x 40.00 is left of the curve (its lowest x is 50.00, conc 16)"));
     let md = verdict_markdown(v);
     assert!(
         md.contains("tst-fp4 ISL 1024 / OSL 1024 vs ref-test: ELIGIBLE"),
@@ -370,13 +375,13 @@ fn verdict_all_points_above() {
 fn verdict_exactly_half_is_eligible_and_ties_are_not_above() {
     let b = ref_baselines(false);
     // c8 sits exactly on the curve (150): not above. c16 is below (300 < 333.33).
-    let r = rows_at_4_8_16_32([10.0, 150.0, 300.0, 401.0], &b);
+    let r = rows_at_4_8_16_32([101.0, 150.0, 300.0, 401.0], &b);
     let v = &verdict(&r, &b)[0];
     let above: Vec<bool> = v.points.iter().map(|p| p.curve.above).collect();
     assert_eq!(above, [true, false, false, true]);
     assert!(v.half_rule && v.eligible);
     // One fewer above: 1 of 4 is not enough.
-    let r = rows_at_4_8_16_32([10.0, 150.0, 300.0, 399.0], &b);
+    let r = rows_at_4_8_16_32([101.0, 150.0, 300.0, 399.0], &b);
     let w = &verdict(&r, &b)[0];
     assert!(!w.eligible);
     assert_eq!(
@@ -390,7 +395,7 @@ fn verdict_exactly_half_is_eligible_and_ties_are_not_above() {
 fn verdict_one_point_below_amds_point_is_not_eligible() {
     let b = ref_baselines(true);
     // All four beat the reference, but conc 8 (200) is below AMD's existing 250 at conc 8.
-    let r = rows_at_4_8_16_32([10.0, 200.0, 400.0, 401.0], &b);
+    let r = rows_at_4_8_16_32([101.0, 200.0, 400.0, 401.0], &b);
     let v = &verdict(&r, &b)[0];
     assert_eq!(v.above, 4);
     assert!(v.half_rule && !v.amd_rule && !v.eligible);
@@ -400,20 +405,20 @@ fn verdict_one_point_below_amds_point_is_not_eligible() {
     assert_eq!((amd.tput_per_gpu, amd.ok), (250.0, false));
     assert_eq!(
         v.reasons,
-        ["conc 8 (mi355x sglang tp1): 200.00 tok/s/GPU is below AMD's existing 250.00 (mi355x-existing-test)"]
+        ["conc 8 (mi355x sglang tp8): 200.00 tok/s/GPU is below AMD's existing 250.00 (mi355x-existing-test; per GPU as published)"]
     );
-    assert!(verdict_markdown(v).contains("| 250.00 **BELOW** |"));
+    assert!(verdict_markdown(v).contains("| 250.00 | 0.800× **BELOW** |"));
     // At 250 (not below) the rule holds.
-    let r = rows_at_4_8_16_32([10.0, 250.0, 400.0, 401.0], &b);
+    let r = rows_at_4_8_16_32([101.0, 250.0, 400.0, 401.0], &b);
     assert!(verdict(&r, &b)[0].eligible);
 }
 
 #[test]
 fn verdict_x_outside_the_reference_range_on_both_sides() {
     let b = ref_baselines(false);
-    // Right of x 100: beats the line whatever its y. Left of x 50: compared with y 400.
+    // Right of x 100: compared with y 100 (conc 4's). Left of x 50: compared with y 400.
     let r = rows(
-        &[(4, 500.0, 1.0), (64, 10.0, 399.0), (128, 10.0, 400.5)],
+        &[(4, 500.0, 100.5), (64, 10.0, 399.0), (128, 10.0, 400.5)],
         &b,
     );
     let v = &verdict(&r, &b)[0];
@@ -425,7 +430,7 @@ fn verdict_x_outside_the_reference_range_on_both_sides() {
     assert_eq!(
         got,
         [
-            (4, true, None),
+            (4, true, Some(100.0)),
             (64, false, Some(400.0)),
             (128, true, Some(400.0))
         ]
@@ -445,7 +450,8 @@ fn curve_comparison_edge_cases() {
     // One-point curve.
     let one = &curve[..1];
     assert!(!compare_to_curve(one, 50.0, 400.0).above);
-    assert!(compare_to_curve(one, 50.1, 0.0).above);
+    assert!(!compare_to_curve(one, 50.1, 0.0).above);
+    assert!(compare_to_curve(one, 50.1, 400.5).above);
     // A line without reference points is never eligible, and says why.
     let r = vec![point("other", 4, 100.0, 1e6, &b)];
     let v = &verdict(&r, &b)[0];
@@ -533,14 +539,19 @@ fn runner_report_writes_summary_verdict_and_plots() {
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("::group::summary") && stdout.contains("::endgroup::"));
     assert!(
-        stdout.contains("::error title=accuracy gate failed::mi355x dsr1-fp4 sglang tp1 conc 16"),
+        stdout.contains("::error title=accuracy gate failed::mi355x dsr1-fp4 sglang tp8 conc 16"),
         "{stdout}"
     );
-    // c4: x 150 is beyond the highest B200 x (135.46): above. c8: x 120 interpolates
-    // between conc 8 and conc 4 to 234.93 < 300: above. c16: x 80 interpolates between
-    // conc 32 and conc 16 to 396.39 > 330: below. 2 of 3: eligible.
+    // c4: x 150 is right of the B200 curve (135.46): compared with conc 4's 131.424 <
+    // 140: above. c8: x 120 interpolates between conc 8 and conc 4 to 234.93 < 300: above.
+    // c16: x 80 interpolates between conc 32 and conc 16 to 396.39 > 330: below. 2 of 3
+    // would do, but conc 16 failed its accuracy gate: not eligible.
     assert!(
-        stdout.contains("dsr1-fp4 ISL 1024 / OSL 1024 vs b200-nv1126: ELIGIBLE"),
+        stdout.contains("dsr1-fp4 ISL 1024 / OSL 1024 vs b200-nv1126: NOT ELIGIBLE"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- not eligible: accuracy: every point needs a passing accuracy result: conc 16 (mi355x sglang tp8) fail"),
         "{stdout}"
     );
     let step_text = std::fs::read_to_string(&step).unwrap();
@@ -556,7 +567,7 @@ fn runner_report_writes_summary_verdict_and_plots() {
         for text in [
             "ISL 1024 / OSL 1024",
             "Throughput per GPU (tok/s/GPU)",
-            "MI355X sglang TP1",
+            "MI355X sglang TP8",
             "b200-nv1126 (reference)",
             "c4",
             "c64",
@@ -572,7 +583,9 @@ fn runner_report_writes_summary_verdict_and_plots() {
     }
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap()).unwrap();
-    assert_eq!(v[0]["eligible"], true);
+    assert_eq!(v[0]["eligible"], false);
+    assert_eq!(v[0]["half_rule"], true);
+    assert_eq!(v[0]["amd_rule"], true);
     assert_eq!(v[0]["above"], 2);
 }
 
