@@ -20,6 +20,8 @@
 #   llama-server-VERSION/models/tiny-HASH.gguf   (HASH of the generator script + tokenizer)
 #   llama-cpp-python-VERSION/venv/     llama_cpp[server], its libllama/libggml built for this
 #                                      CPU (+ .infmax-stamp: CPU and requirements)
+#   logs/llama-server-build.log, logs/llama-cpp-python-build.log   the compilers' output
+#                                      (the last lines are shown when a build fails)
 # Progress goes to stderr; stdout carries only the result lines.
 set -euo pipefail
 
@@ -42,6 +44,20 @@ log() { printf 'llama-server.sh: %s\n' "$*" >&2; }
 die() {
   log "error: $*"
   exit 1
+}
+
+# Run a build step with its output (tens of thousands of compiler lines) appended to the log
+# file $1 instead of the terminal; on failure show the log's last lines and where it is.
+quietly() {
+  local logfile="$1"
+  shift
+  mkdir -p "$(dirname "${logfile}")"
+  printf '\n$ %s\n' "$*" >>"${logfile}"
+  if ! "$@" >>"${logfile}" 2>&1; then
+    log "failed: $*; the last lines of ${logfile}:"
+    tail -n 40 "${logfile}" >&2
+    die "build step failed (full log: ${logfile})"
+  fi
 }
 
 # Serialise concurrent runs (two CI jobs on one machine) on a lock in the cache directory.
@@ -113,18 +129,21 @@ ensure_bin() {
   unpack_sdist "${work}"
   local src="${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp"
 
-  log "building llama-server (several minutes on 2 cores)"
+  local buildlog="${cache}/logs/llama-server-build.log"
+  mkdir -p "${cache}/logs"
+  : >"${buildlog}"
+  log "building llama-server (several minutes on 2 cores; output in ${buildlog})"
   local start=${SECONDS}
   # Static, server only, no TLS, and no web UI download (the default fetches a prebuilt one).
-  cmake -S "${src}" -B "${work}/build" -G Ninja \
+  quietly "${buildlog}" cmake -S "${src}" -B "${work}/build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF \
     -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=ON \
     -DLLAMA_OPENSSL=OFF \
-    -DLLAMA_USE_PREBUILT_UI=OFF >&2
-  cmake --build "${work}/build" --target llama-server -j2 >&2
+    -DLLAMA_USE_PREBUILT_UI=OFF
+  quietly "${buildlog}" cmake --build "${work}/build" --target llama-server -j2
   log "built in $((SECONDS - start)) s"
 
   mkdir -p "${root}/bin"
@@ -194,10 +213,13 @@ ensure_python() {
   unpack_sdist "${work}"
   local pkg="${work}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}"
 
-  log "building libllama and libggml for llama-cpp-python (minutes on 2 cores)"
+  local buildlog="${cache}/logs/llama-cpp-python-build.log"
+  mkdir -p "${cache}/logs"
+  : >"${buildlog}"
+  log "building libllama and libggml for llama-cpp-python (minutes on 2 cores; output in ${buildlog})"
   local start=${SECONDS}
   # shellcheck disable=SC2016 # $ORIGIN is for the dynamic linker, not the shell
-  cmake -S "${pkg}/vendor/llama.cpp" -B "${work}/build" -G Ninja \
+  quietly "${buildlog}" cmake -S "${pkg}/vendor/llama.cpp" -B "${work}/build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=ON \
     -DCMAKE_INSTALL_RPATH='$ORIGIN' \
@@ -207,18 +229,18 @@ ensure_python() {
     -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=OFF \
     -DLLAMA_BUILD_APP=OFF \
-    -DLLAMA_OPENSSL=OFF >&2
-  cmake --build "${work}/build" -j2 >&2
+    -DLLAMA_OPENSSL=OFF
+  quietly "${buildlog}" cmake --build "${work}/build" -j2
   rm -rf "${work}/install"
-  cmake --install "${work}/build" --prefix "${work}/install" >&2
+  quietly "${buildlog}" cmake --install "${work}/build" --prefix "${work}/install"
   local libs=$((SECONDS - start))
 
   log "installing llama-cpp-python[${PY_SERVER_EXTRA}] into ${pyvenv}"
   start=${SECONDS}
   rm -rf "${pyvenv}"
   python3 -m venv "${pyvenv}" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" \
-    "${pyvenv}/bin/python" -m pip install --quiet "${sdist}[${PY_SERVER_EXTRA}]" >&2
+  quietly "${buildlog}" env CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" \
+    "${pyvenv}/bin/python" -m pip install "${sdist}[${PY_SERVER_EXTRA}]"
   local site
   site="$("${pyvenv}/bin/python" -c 'import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))' 2>/dev/null ||
     "${pyvenv}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"] + "/llama_cpp")')"

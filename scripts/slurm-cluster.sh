@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real single-node Slurm cluster on this machine, for the slurm launch profile's tests
 # (tests/it/slurm.rs): slurmctld + slurmd + munge with 8 fake GPUs (gres.conf `File=`
-# symlinks to /dev/null), every file in one state directory, nothing installed as a service.
+# symlinks to /dev/null), every file in one state directory, nothing installed as a service:
+# when the Debian packages are installed here, their services are neither started
+# (policy-rc.d answers 101 during apt-get) nor enabled for boot.
 #
 # usage: scripts/slurm-cluster.sh start|stop|env
 #   start  install the Debian packages if missing, start munged, slurmctld and slurmd, wait
@@ -51,13 +53,39 @@ install_packages() {
   ((${#missing[@]} == 0)) && return 0
   [[ "$(id -u)" == 0 ]] || die "missing ${missing[*]}; install slurmctld slurmd slurm-client munge (needs root)"
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
-  log "installing slurmctld slurmd slurm-client munge (missing: ${missing[*]})"
-  # The packages' post-install scripts try to start services; without systemd that fails
-  # harmlessly, and their exit status is not ours.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-    slurmctld slurmd slurm-client munge >&2 ||
+  log "installing slurmctld slurmd slurm-client munge (missing: ${missing[*]}); their system services stay off"
+  local pkgs=(slurmctld slurmd slurm-client munge) fresh=() p
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q 'install ok installed' || fresh+=("${p}")
+  done
+  # The tests start their own daemons (below): the packages' services must neither start now
+  # nor at the next boot of a user's workstation. policy-rc.d answering 101 ("action
+  # forbidden") stops invoke-rc.d and deb-systemd-invoke from starting them during the
+  # install; one the machine already has is left alone (it forbids or allows as its owner
+  # chose).
+  local policy=/usr/sbin/policy-rc.d ours=0
+  if [[ ! -e "${policy}" ]]; then
+    printf '#!/bin/sh\n# scripts/slurm-cluster.sh: no service starts while it installs Slurm\nexit 101\n' >"${policy}"
+    chmod 755 "${policy}"
+    ours=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 ||
     { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-      --no-install-recommends slurmctld slurmd slurm-client munge >&2; }
+      --no-install-recommends "${pkgs[@]}" >&2; } || rc=$?
+  if ((ours)); then rm -f "${policy}"; fi
+  ((rc == 0)) || die "apt-get install ${pkgs[*]} failed"
+  # ... and not enabled for boot: undo what the packages' post-install scripts enabled, for
+  # the packages this run installed only (a munge the machine had keeps its settings).
+  for p in "${fresh[@]}"; do
+    case "${p}" in slurm-client) continue ;; esac
+    if command -v deb-systemd-helper >/dev/null 2>&1; then
+      deb-systemd-helper disable "${p}.service" >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1 && [[ -e "/etc/init.d/${p}" ]]; then
+      update-rc.d "${p}" disable >/dev/null 2>&1 || true
+    fi
+  done
 }
 
 port_free() {

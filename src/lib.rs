@@ -29,6 +29,8 @@
 //! * [`telemetry`] — GPU power, clocks, temperature and memory from `nvidia-smi` /
 //!   `amd-smi` during the timed phase, and the energy per token they imply; the engine's
 //!   Prometheus `/metrics` scraped into AIPerf's `server_metrics_export.json`.
+//! * [`term`] — colour only on a terminal (and never under `NO_COLOR`); ANSI escapes
+//!   stripped from engine logs copied to files.
 //! * [`publish`] — leaderboard sinks (HF Space Gradio call API, JSON webhook) behind a
 //!   durable outbox that retries with backoff and never submits a row twice.
 //!
@@ -52,4 +54,5 @@ pub mod secrets;
 pub mod sim;
 pub mod sweep;
 pub mod telemetry;
+pub mod term;
 pub mod tokenizer;

@@ -77,9 +77,10 @@ pub struct EvalArgs {
     /// --threshold).
     #[arg(long)]
     pub model_key: Option<String>,
-    /// Baselines directory holding accuracy.yaml.
-    #[arg(long, default_value = "baselines")]
-    pub baselines: PathBuf,
+    /// Baselines directory holding accuracy.yaml (default: $INFMAX_BASELINES, else
+    /// ./baselines, else the one shipped with the source).
+    #[arg(long, env = "INFMAX_BASELINES", value_name = "DIR")]
+    pub baselines: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -187,8 +188,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             Some(m) => m.clone(),
             None => engine::served_model(&a.base_url).await?,
         };
+        let baselines = crate::report::cli::baselines_dir(a.baselines.as_deref())
+            .unwrap_or_else(|| PathBuf::from("baselines"));
         let accuracy = if a.model_key.is_some() && a.flags.thresholds.is_empty() {
-            let f = a.baselines.join("accuracy.yaml");
+            let f = baselines.join("accuracy.yaml");
             let text =
                 std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
             Some(AccuracyBaselines::parse(&f.display().to_string(), &text)?)
@@ -201,7 +204,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         if a.model_key.is_some() && th.is_none() {
             anyhow::bail!(
                 "{} has no {} thresholds for `{}`",
-                a.baselines.join("accuracy.yaml").display(),
+                baselines.join("accuracy.yaml").display(),
                 task.baseline_task(),
                 a.model_key.as_deref().unwrap_or_default()
             );

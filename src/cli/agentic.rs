@@ -108,8 +108,12 @@ pub struct AgenticArgs {
     /// Abort when more than this fraction of profiling requests fails.
     #[arg(long, default_value_t = 0.10)]
     pub failed_request_threshold: f64,
+    /// Earliest point a lane may start inside a trace, as a fraction of its
+    /// --trajectory-start-basis.
     #[arg(long, default_value_t = 0.25)]
     pub trajectory_start_min_ratio: f64,
+    /// Latest point a lane may start inside a trace, as a fraction of its
+    /// --trajectory-start-basis.
     #[arg(long, default_value_t = 0.75)]
     pub trajectory_start_max_ratio: f64,
     /// What the ratios are a fraction of: the root's turns, or its recorded time span.
@@ -177,8 +181,10 @@ pub struct AgenticArgs {
     /// Accepted for AIPerf compatibility.
     #[arg(long)]
     pub stats_interval: Option<f64>,
+    /// Accepted for AIPerf compatibility (profiling slices are 1 s).
     #[arg(long)]
     pub slice_duration: Option<f64>,
+    /// Accepted for AIPerf compatibility (telemetry is collected by `runner exec`).
     #[arg(long)]
     pub no_gpu_telemetry: bool,
     /// Where the artifacts go.

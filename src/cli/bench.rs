@@ -21,16 +21,26 @@ use std::time::Duration;
 /// Exit code when more than 5 % of requests failed (after the result file is written).
 pub const FAILED_REQUESTS_EXIT: u8 = 4;
 
+/// `runner bench`'s exit codes, for its `--help` (and the README).
+pub const EXIT_CODES: &str =
+    "Exit codes: 0 done; 1 error before or during the run (bad flag value, \
+tokenizer or dataset missing, server unreachable: nothing is measured); 2 unknown or \
+malformed flag; 4 more than 5 % of requests failed (the result file is written first).";
+
 /// Flags of `runner bench` (benchmark_serving.py's names and defaults).
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// Request API by the reference's names: `openai-chat` posts to /v1/chat/completions,
+    /// every other name to /v1/completions.
     #[arg(long, value_enum, default_value = "vllm")]
     pub backend: Backend,
     /// Server base URL (path prefix kept); overrides --host/--port.
     #[arg(long)]
     pub base_url: Option<String>,
+    /// Server host (with --port; ignored when --base-url is given).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Server port (with --host; ignored when --base-url is given).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
     /// API endpoint (default: /v1/completions, or /v1/chat/completions for openai-chat).
@@ -61,10 +71,13 @@ pub struct BenchArgs {
     /// sharegpt: fixed output length instead of the completion's.
     #[arg(long)]
     pub sharegpt_output_len: Option<u32>,
+    /// sonnet: prompt length in tokens.
     #[arg(long, default_value_t = 550)]
     pub sonnet_input_len: u32,
+    /// sonnet: output length in tokens.
     #[arg(long, default_value_t = 150)]
     pub sonnet_output_len: u32,
+    /// sonnet: tokens of the shared prefix every prompt starts with.
     #[arg(long, default_value_t = 200)]
     pub sonnet_prefix_len: u32,
     /// hf: the dataset's config (subset).
@@ -99,10 +112,13 @@ pub struct BenchArgs {
     /// Name the server knows the model by, if different from --model.
     #[arg(long)]
     pub served_model_name: Option<String>,
+    /// `best_of` sent with every request.
     #[arg(long, default_value_t = 1)]
     pub best_of: u32,
+    /// Prompts in the timed phase.
     #[arg(long, default_value_t = 1000)]
     pub num_prompts: usize,
+    /// `logprobs` sent with every request (none by default).
     #[arg(long)]
     pub logprobs: Option<u32>,
     /// Requests per second (`inf` releases all at once).
@@ -111,6 +127,7 @@ pub struct BenchArgs {
     /// Gamma shape of arrival gaps (1 = Poisson).
     #[arg(long, default_value_t = 1.0)]
     pub burstiness: f64,
+    /// Seed of the dataset sampling and arrival times (same seed, same prompts).
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
     /// At most this many requests in flight.
@@ -119,6 +136,7 @@ pub struct BenchArgs {
     /// Copies of the first request sent before the timed phase.
     #[arg(long, default_value_t = 0)]
     pub num_warmups: usize,
+    /// Ask the engine to ignore EOS so every answer is exactly its output length.
     #[arg(long)]
     pub ignore_eos: bool,
     /// Default `ttft,tpot,itl` (inferencex-2026: `ttft,tpot,itl,e2el`).
@@ -130,6 +148,8 @@ pub struct BenchArgs {
     /// SLOs `KEY:MS` (ttft, tpot, e2el) for request goodput.
     #[arg(long, num_args = 1..)]
     pub goodput: Vec<String>,
+    /// Write the result JSON (to --result-dir/--result-filename, default a name
+    /// with backend, rate, model and time as the reference names it).
     #[arg(long)]
     pub save_result: bool,
     /// Include per-request lists in the result file.
@@ -138,18 +158,25 @@ pub struct BenchArgs {
     /// `KEY=VALUE` pairs added to the result.
     #[arg(long, num_args = 0..)]
     pub metadata: Vec<String>,
+    /// Folder of the result file (default: the current directory).
     #[arg(long)]
     pub result_dir: Option<PathBuf>,
+    /// Name of the result file (default: the reference's generated name).
     #[arg(long)]
     pub result_filename: Option<String>,
+    /// random: prompt length in tokens (the top of its range).
     #[arg(long, default_value_t = 1024)]
     pub random_input_len: u32,
+    /// random: output length in tokens (the top of its range).
     #[arg(long, default_value_t = 128)]
     pub random_output_len: u32,
+    /// random: lengths are drawn uniformly from [length × this, length] (1 = fixed lengths).
     #[arg(long, default_value_t = 1.0)]
     pub random_range_ratio: f64,
+    /// random: tokens of a fixed prefix before every prompt.
     #[arg(long, default_value_t = 0)]
     pub random_prefix_len: u32,
+    /// Wrap each prompt in the tokenizer's chat template.
     #[arg(long)]
     pub use_chat_template: bool,
     /// Accepted for compatibility; tokenizers here never run remote code.

@@ -23,12 +23,15 @@ pub struct ExecFlags {
     /// Print the materialised script and launch command; start nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Folder of the launch templates (`<model-prefix>_<precision>_<gpu>_<framework>.sh`).
     #[arg(long, default_value = "benchmarks")]
     pub benchmarks: PathBuf,
+    /// Folder of the launch profiles (`*.yaml`) and `map.yaml`.
     #[arg(long, default_value = "runners")]
     pub runners: PathBuf,
-    /// Baselines directory (default: ./baselines when present).
-    #[arg(long)]
+    /// Baselines directory: reference points and accuracy.yaml (default:
+    /// $INFMAX_BASELINES, else ./baselines, else the one shipped with the source).
+    #[arg(long, env = "INFMAX_BASELINES", value_name = "DIR")]
     pub baselines: Option<PathBuf>,
     /// Tokenizer for the client (default: the row's model; the embedded one on `sim`).
     #[arg(long)]
@@ -36,11 +39,14 @@ pub struct ExecFlags {
     /// NUM_PROMPTS = CONC × this.
     #[arg(long, default_value_t = 10)]
     pub prompts_multiplier: usize,
+    /// Prompt and output lengths are drawn uniformly from [ISL × this, ISL] and
+    /// [OSL × this, OSL], as InferenceMAX runs them.
     #[arg(long, default_value_t = 0.8)]
     pub random_range_ratio: f64,
     /// Warmup requests (default 2 × CONC).
     #[arg(long)]
     pub num_warmups: Option<usize>,
+    /// Seed of the client's dataset and arrival times.
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
     /// Seconds to wait for the engine to become ready (first starts compile for a while).

@@ -5,9 +5,18 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Run one matrix row end to end: launch the engine, drive it, report.
+/// Run InferenceMAX matrix rows end to end, on a GPU runner or your own machine.
+///
+/// `exec` and `batch` launch the engine a row names, wait until it is ready, drive it with
+/// benchmark_serving.py's load, check its accuracy and write results comparable with
+/// InferenceMAX's. The load client (`bench`), the accuracy evaluation (`eval`) and a
+/// simulated engine (`sim`) also run on their own; `doctor` checks this machine first.
 #[derive(Debug, Parser)]
-#[command(name = "runner", version, about)]
+#[command(name = "runner", version = super::VERSION, after_help = super::examples(&[
+    "runner exec --config examples/dsr1-fp4-mi355x-1k1k-conc4.json --profile sim",
+    "runner check --config examples/dsr1-fp4-mi355x-1k1k-conc4.json",
+    "runner bench --base-url http://127.0.0.1:8000 --num-prompts 40 --max-concurrency 4",
+]))]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -16,27 +25,64 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Validate a job row (JSON or YAML) and print it as the runner reads it.
+    #[command(after_help = super::examples(&[
+        "runner check --config examples/dsr1-fp4-mi355x-1k1k-conc4.json",
+        "runner check --config examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
+    ]))]
     Check {
         /// The row file.
         #[arg(long)]
         config: PathBuf,
     },
     /// Serve the simulated engine (OpenAI-compatible, vLLM-shaped) until Ctrl-C.
+    #[command(after_help = super::examples(&[
+        "runner sim --port 8000",
+        "runner sim --port 0 --preset exact",
+        "runner sim --preset agentic --kv-cache-tokens 3000000 --metrics-flavor sglang",
+    ]))]
     Sim(SimArgs),
     /// Summary, eligibility verdict and plots for any set of result directories.
+    #[command(after_help = super::examples(&[
+        "runner report --dir results",
+        "runner report --dir results/run1 results/run2 --out report --no-png",
+        "runner report --dir results --require-eligible",
+    ]))]
     Report(crate::report::cli::ReportArgs),
     /// Publish result rows to the leaderboard sinks through the durable outbox.
+    #[command(after_help = super::examples(&[
+        "runner publish --dir results --sinks sinks.yaml --run-id 42",
+        "runner publish --pending --sinks sinks.yaml",
+        "runner publish --status",
+    ]))]
     Publish(crate::publish::cli::PublishArgs),
     /// Run one matrix row end to end: recipe, launch, ready, load, report.
+    #[command(after_help = super::examples_and(&[
+        "runner exec --config examples/dsr1-fp4-mi355x-1k1k-conc4.json --profile sim",
+        "runner exec --config examples/dsr1-fp4-mi355x-1k1k-conc4.json --dry-run",
+        "runner exec --config row.json --accuracy gsm8k:after --out results",
+    ], super::EXEC_EXIT_CODES))]
     Exec(super::exec::ExecArgs),
     /// Run rows (or one row at several CONC), keeping the engine up while the recipe is equal.
+    #[command(after_help = super::examples_and(&[
+        "runner batch --config examples/dsr1-fp4-mi355x-1k1k-conc4.json --profile sim --conc 4,8,16",
+        "runner batch --config row1.json row2.json --out results",
+    ], super::EXEC_EXIT_CODES))]
     Batch(super::exec::BatchArgs),
     /// The load client alone against any endpoint (benchmark_serving.py's flags; as with
     /// argparse, a repeated flag overrides the earlier one).
-    #[command(args_override_self = true)]
+    #[command(args_override_self = true, after_help = super::examples_and(&[
+        "runner bench --base-url http://127.0.0.1:8000 --random-input-len 1024 --num-prompts 40",
+        "runner bench --dataset-only --save-prompts prompts.jsonl --num-prompts 640",
+        "runner bench --self-test",
+    ], super::bench::EXIT_CODES))]
     Bench(Box<super::bench::BenchArgs>),
     /// Evaluate a served model like lm-eval (wikitext perplexities, gsm8k exact match) and
     /// print the metrics as JSON; with thresholds, exit 14 when the gate fails.
+    #[command(after_help = super::examples(&[
+        "runner eval --base-url http://127.0.0.1:8000 --task wikitext-tokens --model-key dsr1-fp4",
+        "runner eval --base-url http://127.0.0.1:8000 --task gsm8k --num-fewshot 3 --num-concurrent 16",
+        "runner eval --base-url http://127.0.0.1:8000 --task gsm8k --limit 50 --model-key dsr1-fp4",
+    ]))]
     Eval(Box<crate::accuracy::cli::EvalArgs>),
     /// Run an engine command in this process group and kill the group when the runner
     /// that started it dies (started by `exec`/`batch`, never by hand).
@@ -44,11 +90,33 @@ pub enum Cmd {
     Supervise(crate::launch::supervise::SuperviseArgs),
     /// Replay recorded coding-agent sessions (AgentX) against an endpoint, AIPerf-style, and
     /// write AIPerf's artifacts (profile_export.jsonl, profile_export_aiperf.json).
+    #[command(after_help = super::examples(&[
+        "runner agentic --url http://127.0.0.1:8000 --model m --input-file traces.jsonl --concurrency 16",
+        "runner agentic --model m --input-file traces.jsonl --benchmark-duration 60 --unsafe-override",
+    ]))]
     Agentic(Box<super::agentic::AgenticArgs>),
     /// Benchmark the agentic replay: corpus load time and memory, dispatch lateness.
+    #[command(after_help = super::examples(&[
+        "runner agentic-bench --seconds 10",
+        "runner agentic-bench --lanes 64 --skip-load",
+    ]))]
     AgenticBench(super::agentic::AgenticBenchArgs),
     /// Write deterministic synthetic coding-agent traces in the Weka format (`traces.jsonl`).
+    #[command(after_help = super::examples(&[
+        "runner agentic-synth --out traces.jsonl",
+        "runner agentic-synth --preset tiny --time-scale 0.05 --out traces.jsonl",
+    ]))]
     AgenticSynth(super::agentic::SynthArgs),
+    /// Print a shell completion script for `runner` (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = super::examples(&[
+        "runner completions bash > ~/.local/share/bash-completion/completions/runner",
+        "runner completions zsh > ~/.zfunc/_runner",
+        "runner completions fish > ~/.config/fish/completions/runner.fish",
+    ]))]
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Flags of `runner sim`.
@@ -148,6 +216,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Exec(args) => super::exec::run_exec(args),
         Cmd::Batch(args) => super::exec::run_batch(args),
         Cmd::Supervise(args) => crate::launch::supervise::run(args),
+        Cmd::Completions { shell } => super::completions::<Cli>(shell, "runner"),
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,
             Err(e) => {

@@ -9,9 +9,18 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Expand InferenceMAX-style master configs into GitHub Actions matrix rows.
+/// Turn InferenceMAX master configs into benchmark matrix rows, and run sweeps on GitHub.
+///
+/// `expand`, `test-config` and `diff` print the rows InferenceMAX's generator prints (one
+/// per engine configuration and concurrency); `runner exec` runs one of them. `list` shows
+/// what a config file holds. `dispatch`, `collect` and `runners` drive the GitHub Actions
+/// side of a sweep.
 #[derive(Debug, Parser)]
-#[command(name = "scheduler", version, about)]
+#[command(name = "scheduler", version = super::VERSION, after_help = super::examples(&[
+    "scheduler list --config-files configs/2026/nvidia-master.yaml",
+    "scheduler expand --config-files .github/configs/amd-master.yaml --model-prefix dsr1",
+    "scheduler collect --dir results --out sweep",
+]))]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -20,18 +29,61 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Every row of the given master configs (after filters): the reference's `full-sweep`.
+    #[command(after_help = super::examples(&[
+        "scheduler expand --config-files .github/configs/amd-master.yaml --model-prefix dsr1",
+        "scheduler expand --config-files configs/2026/amd-master.yaml --model-prefix dsr1 --buckets",
+        "scheduler expand --config-files .github/configs/nvidia-master.yaml --test-mode --max-rows 256",
+    ]))]
     Expand(ExpandArgs),
     /// 2026 configs: every row of the named entries (keys or globs), as InferenceX's
     /// `generate_sweep_configs.py test-config` emits them.
+    #[command(after_help = super::examples(&[
+        "scheduler test-config --config-files configs/2026/nvidia-master.yaml --config-keys '*b200-sglang'",
+        "scheduler test-config --config-files configs/2026/amd-master.yaml --config-keys 'dsr1-*'",
+    ]))]
     TestConfig(TestConfigArgs),
     /// Rows only for entries that are new or changed between two git revisions.
+    #[command(after_help = super::examples(&[
+        "scheduler diff --base HEAD~1 --head HEAD",
+        "scheduler diff --base origin/main --head HEAD --whole-entries --max-rows 256",
+    ]))]
     Diff(DiffArgs),
     /// Start the dispatch.yml workflow with inputs and print the run's URL.
+    #[command(after_help = super::examples(&[
+        "scheduler dispatch --isl-osl 8k1k --model-prefix dsr1 --runner-type mi355x",
+        "scheduler dispatch --isl-osl 1k1k --model-prefix gptoss --runner-type b200 --conc 4,8",
+    ]))]
     Dispatch(crate::github::cli::DispatchArgs),
     /// A run's bmk_* artifacts (or local result dirs) → sweep table, plots and verdict.
+    #[command(after_help = super::examples(&[
+        "scheduler collect --run-id 123456789 --out sweep",
+        "scheduler collect --dir results --out sweep --no-png",
+    ]))]
     Collect(crate::github::cli::CollectArgs),
     /// List self-hosted runners; warn about matrix labels no online runner has.
+    #[command(after_help = super::examples(&[
+        "scheduler runners",
+        "scheduler runners --matrix matrix.json --strict",
+    ]))]
     Runners(crate::github::cli::RunnersArgs),
+    /// What master configs hold: one line per entry with its model, hardware, framework,
+    /// precision, scenarios and file (the keys `--config-keys` and `--model-prefix` select).
+    #[command(after_help = super::examples(&[
+        "scheduler list",
+        "scheduler list --config-files configs/2026/nvidia-master.yaml",
+        "scheduler list --config-files .github/configs/amd-master.yaml --json",
+    ]))]
+    List(ListArgs),
+    /// Print a shell completion script for `scheduler` (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = super::examples(&[
+        "scheduler completions bash > ~/.local/share/bash-completion/completions/scheduler",
+        "scheduler completions zsh > ~/.zfunc/_scheduler",
+        "scheduler completions fish > ~/.config/fish/completions/scheduler.fish",
+    ]))]
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Filters and output options shared by `expand` and `diff`; flag names follow
@@ -194,6 +246,133 @@ pub struct DiffArgs {
     pub common: Common,
 }
 
+/// `scheduler list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Master config files (either schema; each file is read on its own).
+    #[arg(
+        long,
+        num_args = 1..,
+        value_name = "F",
+        default_values = [
+            ".github/configs/amd-master.yaml",
+            ".github/configs/nvidia-master.yaml",
+            "configs/2026/amd-master.yaml",
+            "configs/2026/nvidia-master.yaml",
+        ]
+    )]
+    pub config_files: Vec<PathBuf>,
+    /// Print a JSON array (key, file, model, model-prefix, hardware, framework, precision,
+    /// multinode, disagg, scenarios) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A scenario's name as the sweep flags spell it: `1k1k`, `8k1k`, `1024x100` when the
+/// lengths are not whole multiples of 1024.
+fn scenario_name(isl: u32, osl: u32) -> String {
+    let k = |n: u32| {
+        if n.is_multiple_of(1024) {
+            format!("{}k", n / 1024)
+        } else {
+            n.to_string()
+        }
+    };
+    if isl.is_multiple_of(1024) && osl.is_multiple_of(1024) {
+        format!("{}{}", k(isl), k(osl))
+    } else {
+        format!("{isl}x{osl}")
+    }
+}
+
+/// `scheduler list`: one line (or JSON object) per entry.
+fn list(a: &ListArgs) -> Result<(), SweepError> {
+    let mut rows = vec![];
+    for p in &a.config_files {
+        let c = MasterConfig::load(p)?;
+        for e in &c.entries {
+            let mut scenarios: Vec<String> = vec![];
+            for s in &e.seq_lens {
+                let n = scenario_name(s.isl, s.osl);
+                if !scenarios.contains(&n) {
+                    scenarios.push(n);
+                }
+            }
+            if !e.agentic.is_empty() {
+                scenarios.push("agentic-coding".into());
+            }
+            rows.push(serde_json::json!({
+                "key": e.key,
+                "file": p.display().to_string(),
+                "model": e.model,
+                "model-prefix": e.model_prefix,
+                "hardware": e.runner,
+                "framework": e.framework,
+                "precision": e.precision,
+                "multinode": e.multinode,
+                "disagg": e.disagg,
+                "scenarios": scenarios,
+            }));
+        }
+    }
+    if a.json {
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("JSON values serialise")
+        );
+        return Ok(());
+    }
+    let cell = |r: &serde_json::Value, k: &str| -> String {
+        match &r[k] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(v) => v
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            serde_json::Value::Bool(b) => (if *b { "multi" } else { "single" }).into(),
+            v => v.to_string(),
+        }
+    };
+    let cols = [
+        ("KEY", "key"),
+        ("MODEL", "model"),
+        ("HARDWARE", "hardware"),
+        ("FRAMEWORK", "framework"),
+        ("PRECISION", "precision"),
+        ("NODES", "multinode"),
+        ("SCENARIOS", "scenarios"),
+        ("FILE", "file"),
+    ];
+    let table: Vec<Vec<String>> = std::iter::once(cols.iter().map(|c| c.0.to_string()).collect())
+        .chain(
+            rows.iter()
+                .map(|r| cols.iter().map(|c| cell(r, c.1)).collect()),
+        )
+        .collect();
+    let widths: Vec<usize> = (0..cols.len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in &table {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        crate::outln!("{}", line.trim_end());
+    }
+    Ok(())
+}
+
 /// Run the parsed command line; errors are printed and become exit code 1.
 pub fn run(cli: Cli) -> ExitCode {
     // The GitHub subcommands report through anyhow; the sweep ones through SweepError.
@@ -201,6 +380,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Dispatch(a) => crate::github::cli::dispatch(a),
         Cmd::Collect(a) => crate::github::cli::collect(a),
         Cmd::Runners(a) => crate::github::cli::runners(a),
+        Cmd::Completions { shell } => return super::completions::<Cli>(shell, "scheduler"),
         cmd => return run_sweep(Cli { cmd }),
     };
     github.unwrap_or_else(|e| {
@@ -221,6 +401,7 @@ fn run_sweep(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<(), SweepError> {
     match cli.cmd {
+        Cmd::List(a) => list(&a),
         Cmd::Expand(a) => {
             let configs = a
                 .config_files
@@ -291,7 +472,9 @@ fn dispatch(cli: Cli) -> Result<(), SweepError> {
                 a.common.b.buckets,
             )
         }
-        Cmd::Dispatch(_) | Cmd::Collect(_) | Cmd::Runners(_) => unreachable!("handled in run"),
+        Cmd::Dispatch(_) | Cmd::Collect(_) | Cmd::Runners(_) | Cmd::Completions { .. } => {
+            unreachable!("handled in run")
+        }
     }
 }
 

@@ -324,7 +324,8 @@ pub fn write_interrupted(t: &Tracker, signal: &str, exit_code: u8) -> Option<Pat
     let _ = std::fs::create_dir_all(&cur.dir);
     if let Some(log) = &cur.log {
         if let Ok(bytes) = std::fs::read(log) {
-            let _ = crate::fsutil::write_atomic(&cur.dir.join("server.log"), &bytes);
+            let plain = crate::term::strip_ansi(&bytes);
+            let _ = crate::fsutil::write_atomic(&cur.dir.join("server.log"), &plain);
         }
     }
     let finished = cur.progress.as_ref().map(|p| {
@@ -847,7 +848,8 @@ async fn engine_death(engine: &Engine, suspicious: bool) -> Option<String> {
 
 fn copy_log(engine: &Engine, dir: &Path) {
     if let Ok(bytes) = std::fs::read(&engine.log_path) {
-        let _ = crate::fsutil::write_atomic(&dir.join("server.log"), &bytes);
+        let plain = crate::term::strip_ansi(&bytes);
+        let _ = crate::fsutil::write_atomic(&dir.join("server.log"), &plain);
     }
 }
 

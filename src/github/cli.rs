@@ -94,8 +94,9 @@ pub struct CollectArgs {
     /// Title of the sweep summary.
     #[arg(long, default_value = "infmax sweep")]
     pub title: String,
-    /// Baselines directory (default: ./baselines when present).
-    #[arg(long, env = "INFMAX_BASELINES")]
+    /// Baselines directory: reference points and accuracy.yaml (default:
+    /// $INFMAX_BASELINES, else ./baselines, else the one shipped with the source).
+    #[arg(long, env = "INFMAX_BASELINES", value_name = "DIR")]
     pub baselines: Option<PathBuf>,
     /// Write SVG plots only.
     #[arg(long)]

@@ -258,7 +258,7 @@ pub fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<String> = std::io::BufReader::new(f)
         .split(b'\n')
         .map_while(Result::ok)
-        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .map(|l| String::from_utf8_lossy(&crate::term::strip_ansi(&l)).into_owned())
         .collect();
     let start = lines.len().saturating_sub(n);
     let t = lines[start..].join("\n");
@@ -667,6 +667,8 @@ impl Engine {
                 c.process_group(0);
                 Ok(())
             });
+        // Engines write to a file: ask them for plain text (see crate::term).
+        expr = expr.env("NO_COLOR", "1");
         for (k, v) in &spec.env {
             expr = expr.env(k, v);
         }

@@ -31,7 +31,7 @@ pub struct PublishArgs {
     pub run_id: Option<String>,
     /// Baselines directory for the ratio fields (default as for `runner report`; when none
     /// is found the rows' own baseline records are used).
-    #[arg(long, env = "INFMAX_BASELINES")]
+    #[arg(long, env = "INFMAX_BASELINES", value_name = "DIR")]
     pub baselines: Option<PathBuf>,
     /// Outbox directory (default: $INFMAX_OUTBOX, else ~/.local/state/infmax/outbox).
     #[arg(long)]

@@ -17,8 +17,9 @@ pub struct ReportArgs {
     /// Result directories: each holds an `agg.json`, or has them somewhere below.
     #[arg(long = "dir", required = true, num_args = 1..)]
     pub dirs: Vec<PathBuf>,
-    /// Baselines directory (default: `./baselines`, else the one shipped with the source).
-    #[arg(long, env = "INFMAX_BASELINES")]
+    /// Baselines directory: reference points and accuracy.yaml (default:
+    /// $INFMAX_BASELINES, else ./baselines, else the one shipped with the source).
+    #[arg(long, env = "INFMAX_BASELINES", value_name = "DIR")]
     pub baselines: Option<PathBuf>,
     /// Label of the reference set to compare with (default: the only `reference` set).
     #[arg(long)]

@@ -10,6 +10,7 @@ mod agentic;
 mod agentic_agg;
 mod agentic_launch;
 mod agentic_templates;
+mod cli;
 mod client;
 mod config;
 mod datasets;

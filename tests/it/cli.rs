@@ -1,0 +1,399 @@
+//! The command-line surface itself: help text on every flag, examples on every command,
+//! quiet ends on a closed pipe, colour only on a terminal, completions and `runner doctor`.
+
+use clap::{CommandFactory, Parser};
+
+/// Every argument (hidden ones aside) of every subcommand, as `(command path, arg id)`,
+/// that has no help text.
+fn args_without_help(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+    for a in cmd.get_arguments() {
+        if a.is_hide_set() || matches!(a.get_id().as_str(), "help" | "version") {
+            continue;
+        }
+        if a.get_help().is_none() && a.get_long_help().is_none() {
+            missing.push(format!("{path} {}", a.get_id()));
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() {
+            continue;
+        }
+        args_without_help(sub, &format!("{path} {}", sub.get_name()), missing);
+    }
+}
+
+#[test]
+fn every_flag_of_every_command_has_help_text() {
+    let mut missing = vec![];
+    args_without_help(&infmax::cli::runner::Cli::command(), "runner", &mut missing);
+    args_without_help(
+        &infmax::cli::scheduler::Cli::command(),
+        "scheduler",
+        &mut missing,
+    );
+    assert!(
+        missing.is_empty(),
+        "flags without help text:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// `bin` with `args`, stdout piped, stderr collected by a thread.
+fn spawn(bin: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut c = std::process::Command::new(bin);
+    c.args(args)
+        .current_dir(super::util::root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("NO_COLOR");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().expect("binary starts")
+}
+
+/// Read a little of `child`'s stdout, close the pipe, and return its exit code and stderr:
+/// the writer is left writing into a pipe nobody reads (EPIPE), as `… | head` does.
+fn close_early(mut child: std::process::Child) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).expect("some output first");
+    drop(stdout);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap().code(), err)
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    let root = super::util::root();
+    let files = [
+        root.join("configs/2026/amd-master.yaml"),
+        root.join("configs/2026/nvidia-master.yaml"),
+    ];
+    let (a, n, r) = (
+        files[0].display().to_string(),
+        files[1].display().to_string(),
+        root.join("configs/2026/runners.yaml").display().to_string(),
+    );
+    // About 1 MB of rows: far more than a pipe holds, so the writer meets the closed pipe.
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            env!("CARGO_BIN_EXE_scheduler"),
+            vec!["expand", "--config-files", &a, &n, "--runner-config", &r],
+        ),
+        (
+            env!("CARGO_BIN_EXE_scheduler"),
+            vec!["list", "--config-files", &a, &n],
+        ),
+        (env!("CARGO_BIN_EXE_runner"), vec!["completions", "bash"]),
+        (env!("CARGO_BIN_EXE_runner"), vec!["bench", "--help"]),
+    ];
+    for (bin, args) in runs {
+        let (code, err) = close_early(spawn(bin, &args, &[]));
+        assert_eq!(code, Some(0), "{args:?} after a closed pipe: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe") && !err.contains("error"),
+            "{args:?} must end quietly on a closed pipe, stderr: {err}"
+        );
+    }
+}
+
+/// `runner sim`'s startup log line on stderr, with stderr a terminal (a pseudo-terminal)
+/// unless `tty` is false (then a pipe).
+fn sim_log(tty: bool, env: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, Read};
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_runner"));
+    c.args(["sim", "--port", "0", "--preset", "tiny"])
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut master = None;
+    if tty {
+        let (mut m, mut s) = (0, 0);
+        // SAFETY: openpty writes two descriptors we own from here on.
+        let rc = unsafe {
+            libc::openpty(
+                &mut m,
+                &mut s,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors are fresh and owned by these Files only.
+        let (m, s) = unsafe {
+            use std::os::fd::FromRawFd;
+            (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s))
+        };
+        c.stderr(s);
+        master = Some(m);
+    } else {
+        c.stderr(std::process::Stdio::piped());
+    }
+    let mut child = c.spawn().unwrap();
+    drop(c); // closes our copy of the terminal's slave side
+    let mut url = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    assert!(url.starts_with("http://"), "sim printed {url:?}");
+    // SAFETY: stopping our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait().unwrap();
+    let mut bytes = vec![];
+    match master {
+        // Reading a terminal whose other side is closed ends in EIO after the data.
+        Some(mut m) => {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = m.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                bytes.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_end(&mut bytes)
+                .unwrap();
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(text.contains("sim: serving"), "log: {text:?}");
+    text
+}
+
+#[test]
+fn logs_are_coloured_only_on_a_terminal_and_never_under_no_color() {
+    const ESC: char = '\u{1b}';
+    assert!(sim_log(true, &[]).contains(ESC), "a terminal gets colour");
+    let plain = sim_log(true, &[("NO_COLOR", "1")]);
+    assert!(!plain.contains(ESC), "NO_COLOR=1 on a terminal: {plain:?}");
+    let piped = sim_log(false, &[]);
+    assert!(!piped.contains(ESC), "a pipe gets plain text: {piped:?}");
+}
+
+/// Every visible command below `cmd` (itself included), with its path.
+fn commands(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+    out.push((path.to_string(), cmd.clone()));
+    for sub in cmd.get_subcommands() {
+        if !sub.is_hide_set() && sub.get_name() != "help" {
+            commands(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+}
+
+/// The example command lines at the end of a help text.
+fn examples_of(help: &str) -> Vec<String> {
+    let (_, tail) = help
+        .rsplit_once(infmax::cli::EXAMPLES_HEADING)
+        .unwrap_or(("", ""));
+    tail.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// An example's words as a shell passes them, up to a redirection (quotes removed).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .take_while(|w| !w.starts_with('>') && *w != "|")
+        .map(|w| w.trim_matches('\'').to_string())
+        .collect()
+}
+
+#[test]
+fn every_command_has_a_description_and_ends_its_help_with_examples_that_parse() {
+    for root in [
+        infmax::cli::runner::Cli::command(),
+        infmax::cli::scheduler::Cli::command(),
+    ] {
+        let name = root.get_name().to_string();
+        let mut all = vec![];
+        commands(&root, &name, &mut all);
+        assert!(all.len() > 5, "{name} has its subcommands");
+        for (path, cmd) in all {
+            assert!(
+                cmd.get_about()
+                    .is_some_and(|a| !a.to_string().trim().is_empty()),
+                "`{path}` has no description"
+            );
+            // Unwrapped, as the source has it; at 100 columns no example may wrap either.
+            let help = cmd.clone().term_width(0).render_long_help().to_string();
+            let ex = examples_of(&help);
+            assert!(
+                (2..=3).contains(&ex.len()),
+                "`{path} --help` must end with 2–3 examples, has {ex:?}"
+            );
+            assert!(
+                help.trim_end().ends_with(ex.last().unwrap().as_str()),
+                "examples come last in `{path} --help`"
+            );
+            for line in ex {
+                assert!(
+                    line.len() + 2 < 100,
+                    "example `{line}` wraps at 100 columns"
+                );
+                let w = words(&line);
+                assert!(
+                    line.starts_with(&format!("{path} ")) || line == path,
+                    "example `{line}` runs `{path}`"
+                );
+                let parsed = if name == "runner" {
+                    infmax::cli::runner::Cli::try_parse_from(&w).map(|_| ())
+                } else {
+                    infmax::cli::scheduler::Cli::try_parse_from(&w).map(|_| ())
+                };
+                if let Err(e) = parsed {
+                    panic!("example `{line}` of `{path}` does not parse:\n{e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_binaries_describe_themselves_and_their_version_names_the_commit() {
+    let commit = super::util::git(&super::util::root(), &["rev-parse", "--short=12", "HEAD"]);
+    for (bin, about) in [
+        (
+            env!("CARGO_BIN_EXE_runner"),
+            "Run InferenceMAX matrix rows end to end",
+        ),
+        (
+            env!("CARGO_BIN_EXE_scheduler"),
+            "Turn InferenceMAX master configs into",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.starts_with(about), "{bin} --help: {help}");
+        let out = std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .unwrap();
+        let v = String::from_utf8_lossy(&out.stdout);
+        // The binary is built from this checkout, possibly a commit or two behind HEAD
+        // while its test binary is current: the version names a commit, 12 hex digits.
+        let hash = v.split(['(', ')']).nth(1).unwrap_or_default();
+        assert!(
+            v.starts_with(&format!("{} 0.", bin.rsplit('/').next().unwrap()))
+                && hash.len() == 12
+                && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "--version: {v:?} (HEAD is {commit})"
+        );
+    }
+}
+
+#[test]
+fn completions_are_scripts_for_each_shell_naming_the_subcommands() {
+    for (bin, sub) in [
+        (env!("CARGO_BIN_EXE_runner"), "exec"),
+        (env!("CARGO_BIN_EXE_scheduler"), "list"),
+    ] {
+        for (shell, marker) in [
+            ("bash", "complete -F"),
+            ("zsh", "#compdef"),
+            ("fish", "complete -c"),
+        ] {
+            let out = std::process::Command::new(bin)
+                .args(["completions", shell])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.contains(marker) && text.contains(sub) && text.contains("--help"),
+                "{bin} completions {shell}"
+            );
+        }
+        let out = std::process::Command::new(bin)
+            .args(["completions", "tcsh"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "an unknown shell is a usage error"
+        );
+    }
+}
+
+#[test]
+fn scheduler_list_names_every_entry_with_its_model_hardware_and_scenarios() {
+    let f = super::util::root().join("configs/2026/nvidia-master.yaml");
+    let f = f.display().to_string();
+    let v = super::util::scheduler_json(&["list", "--config-files", &f, "--json"]);
+    let rows = v.as_array().unwrap();
+    let cfg = infmax::config::master::MasterConfig::load(std::path::Path::new(&f)).unwrap();
+    assert_eq!(rows.len(), cfg.entries.len());
+    let b200 = rows
+        .iter()
+        .find(|r| r["key"] == "dsr1-fp4-b200-sglang")
+        .expect("a known entry");
+    assert_eq!(b200["framework"], "sglang");
+    assert_eq!(b200["hardware"], "b200");
+    assert_eq!(b200["precision"], "fp4");
+    assert!(b200["model"].as_str().unwrap().contains("DeepSeek-R1"));
+    let entry = cfg
+        .entries
+        .iter()
+        .find(|e| e.key == "dsr1-fp4-b200-sglang")
+        .unwrap();
+    let names: Vec<String> = entry
+        .seq_lens
+        .iter()
+        .map(|s| format!("{}k{}k", s.isl / 1024, s.osl / 1024))
+        .collect();
+    assert!(!names.is_empty());
+    assert_eq!(b200["scenarios"], serde_json::json!(names));
+    assert!(rows.iter().any(|r| r["scenarios"]
+        .as_array()
+        .unwrap()
+        .contains(&"agentic-coding".into())));
+    let out = super::util::scheduler(&["list", "--config-files", &f], None);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let mut lines = table.lines();
+    let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        head,
+        [
+            "KEY",
+            "MODEL",
+            "HARDWARE",
+            "FRAMEWORK",
+            "PRECISION",
+            "NODES",
+            "SCENARIOS",
+            "FILE"
+        ]
+    );
+    let line = lines
+        .find(|l| l.starts_with("dsr1-fp4-b200-sglang "))
+        .expect("the entry's line");
+    assert!(
+        line.contains(" b200 ") && line.contains(&format!(" {} ", names.join(" "))),
+        "{line}"
+    );
+    assert_eq!(table.lines().count(), rows.len() + 1);
+}
