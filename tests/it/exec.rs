@@ -926,7 +926,11 @@ fn every_timeout_flag_is_named_alike() {
         .args(["exec", "--help"])
         .output()
         .unwrap();
-    let h = String::from_utf8_lossy(&o.stdout);
+    // Help wraps at the terminal's width: compare with whitespace runs folded.
+    let h = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
         h.contains("[default: 1800]")
             && h.contains("[default: 300]")
