@@ -46,6 +46,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod github;
 pub mod launch;
+pub mod progress;
 pub mod publish;
 pub mod pyjson;
 pub mod recipe;

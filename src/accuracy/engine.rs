@@ -438,7 +438,7 @@ fn excerpt(v: &Value) -> String {
 }
 
 /// Run `f` over `items` with at most `n` in flight; results in item order. The first error
-/// stops the rest. With `label`, progress lines go to stderr every 10%.
+/// stops the rest. With `label`, its progress goes to stderr ([`crate::progress`]) and one closing line.
 pub async fn run_all<I, T, F, Fut>(
     items: Vec<I>,
     n: usize,
@@ -455,23 +455,27 @@ where
     let f = Arc::new(f);
     let sem = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
     let done = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let _ticker = label.map(|l| {
+        let (done, failed) = (done.clone(), failed.clone());
+        crate::progress::Ticker::start(format!("accuracy: {l}"), move || crate::progress::Status {
+            done: Some(done.load(Ordering::Relaxed) as u64),
+            total: Some(total as u64),
+            failed: Some(failed.load(Ordering::Relaxed) as u64),
+            ..crate::progress::Status::default()
+        })
+    });
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for (i, item) in items.into_iter().enumerate() {
-        let (f, sem, done) = (f.clone(), sem.clone(), done.clone());
-        let label = label.map(String::from);
+        let (f, sem, done, failed) = (f.clone(), sem.clone(), done.clone(), failed.clone());
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
             let r = f(item).await;
-            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Some(l) = label {
-                if d == total || (d * 10 / total) != ((d - 1) * 10 / total) {
-                    crate::errln!(
-                        "accuracy: {l}: {d}/{total} requests ({:.1} s)",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
+            if r.is_err() {
+                failed.fetch_add(1, Ordering::Relaxed);
             }
+            done.fetch_add(1, Ordering::Relaxed);
             (i, r)
         });
     }
@@ -482,6 +486,12 @@ where
             message: format!("request task failed: {e}"),
         })?;
         out[i] = Some(r?);
+    }
+    if let Some(l) = label {
+        crate::errln!(
+            "accuracy: {l}: {total}/{total} requests ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(out
         .into_iter()

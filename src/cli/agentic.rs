@@ -166,7 +166,7 @@ pub struct AgenticArgs {
     /// A request with no bytes for this long fails.
     #[arg(long, default_value_t = 1800.0)]
     pub stall_timeout_seconds: f64,
-    /// Fail unless TTFT/ITL observations cover this fraction of 1 s profiling slices.
+    /// Fail unless the last TTFT or ITL observation reaches this fraction of the profiling window.
     #[arg(long, default_value_t = 0.95)]
     pub min_metric_coverage: f64,
     /// A context-overflow rate above this makes the run not submission-valid.
@@ -309,7 +309,11 @@ pub fn run_agentic(a: AgenticArgs) -> ExitCode {
         };
         let say: Arc<dyn Fn(&str) + Send + Sync> =
             Arc::new(|m: &str| crate::errln!("agentic: {m}"));
-        crate::client::agentic::run(&cfg, Some(say))
+        let counters = Arc::new(crate::client::load::Progress::default());
+        let window = cfg.replay.duration;
+        let c = counters.clone();
+        let _ticker = crate::progress::Ticker::start("agentic", move || c.agentic_status(window));
+        crate::client::agentic::run(&cfg, Some(say), counters)
             .await
             .map_err(|e| e.to_string())
     });
@@ -537,7 +541,11 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
             min_coverage: 0.0,
             overflow_limit: 1.0,
         };
-        match rt.block_on(crate::client::agentic::run(&cfg, None)) {
+        match rt.block_on(crate::client::agentic::run(
+            &cfg,
+            None,
+            Arc::new(crate::client::load::Progress::default()),
+        )) {
             Ok(r) => {
                 let p = |q: f64| crate::client::agentic::export::percentile(&r.lateness, q) * 1e3;
                 crate::outln!(

@@ -11,10 +11,8 @@ use crate::client::{self, BenchConfig};
 use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
 use anyhow::{bail, Context};
 use clap::Args;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -456,56 +454,6 @@ impl BenchArgs {
     }
 }
 
-/// Print progress while a run is going: a bar on a terminal, a line every 10 s otherwise.
-fn spawn_progress(
-    progress: Arc<Progress>,
-    total: usize,
-    warmups: usize,
-    quiet: bool,
-) -> tokio::task::JoinHandle<()> {
-    let tty = std::io::stderr().is_terminal() && !quiet;
-    tokio::spawn(async move {
-        let bar = tty.then(|| {
-            let b = indicatif::ProgressBar::new(total as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} requests [{elapsed_precise}<{eta_precise}] {msg}",
-                )
-                .expect("template parses"),
-            );
-            b
-        });
-        let started = std::time::Instant::now();
-        let mut last_line = started;
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let done = progress.done.load(Ordering::Relaxed) as usize;
-            let failed = progress.failed.load(Ordering::Relaxed);
-            let w = progress.warmups_done.load(Ordering::Relaxed) as usize;
-            if let Some(b) = &bar {
-                b.set_position(done as u64);
-                b.set_message(if w < warmups {
-                    format!("warmup {w}/{warmups}")
-                } else {
-                    format!("{failed} failed")
-                });
-            } else if last_line.elapsed() >= Duration::from_secs(10) {
-                last_line = std::time::Instant::now();
-                crate::errln!(
-                    "progress: warmup {w}/{warmups}, requests {done}/{total} done, {failed} failed, {:.0} s",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            if done >= total {
-                if let Some(b) = bar {
-                    b.finish();
-                }
-                return;
-            }
-        }
-    })
-}
-
 /// `runner bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
     if args.self_test_dispatch {
@@ -575,14 +523,11 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let progress = Arc::new(Progress::default());
-    let reporter = spawn_progress(
-        progress.clone(),
-        cfg.dataset.num_prompts(),
-        cfg.num_warmups,
-        args.disable_tqdm,
-    );
+    let (p, total, warmups) = (progress.clone(), cfg.dataset.num_prompts(), cfg.num_warmups);
+    let reporter = (!args.disable_tqdm)
+        .then(|| crate::progress::Ticker::start("progress", move || p.status(total, warmups)));
     let out = client::run(&cfg, progress).await?;
-    reporter.abort();
+    drop(reporter);
     crate::err!("{}", out.dataset_stats);
     crate::outln!("{}", out.table.trim_end());
     if args.save_result {

@@ -96,6 +96,10 @@ pub struct ExecFlags {
     /// else InferenceX's corpus for the model prefix.
     #[arg(long, value_name = "PATH|DATASET")]
     pub traces: Option<String>,
+    /// Seconds between plain progress lines when stderr is not a terminal (default 10;
+    /// hidden: tests use a short one).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    pub progress_interval: Option<f64>,
 }
 
 /// `runner exec`.
@@ -123,6 +127,12 @@ pub struct BatchArgs {
 
 impl ExecFlags {
     fn options(&self) -> anyhow::Result<ExecOptions> {
+        if let Some(s) = self.progress_interval {
+            if !(s.is_finite() && s > 0.0) {
+                anyhow::bail!("--progress-interval must be a positive number of seconds");
+            }
+            crate::progress::set_interval(std::time::Duration::from_secs_f64(s));
+        }
         if self.prompts_multiplier == 0 {
             anyhow::bail!("--prompts-multiplier must be at least 1");
         }

@@ -57,6 +57,13 @@ pub struct Progress {
     pub warmups_done: AtomicU64,
     /// Warmup requests that failed (a run whose every warmup failed is going nowhere).
     pub warmups_failed: AtomicU64,
+    /// Output tokens of the timed requests that finished (added once per request, for the
+    /// progress line's tokens/s).
+    pub output_tokens: AtomicU64,
+    /// Agentic runs: session trees (lanes) with a live play.
+    pub live_sessions: AtomicU64,
+    /// Agentic runs: when the profiling window opened (unset during warmup).
+    pub window_start: std::sync::OnceLock<std::time::Instant>,
     /// A compact record of every timed request that finished, in finishing order, so a run
     /// cut short (a signal, a job already failed) still leaves per-request results. One
     /// lock per request, never per token; no text, no token times.
@@ -84,11 +91,67 @@ pub struct RequestRecord {
 }
 
 impl Progress {
+    /// The fixed-length workload's progress: timed requests done of `total`, failures,
+    /// tokens/s, and the warmups while they run.
+    pub fn status(&self, total: usize, warmups: usize) -> crate::progress::Status {
+        let w = self.warmups_done.load(Ordering::Relaxed) as usize;
+        crate::progress::Status {
+            done: Some(self.done.load(Ordering::Relaxed)),
+            total: Some(total as u64),
+            failed: Some(self.failed.load(Ordering::Relaxed)),
+            tokens: Some(self.output_tokens.load(Ordering::Relaxed)),
+            eta: None,
+            note: if w < warmups {
+                format!("warmup {w}/{warmups}")
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// The agentic workload's progress: profiling requests done, failures, tokens/s, live
+    /// sessions and how much of the `window` has passed (warmup before it opens).
+    pub fn agentic_status(&self, window: Duration) -> crate::progress::Status {
+        let live = self.live_sessions.load(Ordering::Relaxed);
+        let (eta, note) = match self.window_start.get() {
+            Some(t) => {
+                let e = t.elapsed().min(window);
+                (
+                    Some(window - e),
+                    format!(
+                        "{live} live sessions, window {} of {}",
+                        crate::progress::clock(e),
+                        crate::progress::clock(window)
+                    ),
+                )
+            }
+            None => (
+                None,
+                format!(
+                    "warmup ({} warmup requests done), {live} live sessions",
+                    self.warmups_done.load(Ordering::Relaxed)
+                ),
+            ),
+        };
+        crate::progress::Status {
+            done: Some(self.done.load(Ordering::Relaxed)),
+            total: None,
+            failed: Some(self.failed.load(Ordering::Relaxed)),
+            tokens: Some(self.output_tokens.load(Ordering::Relaxed)),
+            eta,
+            note,
+        }
+    }
+
     /// Count a finished timed request and keep its record.
-    fn finish(&self, index: usize, o: &Outcome) {
+    pub fn finish(&self, index: usize, o: &Outcome) {
         if !o.success {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
+        let tokens = o
+            .output_tokens
+            .unwrap_or(if o.success { o.itl.len() as u64 + 1 } else { 0 });
+        self.output_tokens.fetch_add(tokens, Ordering::Relaxed);
         let rec = RequestRecord {
             index,
             success: o.success,

@@ -20,6 +20,7 @@ use crate::tokenizer::{HfTokenizer, EMBEDDED_NAME};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why the post-replay stage failed.
@@ -383,7 +384,8 @@ async fn launch_and_replay(
         (None, true) => EMBEDDED_NAME.to_string(),
         (None, false) => row.model.clone(),
     };
-    tracker.stage(Stage::Load);
+    let counters = Arc::new(crate::client::load::Progress::default());
+    tracker.load(&counters);
     let replay = async {
         let tokenizer = HfTokenizer::load(&tok_spec)
             .await
@@ -417,7 +419,10 @@ async fn launch_and_replay(
             min_coverage: 0.95,
             overflow_limit: 0.01,
         };
-        replay_client::run(&cfg, None)
+        let c = counters.clone();
+        let window = cfg.replay.duration;
+        let _ticker = crate::progress::Ticker::start("agentic", move || c.agentic_status(window));
+        replay_client::run(&cfg, None, counters.clone())
             .await
             .map_err(|e| fail(Stage::Load, e))
     }

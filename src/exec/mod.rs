@@ -606,10 +606,13 @@ async fn run_one(
     tracker.load(&progress);
     let total = job.row.conc as usize * o.prompts_multiplier;
     let grace = o.request_timeout.min(Duration::from_secs(60));
+    let p = progress.clone();
+    let ticker = crate::progress::Ticker::start("load", move || p.status(total, warmups as usize));
     let (result, cut) = tokio::select! {
         r = bench(job, o, &run.engine.base_url, progress.clone(), tokenizer) => (Some(r), None),
         why = doomed(progress.clone(), total, warmups as usize, grace) => (None, Some(why)),
     };
+    drop(ticker);
     let samples = match telemetry {
         Some(t) => finish_sampler(t).await,
         None => None,

@@ -733,7 +733,17 @@ impl Engine {
             .build()
             .expect("HTTP client builds");
         let t0 = Instant::now();
-        let mut last_note = t0;
+        let (url, log) = (self.base_url.clone(), self.log_path.clone());
+        let _ticker =
+            crate::progress::Ticker::start("readiness", move || crate::progress::Status {
+                eta: Some(timeout.saturating_sub(t0.elapsed())),
+                note: format!(
+                    "timeout {}, polling {url}/health and /v1/models; last log line: {}",
+                    crate::progress::clock(timeout),
+                    crate::progress::plain(&tail(&log, 1), 160)
+                ),
+                ..crate::progress::Status::default()
+            });
         loop {
             if let Some(status) = self.exited() {
                 return Err(LaunchError::ExitedEarly {
@@ -761,15 +771,6 @@ impl Engine {
                     log: self.log_path.display().to_string(),
                     tail: tail(&self.log_path, 20),
                 });
-            }
-            if last_note.elapsed() >= Duration::from_secs(30) {
-                last_note = Instant::now();
-                let last = tail(&self.log_path, 1);
-                tracing::info!(
-                    "waiting for the engine to become ready: {:.0} s of {:.0} s; last log line: {last}",
-                    t0.elapsed().as_secs_f64(),
-                    timeout.as_secs_f64()
-                );
             }
             tokio::time::sleep(poll).await;
         }

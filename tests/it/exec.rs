@@ -409,6 +409,139 @@ fn interrupted_runs_leave_a_full_record_and_stop_the_engine() {
     }
 }
 
+/// With stderr piped, `runner exec` reports the load phase as plain lines every
+/// `--progress-interval` (10 s by default): requests done of the total, failures, tokens/s,
+/// elapsed and ETA, with no escape sequences.
+#[test]
+fn exec_reports_load_progress_as_plain_lines_when_piped() {
+    let w = Work::new();
+    w.sim_template(SLOW_SIM);
+    let o = w.exec(
+        2,
+        &[
+            "--num-warmups",
+            "0",
+            "--prompts-multiplier",
+            "5",
+            "--progress-interval",
+            "0.5",
+        ],
+    );
+    let err = assert_success(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("load: ")).collect();
+    assert!(lines.len() >= 2, "{err}");
+    for l in &lines {
+        assert!(!l.contains('\u{1b}'), "an escape sequence in {l:?}");
+        assert!(
+            l.contains("/10 done")
+                && l.contains(" failed")
+                && l.contains(" tok/s")
+                && l.contains("elapsed "),
+            "{l}"
+        );
+    }
+    // Once requests have finished, the line has an ETA and a token rate above zero.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ETA ") && !l.contains(" 0 tok/s")),
+        "{err}"
+    );
+    assert_engines_gone(&o);
+}
+
+/// `runner exec` of the shipped agentic example on the sim with a `secs` window, results
+/// under `out`.
+fn agentic_example(out: &Path, secs: &str, runner: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(RUNNER);
+    c.current_dir(root())
+        .args([
+            "exec",
+            "--config",
+            "examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
+            "--profile",
+            "sim",
+            "--duration",
+            secs,
+            "--runner-name",
+            runner,
+        ])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    c
+}
+
+/// An agentic run interrupted by a signal leaves the record a fixed-length one leaves: the
+/// engine stopped, its log, `status.json` naming the signal and the running stage, and the
+/// profiling requests that had finished in `requests.jsonl`.
+#[test]
+fn interrupted_agentic_run_leaves_the_same_record() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = agentic_example(out.path(), "60", "r1", &["--progress-interval", "0.5"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l.clone());
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    let rf = "dsv4_tp8_conc16_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc16_r1";
+    let d = out.path().join(rf);
+    // Interrupt once the profiling window is open and requests in it have finished (the
+    // progress line says so).
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let l = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the profiling window opens with finished requests");
+        if l.starts_with("agentic: ") && l.contains("window") && !l.starts_with("agentic: 0 done") {
+            break;
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let log = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("interrupted by SIGINT"), "{log}");
+    let progress: Vec<&str> = log.lines().filter(|l| l.starts_with("agentic: ")).collect();
+    assert!(
+        progress.iter().any(|l| l.contains("live sessions")),
+        "{log}"
+    );
+    assert!(progress.iter().all(|l| !l.contains('\u{1b}')), "{log}");
+    let pids = engine_pids(&log);
+    assert_eq!(pids.len(), 1, "{log}");
+    assert_group_gone(pids[0]);
+    let st = read_json(&d.join("status.json"));
+    assert_eq!(st["status"], "interrupted", "{st}");
+    assert_eq!(st["running_stage"], "load", "{st}");
+    assert_eq!(st["signal"], "SIGINT", "{st}");
+    assert_eq!(st["exit_code"], 130, "{st}");
+    assert!(d.join("server.log").is_file());
+    let reqs = std::fs::read_to_string(d.join("requests.jsonl")).unwrap();
+    let lines: Vec<Value> = reqs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty(), "{log}");
+    assert!(lines
+        .iter()
+        .any(|l| l["success"] == true && l["ttft"].as_f64().unwrap() > 0.0));
+}
+
 /// Processes of the engines a runner (by pid) started: the supervisor and everything below
 /// it carry `INFMAX_ENGINE_OF=<runner pid>:…`, even those that left the process group.
 fn engine_processes(runner: u32) -> Vec<i32> {
@@ -1207,23 +1340,7 @@ fn dry_run_renders_2026_rows_with_templates() {
 #[test]
 fn agentic_example_row_runs_end_to_end_on_the_sim() {
     let out = tempfile::tempdir().unwrap();
-    let o = Command::new(RUNNER)
-        .current_dir(root())
-        .args([
-            "exec",
-            "--config",
-            "examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
-            "--profile",
-            "sim",
-            "--duration",
-            "20",
-            "--runner-name",
-            "sim-runner-1",
-            "--out",
-        ])
-        .arg(out.path())
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_STEP_SUMMARY")
+    let o = agentic_example(out.path(), "20", "sim-runner-1", &[])
         .output()
         .unwrap();
     let err = assert_success(&o);
@@ -1306,7 +1423,7 @@ fn agentic_batch_runs_one_point_per_conc() {
             "--config",
             "examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
             "--conc",
-            "16,24",
+            "2,8",
             "--profile",
             "sim",
             "--duration",
@@ -1323,17 +1440,37 @@ fn agentic_batch_runs_one_point_per_conc() {
     assert_success(&o);
     assert_engines_gone(&o);
     assert_eq!(engine_pids(&stderr(&o)).len(), 2);
-    for c in [16, 24] {
+    for c in [2, 8] {
         let rf = format!("dsv4_tp8_conc{c}_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc{c}_r1");
         let agg = read_json(&out.path().join(&rf).join(format!("{rf}.json")));
         assert_eq!(agg["conc"], c);
     }
     let md = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
-    assert!(md.contains("| 16 | ") && md.contains("| 24 | "), "{md}");
+    assert!(md.contains("| 2 | ") && md.contains("| 8 | "), "{md}");
     let svg = std::fs::read_to_string(
         out.path()
             .join("deepseek-ai_DeepSeek-V4-Pro_agentic_tput_vs_intvty.svg"),
     )
     .unwrap();
-    assert!(svg.contains("u16") && svg.contains("u24"));
+    assert!(svg.contains("u2") && svg.contains("u8"));
+    // The coverage watchdog passes at low concurrency: it measures how far into the window
+    // observations reach (AIPerf's duration coverage), not how many 1 s slices saw a token
+    // (which failed conc 2 and 4 at 90-93 %). On a window this short the watchdog's 5 % tail
+    // is 1 s, shorter than the synthetic think times (up to 15 s): a point whose lanes all
+    // think through the last second fails it, as AIPerf's would (conc 4 over 20 s does;
+    // over 60 s conc 2 and 4 pass).
+    for c in [2, 8] {
+        let rf = format!("dsv4_tp8_conc{c}_kvnone_fp4_sglang_tp8-pp1-dcp1-pcp1-ep1-dpafalse_disagg-false_spec-none_conc{c}_r1");
+        let a = read_json(
+            &out.path()
+                .join(&rf)
+                .join("aiperf_artifacts/profile_export_aiperf.json"),
+        );
+        let cov = &a["metadata"]["metric_duration_coverage"][0];
+        let r = cov["ttft_ratio"]
+            .as_f64()
+            .unwrap()
+            .max(cov["inter_token_latency_ratio"].as_f64().unwrap());
+        assert!(r >= 0.95, "conc {c}: {cov}");
+    }
 }

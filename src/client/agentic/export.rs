@@ -214,6 +214,13 @@ pub fn aggregate_json(res: &ReplayResult, meta: &RunMeta) -> Value {
                 "hf_split": "train",
                 "num_dataset_entries": meta.num_dataset_entries,
             },
+            "metric_duration_coverage": [{
+                "phase_name": "profiling",
+                "expected_duration_seconds": meta.duration_s,
+                "required_ratio": meta.min_coverage,
+                "ttft_ratio": res.coverage_ttft,
+                "inter_token_latency_ratio": res.coverage_itl,
+            }],
         },
         "infmax": {
             "concurrency": meta.concurrency,

@@ -128,7 +128,8 @@ pub struct AgenticRun {
     pub invalid_reasons: Vec<String>,
     /// Set when the run was stopped early (it exits non-zero).
     pub aborted: Option<String>,
-    /// Fraction of 1 s profiling slices with a token event.
+    /// How far into the profiling window the last TTFT or ITL observation reaches (the
+    /// larger of the two fractions, AIPerf's duration coverage).
     pub coverage: f64,
     /// The coverage floor the run was held to.
     pub min_coverage: f64,
@@ -151,7 +152,7 @@ impl AgenticRun {
         }
         if self.coverage < self.min_coverage {
             return Some(format!(
-                "insufficient_profile_metric_coverage: TTFT/ITL observations cover {:.1} % of the profile window (< {:.0} %)",
+                "insufficient_profile_metric_coverage: the last TTFT/ITL observation reaches {:.1} % of the profile window (< {:.0} %): the server stopped answering before the window's end",
                 self.coverage * 100.0,
                 self.min_coverage * 100.0
             ));
@@ -182,9 +183,14 @@ pub async fn load_corpus(
 }
 
 /// Load the traces, replay them against the server, and write the artifacts.
+///
+/// `counters` are the run's live counters (requests done and failed, output tokens, live
+/// sessions, the window's start, a compact record per finished profiling request): a
+/// progress ticker and the record an interrupted run leaves read them.
 pub async fn run(
     cfg: &AgenticConfig,
     progress: Option<replay::ProgressFn>,
+    counters: Arc<crate::client::load::Progress>,
 ) -> Result<AgenticRun, AgenticError> {
     let t = Instant::now();
     let corpus = load_corpus(&cfg.source, cfg.num_dataset_entries).await?;
@@ -234,9 +240,10 @@ pub async fn run(
     let scraper = (!cfg.server_metrics.is_empty()).then(|| {
         crate::telemetry::server_metrics::start(&cfg.server_metrics, Duration::from_millis(333))
     });
-    let res = tokio::task::spawn_blocking(move || replay::run(rc, corpus, words, rt, progress))
-        .await
-        .expect("replay scheduler thread")?;
+    let res =
+        tokio::task::spawn_blocking(move || replay::run(rc, corpus, words, rt, progress, counters))
+            .await
+            .expect("replay scheduler thread")?;
     if let Some(sc) = scraper {
         let now = Instant::now();
         let window = crate::telemetry::server_metrics::Window {

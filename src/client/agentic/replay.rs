@@ -15,9 +15,11 @@
 use super::prompt::{self, BodySpec, ConvPrompt, Plan, Words};
 use super::synth::SplitMix;
 use super::trace::{Conv, Corpus, Trace};
+use crate::client::load::Progress;
 use crate::client::request::{send_with, Outcome, Target};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,7 +162,14 @@ pub struct ReplayResult {
     pub overflow_skipped: u64,
     /// Profiling requests the server refused for their context length.
     pub overflow_errors: u64,
-    /// Fraction of 1 s profiling slices with at least one token event.
+    /// AIPerf's profile-metric duration coverage: how far into the window the last
+    /// profiling TTFT observation (send + TTFT) reaches, as a fraction of the configured
+    /// duration (capped at 1).
+    pub coverage_ttft: f64,
+    /// The same for inter-token latency: the end of the last successful profiling request
+    /// that had an inter-token interval (two or more token events).
+    pub coverage_itl: f64,
+    /// The larger of the two: either signal proves the server was live (agentx-v1.0.4+).
     pub coverage: f64,
     /// Set when the run was stopped early (live failure gate, warmup root failure).
     pub aborted: Option<String>,
@@ -199,7 +208,8 @@ pub fn is_context_overflow(msg: &str) -> bool {
 /// A heap entry: (raw due ns, arm sequence, lane, play generation, conversation).
 type Timer = (u64, u64, u32, u64, u32);
 
-/// Progress lines for the operator.
+/// Phase changes for the operator (warmup, profiling); counts go through the [`Progress`]
+/// counters, which a ticker reads.
 pub type ProgressFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Requests in flight or waiting to be sent, by key.
@@ -345,7 +355,13 @@ struct Sched {
     res: ReplayResult,
     prof_total: u64,
     prof_failed: u64,
-    slices: Vec<bool>,
+    /// The latest profiling TTFT observation and the latest end of a profiling request with
+    /// an inter-token interval (the coverage watchdog's two signals).
+    last_ttft: Option<Instant>,
+    last_itl: Option<Instant>,
+    /// The counters the progress ticker and an interrupted run's record read (atomics and
+    /// one compact record per finished profiling request, never anything per token).
+    counters: Arc<Progress>,
 }
 
 impl Sched {
@@ -470,6 +486,9 @@ impl Sched {
             play.profile_from = s + w;
         }
         let go = play.warming || self.t0.is_some();
+        if self.lanes[lane].is_none() {
+            self.counters.live_sessions.fetch_add(1, Relaxed);
+        }
         self.lanes[lane] = Some(play);
         if go {
             self.arm(lane, 0, now);
@@ -721,6 +740,7 @@ impl Sched {
             return;
         }
         self.lanes[lane] = None;
+        self.counters.live_sessions.fetch_sub(1, Relaxed);
         if self.t0.is_some() && !self.stopping {
             // Recycle: the next trace from turn 0 with a fresh marker.
             self.passes[lane] += 1;
@@ -738,13 +758,20 @@ impl Sched {
         let o = d.outcome;
         let overflow = !o.success && is_context_overflow(&o.error);
         let rec = self.record(&d.key, &f, &o, overflow);
-        if let Some(t0) = self.t0 {
-            if rec.phase == Phase::Profiling && rec.error.is_none() {
-                self.mark_coverage(t0, &o);
-            }
+        if self.t0.is_some() && rec.phase == Phase::Profiling && rec.error.is_none() {
+            self.mark_coverage(&o);
         }
         let phase = rec.phase;
         let failed = rec.error.is_some();
+        match phase {
+            Phase::Profiling => self.counters.finish(self.res.records.len(), &o),
+            Phase::Warmup => {
+                if failed {
+                    self.counters.warmups_failed.fetch_add(1, Relaxed);
+                }
+                self.counters.warmups_done.fetch_add(1, Relaxed);
+            }
+        }
         self.res.records.push(rec);
         let Some(play) = self.lanes[lane].as_mut() else {
             return;
@@ -844,21 +871,16 @@ impl Sched {
         }
     }
 
-    fn mark_coverage(&mut self, t0: Instant, o: &Outcome) {
+    /// Note a successful profiling request's observations for the coverage watchdog: its
+    /// first token (TTFT) and, when it had an inter-token interval, its end (AIPerf times an
+    /// ITL observation at `request_end_ns`).
+    fn mark_coverage(&mut self, o: &Outcome) {
         let Some(sent) = o.sent else { return };
-        let mut t = sent + secs(o.ttft);
-        let mark = |t: Instant, slices: &mut Vec<bool>| {
-            if let Some(d) = t.checked_duration_since(t0) {
-                let i = d.as_secs() as usize;
-                if i < slices.len() {
-                    slices[i] = true;
-                }
-            }
-        };
-        mark(t, &mut self.slices);
-        for g in &o.itl {
-            t += secs(*g);
-            mark(t, &mut self.slices);
+        let ttft_at = sent + secs(o.ttft);
+        self.last_ttft = Some(self.last_ttft.map_or(ttft_at, |t| t.max(ttft_at)));
+        if !o.itl.is_empty() {
+            let end = o.end.unwrap_or(sent + secs(o.latency));
+            self.last_itl = Some(self.last_itl.map_or(end, |t| t.max(end)));
         }
     }
 
@@ -917,8 +939,8 @@ impl Sched {
     /// subagents spawned by its last warmup turn start at their offsets.
     fn begin_profiling(&mut self, now: Instant) {
         self.t0 = Some(now);
+        let _ = self.counters.window_start.set(now);
         self.stop_at = Some(now + self.cfg.duration);
-        self.slices = vec![false; self.cfg.duration.as_secs().max(1) as usize];
         for lane in 0..self.lanes.len() {
             if self.lanes[lane].is_none() {
                 // Its tree drained during warmup: the next trace, from turn 0.
@@ -952,6 +974,20 @@ impl Sched {
     }
 }
 
+/// AIPerf's profile-metric duration coverage of one signal: how far into the configured
+/// window (`duration` from `t0`) its last observation reaches, capped at 1; 0 without one.
+/// It measures reach, not occupancy: idle stretches inside the window (every lane thinking)
+/// cost nothing, a server that stopped answering before the end does.
+fn duration_coverage(t0: Option<Instant>, last: Option<Instant>, duration: Duration) -> f64 {
+    match (t0, last) {
+        (Some(t0), Some(t)) if !duration.is_zero() => {
+            (t.saturating_duration_since(t0).as_secs_f64() / duration.as_secs_f64()).min(1.0)
+        }
+        (Some(_), Some(_)) => 1.0,
+        _ => 0.0,
+    }
+}
+
 fn root_next_is_warmup(p: &Play) -> bool {
     p.convs[0].next < p.convs[0].warmup_until
 }
@@ -971,6 +1007,7 @@ pub fn run(
     words: Arc<Words>,
     rt: tokio::runtime::Handle,
     progress: Option<ProgressFn>,
+    counters: Arc<Progress>,
 ) -> Result<ReplayResult, ReplayError> {
     if corpus.traces.is_empty() {
         return Err(ReplayError::Empty);
@@ -1018,7 +1055,9 @@ pub fn run(
         },
         prof_total: 0,
         prof_failed: 0,
-        slices: vec![],
+        last_ttft: None,
+        last_itl: None,
+        counters,
     };
     // Lanes start on distinct traces, wrapping when there are more lanes than traces.
     for lane in 0..lanes {
@@ -1032,7 +1071,6 @@ pub fn run(
         }
     };
     say(&format!("warmup: {lanes} lanes"));
-    let mut last_report = Instant::now();
     loop {
         let now = Instant::now();
         if s.res.aborted.is_some() {
@@ -1100,15 +1138,6 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        if last_report.elapsed() >= Duration::from_secs(30) {
-            last_report = Instant::now();
-            say(&format!(
-                "{} profiling requests done, {} failed, {} in flight",
-                s.prof_total,
-                s.prof_failed,
-                s.in_flight.len()
-            ));
-        }
     }
     // Cancel what is left.
     let now = Instant::now();
@@ -1144,12 +1173,10 @@ pub fn run(
     if s.res.window_end.is_none() {
         s.res.window_end = Some(now);
     }
-    let covered = s.slices.iter().filter(|x| **x).count();
-    s.res.coverage = if s.slices.is_empty() {
-        0.0
-    } else {
-        covered as f64 / s.slices.len() as f64
-    };
+    let d = s.cfg.duration;
+    s.res.coverage_ttft = duration_coverage(s.t0, s.last_ttft, d);
+    s.res.coverage_itl = duration_coverage(s.t0, s.last_itl, d);
+    s.res.coverage = s.res.coverage_ttft.max(s.res.coverage_itl);
     s.res.lateness = s
         .res
         .records
@@ -1159,4 +1186,26 @@ pub fn run(
         .collect();
     s.res.records.sort_by_key(|r| r.start);
     Ok(s.res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AIPerf's own cases (`profile_metric_duration_coverage`, window at 100 s for 100 s):
+    /// a TTFT observed at 148 s reaches 0.48, a request ending at 199 s 0.99, one at the
+    /// threshold passes, and observations past the window cap at 1.
+    #[test]
+    fn duration_coverage_is_reach_not_occupancy() {
+        let t0 = Instant::now();
+        let at = |s: f64| Some(t0 + Duration::from_secs_f64(s));
+        let d = Duration::from_secs(100);
+        let c = |s| duration_coverage(Some(t0), at(s), d);
+        assert!((c(48.0) - 0.48).abs() < 1e-9);
+        assert!((c(99.0) - 0.99).abs() < 1e-9);
+        assert!(c(98.0) >= 0.98);
+        assert_eq!(c(130.0), 1.0);
+        assert_eq!(duration_coverage(Some(t0), None, d), 0.0);
+        assert_eq!(duration_coverage(None, at(50.0), d), 0.0);
+    }
 }
