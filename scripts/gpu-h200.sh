@@ -9,22 +9,26 @@
 #   scripts/gpu-h200.sh prepare   # here: release runner/scheduler, a trimmed llama.cpp tree
 #                                 # and the gguf wheel into .gpu/ (git-ignored; ~25 MB)
 #   scripts/gpu-h200.sh device STEP...   # there, in the repository root, with .gpu carried
-#       build     CUDA llama-server into .gpu/build (kept while the machine stays warm; also
-#                 packed into $OUT/llama-server-cuda.tar.xz: put it in .gpu/ to skip a rebuild)
-#       model     the 1.17 B GGUF into .gpu/model (generated there: 2.3 GB never travels)
+#       build     CUDA llama-server (sm_90) into /tmp/infmax-gpu/build, 4-5 min on 16 cores
+#       model     the 1.17 B GGUF into /tmp/infmax-gpu/model (made there: 2.3 GB never travels)
 #       exec      runner exec at conc 16 on the GPU
-#       batch     runner batch at conc 1,4,16,64 on one engine, then runner report
+#       batch     runner batch at conc 1,8,32, then runner report
 #       selftest  runner bench --self-test at 1, 64, 1024 and 2048 streams × 2 ms
 #   Results go to $OUT (the device tool's folder that comes back): logs and tarballs.
 #
-# This workplace's device tool (10 minutes a command) ran it in two calls on one machine:
+# This workplace's device tool (10 minutes a command; the machine stays warm 30 s between
+# calls) ran it as three calls:
 #   run(command="bash scripts/gpu-h200.sh device build model exec", carry=[".gpu"])
-#   run(command="bash scripts/gpu-h200.sh device build model batch selftest", carry=[".gpu"])
+#   run(command="bash scripts/gpu-h200.sh device build model batch", carry=[".gpu"])
+#   run(command="bash scripts/gpu-h200.sh device selftest", carry=[".gpu"])
 # CI never runs this script (CI has no GPU); the README shows what it recorded.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 gpu="${repo}/.gpu"
+# Built and generated there, outside the carried .gpu (a carried path replaces its folder on
+# every call, which would throw the build away); kept while the machine stays warm.
+work="${INFMAX_GPU_WORK:-/tmp/infmax-gpu}"
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 # The model's shape: TinyLlama-like width on the repository's 8,192-token vocabulary.
 SHAPE=(--layers 24 --embd 2048 --heads 16 --kv-heads 8 --ff 5632 --name infmax-llama-1.2b-random)
@@ -44,10 +48,11 @@ prepare() {
   mkdir -p "${gpu}"
   log "release build of runner and scheduler"
   cargo build --release --locked --bin runner --bin scheduler
-  for b in runner scheduler; do
-    cp "target/release/${b}" "${gpu}/${b}"
-    strip "${gpu}/${b}"
-  done
+  cp target/release/runner "${gpu}/runner"
+  strip "${gpu}/runner"
+  # The baselines this binary reads (the tree that travels may be newer than the binary).
+  rm -rf "${gpu}/baselines"
+  cp -r baselines "${gpu}/baselines"
 
   # The llama.cpp tree vendored in the sdist, without what a CUDA llama-server build never
   # reads (docs, vocab test models, tests, other backends): 176 MB → about 10 MB as tar.xz.
@@ -57,7 +62,7 @@ prepare() {
   tmp="$(mktemp -d)"
   tar -xzf "${sdist}" -C "${tmp}"
   local src="${tmp}/llama_cpp_python-${LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp"
-  rm -rf "${src:?}"/{docs,models,tests,benches,media,pocs,app,ci,gguf-py,skills,examples/*/} \
+  rm -rf "${src:?}"/{docs,models,tests,benches,media,pocs,ci,gguf-py,skills,examples/*/} \
     "${src}/tools/ui/node_modules"
   local b
   for b in "${src}"/ggml/src/ggml-*/; do
@@ -74,22 +79,17 @@ prepare() {
 }
 
 device_build() {
-  local build="${gpu}/build"
+  local build="${work}/build"
   if [[ -x "${build}/bin/llama-server" ]]; then
     log "llama-server already built"
     return
   fi
-  if [[ -f "${gpu}/llama-server-cuda.tar.xz" ]]; then
-    mkdir -p "${build}/bin"
-    tar -xJf "${gpu}/llama-server-cuda.tar.xz" -C "${build}/bin"
-    log "llama-server unpacked from a carried build"
-    return
-  fi
-  mkdir -p "${gpu}/src"
-  tar -xJf "${gpu}/llama.cpp.tar.xz" -C "${gpu}/src"
+
+  mkdir -p "${work}/src"
+  tar -xJf "${gpu}/llama.cpp.tar.xz" -C "${work}/src"
   local start=${SECONDS}
   # sm_90 only; static; no NCCL (one GPU); the server's web UI is not needed.
-  cmake -S "${gpu}/src/llama.cpp" -B "${build}" -G Ninja \
+  cmake -S "${work}/src/llama.cpp" -B "${build}" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF \
     -DGGML_CUDA=ON \
@@ -111,16 +111,15 @@ device_build() {
       die "the CUDA build failed"
     }
   log "llama-server built with CUDA in $((SECONDS - start)) s"
-  tar -C "${build}/bin" -cJf "${OUT:-/tmp}/llama-server-cuda.tar.xz" llama-server
 }
 
 device_model() {
-  local dir="${gpu}/model"
+  local dir="${work}/model"
   if [[ -f "${dir}/model.gguf" ]]; then
     return
   fi
   mkdir -p "${dir}" /tmp/gguf-site
-  python3 -m pip install -q --no-index --no-deps --target /tmp/gguf-site "${gpu}"/whl/*.whl
+  python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/gguf-site "${gpu}"/whl/*.whl
   local start=${SECONDS}
   PYTHONPATH=/tmp/gguf-site python3 scripts/make-tiny-gguf.py "${dir}/model.gguf.tmp" "${SHAPE[@]}"
   mv "${dir}/model.gguf.tmp" "${dir}/model.gguf"
@@ -129,11 +128,11 @@ device_model() {
 
 # Environment and flags shared by the jobs; machine facts for the README.
 jobs_env() {
-  export LLAMA_SERVER="${gpu}/build/bin/llama-server" LLAMA_GGUF="${gpu}/model/model.gguf"
+  export LLAMA_SERVER="${work}/build/bin/llama-server" LLAMA_GGUF="${work}/model/model.gguf"
   [[ -x "${LLAMA_SERVER}" && -f "${LLAMA_GGUF}" ]] || die "run the build and model steps first"
   common=(--config examples/llama1b-f16-h200-llamacpp-1k1k-conc16.json --profile local
-    --tokenizer infmax/embedded --ready-timeout 600)
-  mkdir -p "${gpu}/results"
+    --tokenizer infmax/embedded --ready-timeout 600 --baselines "${gpu}/baselines")
+  mkdir -p "${work}/results"
   {
     nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
     nvcc --version | tail -2
@@ -148,14 +147,14 @@ device_job() {
   shift
   local common
   jobs_env
-  local dir="${gpu}/results/${what}" rc=0
+  local dir="${work}/results/${what}" rc=0
   rm -rf "${dir}"
   "${gpu}/runner" "${what}" "${common[@]}" "$@" --out "${dir}" >"${OUT:-/tmp}/${what}.log" 2>&1 || rc=$?
   if [[ "${what}" == batch ]]; then
-    "${gpu}/runner" report --dir "${dir}" --out "${dir}/report" >>"${OUT:-/tmp}/${what}.log" 2>&1 || rc=$?
+    "${gpu}/runner" report --dir "${dir}" --out "${dir}/report" --baselines "${gpu}/baselines" >>"${OUT:-/tmp}/${what}.log" 2>&1 || rc=$?
   fi
   tail -25 "${OUT:-/tmp}/${what}.log"
-  tar -C "${gpu}/results" -czf "${OUT:-/tmp}/${what}.tar.gz" "${what}"
+  tar -C "${work}/results" -czf "${OUT:-/tmp}/${what}.tar.gz" "${what}"
   log "${what}: exit ${rc}"
   return "${rc}"
 }
@@ -180,7 +179,7 @@ device)
     build) device_build ;;
     model) device_model ;;
     exec) device_job exec ;;
-    batch) device_job batch --conc 1,4,16,64 ;;
+    batch) device_job batch --conc 1,8,32 ;;
     selftest) device_selftest ;;
     *) die "unknown step ${step}" ;;
     esac
