@@ -752,6 +752,18 @@ async fn run_one(
     for f in plots {
         crate::errln!("plot: {}", f.display());
     }
+    let page = report::LoadedRow {
+        path: dir.join("agg.json"),
+        row: agg.clone(),
+    };
+    let title = format!(
+        "Job {} {} ISL {} / OSL {} conc {}",
+        agg.hw, agg.infmax_model_prefix, agg.isl, agg.osl, agg.conc
+    );
+    match report::html::write_for_rows(&title, dir, &[page], baselines, &[]) {
+        Ok(f) => crate::errln!("report: {}", f.display()),
+        Err(e) => tracing::warn!("report.html not written: {e}"),
+    }
     crate::outln!("{md}");
     let _ = crate::report::gha::append_step_summary(&md);
     if let Some(e) = load_failure {
@@ -1036,5 +1048,15 @@ pub fn write_batch_outputs(o: &ExecOptions, rows: &[AggRow]) -> anyhow::Result<(
     for f in files {
         crate::errln!("plot: {}", f.display());
     }
+    // The page links every job's files: find the agg.json each row was written to.
+    let loaded: Vec<report::LoadedRow> = report::load_agg_rows(std::slice::from_ref(&o.out))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| rows.contains(&l.row))
+        .collect();
+    let failures = report::status::find(std::slice::from_ref(&o.out));
+    let page =
+        report::html::write_for_rows("Batch report", &o.out, &loaded, &baselines, &failures)?;
+    crate::errln!("report: {}", page.display());
     Ok(())
 }

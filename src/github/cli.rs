@@ -101,6 +101,10 @@ pub struct CollectArgs {
     /// Write SVG plots only.
     #[arg(long)]
     pub no_png: bool,
+    /// Pricing file ($/GPU-hour per hardware) for the report's costs (default:
+    /// `./pricing.yaml`, else the one shipped with the source).
+    #[arg(long, env = "INFMAX_PRICING")]
+    pub pricing: Option<PathBuf>,
     /// Exit 1 when any job failed or an artifact expired (after writing everything).
     #[arg(long)]
     pub strict: bool,
@@ -266,6 +270,7 @@ pub fn collect(a: CollectArgs) -> anyhow::Result<ExitCode> {
         out: a.out.clone(),
         title: a.title.clone(),
         no_png: a.no_png,
+        pricing: a.pricing.clone(),
         require_eligible: false,
     })?;
 

@@ -90,17 +90,36 @@ pub struct AggRow {
     /// Which load client produced the numbers.
     #[serde(default)]
     pub client: Option<ClientInfo>,
-    /// GPU power during the timed phase (W): the sum over GPUs of each GPU's mean draw.
-    /// Absent when no telemetry tool reported power (never estimated).
+    /// InferenceX's power schema version of the energy fields below (`2`): their meaning
+    /// changed between versions (v2's `avg_power_w` is per GPU, energy is integrated over
+    /// the benchmark window), so a consumer ignores energy fields of an unversioned row.
+    /// Absent when no telemetry ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_metric_schema_version: Option<u32>,
+    /// `1` when the telemetry passed every validity rule of the schema (every expected GPU
+    /// seen, the window bracketed, no sampling gap over 3 s, …), else `0` and no energy
+    /// fields; the reasons are in `power_validation.json`. Absent when no telemetry ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_valid: Option<u8>,
+    /// Mean power of one GPU over the benchmark window (W): `avg_total_gpu_power_w` / GPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_power_w: Option<f64>,
-    /// `avg_power_w` × the timed phase's duration (J). Absent without telemetry.
+    /// Mean power of all the job's GPUs together over the window (W): energy / duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_total_gpu_power_w: Option<f64>,
+    /// GPU energy over the benchmark window (J): per-GPU trapezoidal integrals, summed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_gpu_energy_j: Option<f64>,
-    /// `total_gpu_energy_j` / output tokens (J). Absent without telemetry or output tokens.
+    /// `total_gpu_energy_j` / successful requests (J).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_successful_query: Option<f64>,
+    /// `total_gpu_energy_j` / input tokens (J).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_input_token: Option<f64>,
+    /// `total_gpu_energy_j` / output tokens (J).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joules_per_output_token: Option<f64>,
-    /// `total_gpu_energy_j` / (input + output tokens) (J). Absent without telemetry.
+    /// `total_gpu_energy_j` / (input + output tokens) (J).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joules_per_total_token: Option<f64>,
     /// Why the job failed although its numbers were written (the engine died during the
@@ -338,8 +357,13 @@ pub fn agg_row(
         baseline: BaselineRecord::default(),
         engine_start_s: inputs.engine_start_s,
         client: inputs.client.clone(),
+        power_metric_schema_version: None,
+        power_valid: None,
         avg_power_w: None,
+        avg_total_gpu_power_w: None,
         total_gpu_energy_j: None,
+        joules_per_successful_query: None,
+        joules_per_input_token: None,
         joules_per_output_token: None,
         joules_per_total_token: None,
         failure: None,

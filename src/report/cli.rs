@@ -1,11 +1,13 @@
 //! `runner report`: summary, verdict and plots for any set of result directories.
 //! Command-line edge: errors become `anyhow` here and exit codes in `cli::runner`.
 
+use super::cost::Pricing;
 use super::gha;
 use super::plot::{write_plots, Formats};
 use super::verdict::verdict_markdown;
 use super::{
-    load_agg_rows, summary_markdown, verdict, AccuracyStatus, AggRow, Baselines, SummaryRow,
+    load_agg_rows, summary_markdown, verdict, AccuracyStatus, AggRow, Baselines, LoadedRow,
+    SummaryRow,
 };
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,10 @@ pub struct ReportArgs {
     /// Write SVG plots only.
     #[arg(long)]
     pub no_png: bool,
+    /// Pricing file ($/GPU-hour per hardware) for the report's costs (default:
+    /// `./pricing.yaml`, else the one shipped with the source).
+    #[arg(long, env = "INFMAX_PRICING")]
+    pub pricing: Option<PathBuf>,
     /// Exit 1 unless every line is eligible.
     #[arg(long)]
     pub require_eligible: bool,
@@ -64,9 +70,24 @@ pub fn load_baselines(dir: Option<&Path>, label: Option<&str>) -> anyhow::Result
     })
 }
 
+/// The pricing file in force: the flag, else `./pricing.yaml`, else the source tree's; a
+/// named file that does not load is an error, a default that is missing is no pricing.
+pub fn load_pricing(flag: Option<&Path>) -> anyhow::Result<Option<Pricing>> {
+    if let Some(p) = flag {
+        return Ok(Some(Pricing::load(p)?));
+    }
+    for p in [PathBuf::from("pricing.yaml"), Pricing::default_file()] {
+        if p.is_file() {
+            return Ok(Some(Pricing::load(&p)?));
+        }
+    }
+    Ok(None)
+}
+
 /// Run `runner report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let baselines = load_baselines(args.baselines.as_deref(), args.baseline.as_deref())?;
+    let pricing = load_pricing(args.pricing.as_deref())?;
     // Failed and interrupted jobs are listed, never dropped: a sweep of failures alone
     // still gets its report.
     let statuses = super::status::find(&args.dirs);
@@ -75,14 +96,14 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         r => r?,
     };
     // Re-attach baselines: the set in force now may differ from the one at job time.
-    let rows: Vec<AggRow> = loaded
+    let loaded: Vec<LoadedRow> = loaded
         .into_iter()
-        .map(|l| {
-            let mut r = l.row;
-            r.baseline = baselines.record_for(&r);
-            r
+        .map(|mut l| {
+            l.row.baseline = baselines.record_for(&l.row);
+            l
         })
         .collect();
+    let rows: Vec<AggRow> = loaded.iter().map(|l| l.row.clone()).collect();
     let mut summary = summary_markdown(
         &args.title,
         &rows.iter().map(SummaryRow::from).collect::<Vec<_>>(),
@@ -115,6 +136,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             png: !args.no_png,
         },
     )?;
+    let html = super::html::write_report(&super::html::Page {
+        title: &args.title,
+        out_dir: &args.out,
+        rows: &loaded,
+        verdicts: &verdicts,
+        baselines: &baselines,
+        pricing: pricing.as_ref(),
+        failures: &statuses,
+    })?;
 
     gha::group("summary", || crate::out!("{summary}"));
     gha::group("verdict", || crate::out!("{vmd}"));
@@ -155,12 +185,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     gha::append_step_summary(&format!("{summary}\n{vmd}"))
         .context("appending to $GITHUB_STEP_SUMMARY")?;
     crate::errln!(
-        "report: {} rows, {} lines, {} failed or interrupted jobs; wrote {} (summary.md, verdict.md, verdict.json, {} plot files)",
+        "report: {} rows, {} lines, {} failed or interrupted jobs; wrote {} (summary.md, verdict.md, verdict.json, {} plot files, {})",
         rows.len(),
         verdicts.len(),
         statuses.len(),
         args.out.display(),
-        plots.len()
+        plots.len(),
+        html.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     );
     if args.require_eligible && verdicts.iter().any(|v| !v.eligible) {
         return Ok(ExitCode::FAILURE);

@@ -38,7 +38,8 @@ impl XAxis {
             XAxis::E2e => "End-to-end latency, median (s)",
         }
     }
-    fn what(self) -> &'static str {
+    /// What the chart plots against, in words.
+    pub fn what(self) -> &'static str {
         match self {
             XAxis::Interactivity => "vs interactivity",
             XAxis::E2e => "vs median E2E latency",
@@ -329,6 +330,29 @@ pub fn write_line_plot(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let series = build_series(line, rows, baselines, axis);
     write_series(stem, &title(line, axis), axis, &series, formats)
+}
+
+/// One chart of `line` as an SVG document in a string, for inlining into the HTML report
+/// (plotters escapes every text it draws, so config strings cannot inject markup).
+pub fn line_svg(
+    line: &LineKey,
+    rows: &[&AggRow],
+    baselines: &Baselines,
+    axis: XAxis,
+) -> Result<String, ReportError> {
+    ensure_font();
+    let series = build_series(line, rows, baselines, axis);
+    let mut svg = String::new();
+    // Smaller than the files' canvas: the page shows two charts side by side, and the same
+    // font sizes on a smaller canvas stay readable when the browser scales it down.
+    draw(
+        SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area(),
+        &title(line, axis),
+        axis,
+        &series,
+    )
+    .map_err(|m| plot_err(Path::new(&stem(line, axis)), m))?;
+    Ok(svg)
 }
 
 /// Draw `series` under `title` to `stem.svg` and/or `stem.png`.

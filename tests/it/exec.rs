@@ -120,9 +120,15 @@ fn assert_job_files(d: &Path) {
         "bench.json",
         "agg.json",
         "summary.md",
+        "report.html",
     ] {
         assert!(d.join(f).is_file(), "missing {f}");
     }
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(
+        html.contains("<a href=\"agg.json\">agg.json</a>"),
+        "links its own files"
+    );
     // The job's point on both charts of its line (throughput/GPU against interactivity and
     // against median E2E latency), as SVG and PNG.
     for ext in ["svg", "png"] {

@@ -416,6 +416,12 @@ fn collect_run_end_to_end_with_a_failed_job_and_an_expired_artifact() {
     let sweep = d.path().join("sweep");
     let summary = std::fs::read_to_string(sweep.join("summary.md")).unwrap();
     assert!(summary.starts_with("## sweep 42"), "{summary}");
+    let html = std::fs::read_to_string(sweep.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("<tr><td class=\"nw\">dsr1-fp4").count(),
+        6,
+        "2 rows × 3 tables"
+    );
     // Both finished rows in one table.
     assert_eq!(summary.matches("| MI355X |").count(), 2, "{summary}");
     // The failed result, the failed job and the expired artifact are listed, not dropped.

@@ -17,6 +17,7 @@ mod datasets;
 mod exec;
 mod github;
 mod golden;
+mod html_report;
 mod publish;
 mod real;
 mod report;
