@@ -161,14 +161,17 @@ table { border-collapse: collapse; margin: 6px 0 16px; font-variant-numeric: tab
 th, td { border: 1px solid #e4e4e7; padding: 4px 8px; text-align: left; vertical-align: top; }
 td.n { text-align: right; white-space: nowrap; }
 thead th { background: #f4f4f5; position: sticky; top: 0; }
-table.sortable thead th { cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable thead th { cursor: pointer; user-select: none; }
 table.sortable thead th::after { content: " \2195"; color: #a1a1aa; }
 table.sortable thead th[aria-sort="ascending"]::after { content: " \2191"; color: #18181b; }
 table.sortable thead th[aria-sort="descending"]::after { content: " \2193"; color: #18181b; }
 tbody tr:nth-child(even) { background: #fafafa; }
 td.ok { color: #166534; font-weight: 600; }
 td.bad { color: #991b1b; font-weight: 600; }
-td.reason { min-width: 24em; max-width: 48em; }
+td.reason { min-width: 28em; max-width: 56em; }
+ul.why { margin: 4px 0 8px; padding-left: 20px; font-size: 13px; }
+ul.why ul { margin: 2px 0 6px; padding-left: 18px; color: #3f3f46; }
+details summary { cursor: pointer; font-weight: 600; margin: 4px 0; }
 td.nw, td.links { white-space: nowrap; }
 table { font-size: 13px; }
 .links a { margin-right: 6px; }
@@ -321,14 +324,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn badge(ok: bool, yes: &str, no: &str) -> String {
-    if ok {
-        format!("<span class=\"badge yes\">{}</span>", esc(yes))
-    } else {
-        format!("<span class=\"badge no\">{}</span>", esc(no))
-    }
-}
-
 fn series_name(r: &AggRow) -> String {
     format!("{} {} TP{}", r.hw, r.framework, r.tp)
 }
@@ -391,12 +386,19 @@ fn line_section(
     rows: Option<&[&AggRow]>,
 ) -> Result<(), ReportError> {
     let ref_label = v.reference.as_deref().unwrap_or("(no reference)");
+    let head = match (v.eligible, v.eligible_with_confidence) {
+        (true, Some(true)) => "<span class=\"badge yes\">ELIGIBLE with 95 % confidence</span>",
+        (true, Some(false)) => {
+            "<span class=\"badge na\">ELIGIBLE at the estimates, not with 95 % confidence</span>"
+        }
+        (true, None) => "<span class=\"badge yes\">ELIGIBLE</span>",
+        (false, _) => "<span class=\"badge no\">NOT ELIGIBLE</span>",
+    };
     let _ = write!(
         h,
-        "<section class=\"line\">\n<h2>{} <span class=\"note\">vs {}</span>{}</h2>\n",
+        "<section class=\"line\">\n<h2>{} <span class=\"note\">vs {}</span>{head}</h2>\n",
         esc(&v.line.to_string()),
         esc(ref_label),
-        badge(v.eligible, "ELIGIBLE", "NOT ELIGIBLE")
     );
     let n = v.points.len();
     h.push_str("<ul class=\"reasons\">");
@@ -415,6 +417,12 @@ fn line_section(
             if v.half_rule { "yes" } else { "no" }
         );
     }
+    if let (Some(k), false) = (v.above_with_confidence, v.reference_points.is_empty()) {
+        let _ = write!(
+            h,
+            "<li>with 95 % confidence (throughput's lower bound above the curve across the interactivity interval): {k} of {n}</li>"
+        );
+    }
     if v.amd_known == 0 {
         h.push_str("<li>AMD's existing points: none known for this line</li>");
     } else {
@@ -423,6 +431,18 @@ fn line_section(
             "<li>no point below AMD's existing point at the same conc ({} of {n} have one): <b>{}</b></li>",
             v.amd_known,
             if v.amd_rule { "yes" } else { "no" }
+        );
+    }
+    let _ = write!(
+        h,
+        "<li>every point has a passing accuracy result: <b>{}</b></li>",
+        if v.accuracy_rule { "yes" } else { "no" }
+    );
+    if v.simulated > 0 {
+        let _ = write!(
+            h,
+            "<li>simulated engine: {} of {n} points (never eligible)</li>",
+            v.simulated
         );
     }
     let _ = write!(
@@ -457,12 +477,14 @@ fn line_section(
             ("Conc", "conc"),
             ("Intvty (tok/s/user)", "intvty"),
             ("Tput/GPU (tok/s)", "tput_per_gpu"),
+            ("95 % CI", "tput_ci"),
             ("Curve y", "curve_y"),
             ("Beats line", "above"),
+            ("With 95 % conf.", "above_ci"),
             ("Ratio same conc", "tput_ratio"),
-            ("AMD point (tok/s/GPU)", "amd"),
+            ("vs AMD (ours / AMD's)", "amd"),
             ("Accuracy", "accuracy"),
-            ("Why", "reason"),
+            ("Counts", "counts"),
         ])
     );
     for p in &v.points {
@@ -471,32 +493,72 @@ fn line_section(
         h.push_str(&int(p.conc));
         h.push_str(&num(p.intvty, 2));
         h.push_str(&num(Some(p.tput_per_gpu), 2));
+        h.push_str(&match &p.confidence {
+            Some(c) => format!(
+                "<td class=\"n\" data-v=\"{}\">{:.2} – {:.2}{}</td>",
+                c.tput_lo,
+                c.tput_lo,
+                c.tput_hi,
+                if c.trials > 1 {
+                    format!(" ({} trials)", c.trials)
+                } else {
+                    String::new()
+                }
+            ),
+            None => "<td class=\"n\" data-v=\"\">—</td>".into(),
+        });
         h.push_str(&match (p.curve.curve_y, p.curve.above) {
             (None, true) => "<td class=\"n\" data-v=\"\">beyond</td>".to_string(),
             (y, _) => num(y, 2),
         });
         h.push_str(&yes_no(p.curve.above));
+        h.push_str(&match &p.confidence {
+            Some(c) => format!(
+                "<td class=\"{}\" title=\"{}\">{}</td>",
+                if c.above { "ok" } else { "bad" },
+                esc(&c.reason),
+                if c.above { "yes" } else { "no" }
+            ),
+            None => "<td data-v=\"\">—</td>".into(),
+        });
         h.push_str(&num(p.tput_ratio, 3));
         h.push_str(&match &p.amd {
             Some(a) => format!(
-                "<td class=\"n {}\" data-v=\"{}\" title=\"{}\">{} {:.2}</td>",
+                "<td class=\"n {}\" data-v=\"{}\" title=\"{}\">{} {:.3}×</td>",
                 if a.ok { "ok" } else { "bad" },
-                a.tput_per_gpu,
-                esc(&format!(
-                    "{} {}",
-                    a.label,
-                    a.detail.as_deref().unwrap_or("")
-                )),
+                a.ratio,
+                esc(&a.reason),
                 if a.ok { "not below" } else { "BELOW" },
-                a.tput_per_gpu
+                a.ratio
             ),
             None => "<td data-v=\"\">unknown</td>".into(),
         });
         h.push_str(&accuracy_cell(p.accuracy));
-        let _ = write!(h, "<td class=\"reason\">{}</td>", esc(&p.curve.reason));
+        h.push_str(&yes_no(p.counts));
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table></div>\n</section>\n");
+    h.push_str("</tbody></table></div>\n");
+    // Each point's verdict and every rule's outcome, in words (too long for a table cell).
+    h.push_str("<details open><summary>Why, point by point</summary><ul class=\"why\">");
+    for p in &v.points {
+        let _ = write!(
+            h,
+            "<li><b>{} conc {}</b>: {}",
+            esc(&format!("{} {} TP{}", p.hw, p.framework, p.tp)),
+            p.conc,
+            esc(&p.verdict)
+        );
+        if !p.reasons.is_empty() {
+            h.push_str("<ul>");
+            for r in &p.reasons {
+                let _ = write!(h, "<li>{}</li>", esc(r));
+            }
+            h.push_str("</ul>");
+        }
+        h.push_str("</li>");
+    }
+    h.push_str("</ul></details>\n");
+    h.push_str("</section>\n");
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Plots per model × ISL/OSL line: throughput per GPU against interactivity (the bounty's
 //! plane) and against median end-to-end latency, one series per (hardware, framework, tp),
-//! reference curves dashed, targets as crosses, every point labelled with its conc.
+//! reference curves dashed, targets as crosses, every point labelled with its conc, and
+//! 95 % confidence intervals (the agg row's `confidence`) as error bars along both axes.
 //!
 //! SVG and PNG both work offline: text is laid out with DejaVu Sans embedded in the binary
 //! (the `dejavu` crate through plotters' `ab_glyph` backend), so neither a system font nor
@@ -102,12 +103,36 @@ enum Kind {
     Target,
 }
 
+/// A point's 95 % confidence interval along each axis, drawn as error bars.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bars {
+    /// (low, high) along x.
+    x: Option<(f64, f64)>,
+    /// (low, high) along y.
+    y: Option<(f64, f64)>,
+}
+
+fn bars_of_row(r: &AggRow, axis: XAxis) -> Option<Bars> {
+    let c = r.confidence.as_ref()?;
+    let x = match axis {
+        XAxis::Interactivity => c.median_intvty,
+        XAxis::E2e => c.median_e2el_ms.map(|i| i.scaled(1e-3)),
+    };
+    let b = Bars {
+        x: x.map(|i| (i.lo, i.hi)),
+        y: c.tput_per_gpu.map(|i| (i.lo, i.hi)),
+    };
+    (b.x.is_some() || b.y.is_some()).then_some(b)
+}
+
 #[derive(Debug, Clone)]
 struct Series {
     label: String,
     kind: Kind,
     /// (x, y, conc), sorted by x.
     points: Vec<(f64, f64, u32)>,
+    /// 95 % interval bars of each point (aligned with `points`; `None`: no interval).
+    bars: Vec<Option<Bars>>,
     /// What a point's label calls its concurrency: `c` (requests) or `u` (agentic users).
     conc_prefix: &'static str,
 }
@@ -133,22 +158,25 @@ fn build_series(
     axis: XAxis,
 ) -> Vec<Series> {
     type SeriesKey = (String, String, u32);
-    let mut groups: BTreeMap<SeriesKey, Vec<(f64, f64, u32)>> = BTreeMap::new();
+    type Pt = ((f64, f64, u32), Option<Bars>);
+    let mut groups: BTreeMap<SeriesKey, Vec<Pt>> = BTreeMap::new();
     for r in rows {
         if let Some(x) = x_of_row(r, axis) {
             groups
                 .entry((r.hw.clone(), r.framework.clone(), r.tp))
                 .or_default()
-                .push((x, r.tput_per_gpu, r.conc));
+                .push(((x, r.tput_per_gpu, r.conc), bars_of_row(r, axis)));
         }
     }
     let mut out = Vec::new();
     for (i, ((hw, fw, tp), mut pts)) in groups.into_iter().enumerate() {
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pts.sort_by(|a, b| a.0 .0.total_cmp(&b.0 .0));
+        let (points, bars) = pts.into_iter().unzip();
         out.push(Series {
             label: format!("{} {} TP{tp}", hw.to_uppercase(), fw),
             kind: Kind::Ours(i),
-            points: pts,
+            points,
+            bars,
             conc_prefix: "c",
         });
     }
@@ -175,6 +203,7 @@ fn build_series(
         out.push(Series {
             label: format!("{} ({what})", set.label),
             kind,
+            bars: vec![None; pts.len()],
             points: pts,
             conc_prefix: "c",
         });
@@ -209,8 +238,21 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    // The axes reach the upper ends of the error bars too.
+    let bar_x = series
+        .iter()
+        .flat_map(|s| s.bars.iter().flatten().filter_map(|b| b.x.map(|x| x.1)));
+    let bar_y = series
+        .iter()
+        .flat_map(|s| s.bars.iter().flatten().filter_map(|b| b.y.map(|y| y.1)));
+    let xs = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .chain(bar_x);
+    let ys = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .chain(bar_y);
     let xmax = xs.fold(0.0f64, f64::max).max(1e-9) * 1.12;
     let ymax = ys.fold(0.0f64, f64::max).max(1e-9) * 1.15;
     let mut chart = ChartBuilder::on(&root)
@@ -248,6 +290,33 @@ fn draw<DB: DrawingBackend>(
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 6, c.filled())))
                     .map_err(e)?;
+                // 95 % intervals: a bar with 5-pixel caps along each axis that has one.
+                let bar = c.stroke_width(2);
+                for (&(x, y, _), b) in s.points.iter().zip(&s.bars) {
+                    let Some(b) = b else { continue };
+                    if let Some((lo, hi)) = b.y {
+                        chart
+                            .draw_series([PathElement::new(vec![(x, lo), (x, hi)], bar)])
+                            .map_err(e)?;
+                        chart
+                            .draw_series([lo, hi].map(|v| {
+                                EmptyElement::at((x, v))
+                                    + PathElement::new(vec![(-5, 0), (5, 0)], bar)
+                            }))
+                            .map_err(e)?;
+                    }
+                    if let Some((lo, hi)) = b.x {
+                        chart
+                            .draw_series([PathElement::new(vec![(lo, y), (hi, y)], bar)])
+                            .map_err(e)?;
+                        chart
+                            .draw_series([lo, hi].map(|v| {
+                                EmptyElement::at((v, y))
+                                    + PathElement::new(vec![(0, -5), (0, 5)], bar)
+                            }))
+                            .map_err(e)?;
+                    }
+                }
             }
             Kind::Reference | Kind::Amd => {
                 let style = c.stroke_width(2);
@@ -518,6 +587,7 @@ pub fn write_agentic_plot(
             Series {
                 label: label.to_string(),
                 kind: Kind::Ours(i),
+                bars: vec![None; pts.len()],
                 points: pts,
                 conc_prefix: "u",
             }

@@ -5,6 +5,7 @@
 
 use crate::report::{point, shipped};
 use infmax::report::AggRow;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,7 +22,21 @@ fn results(root: &Path) -> PathBuf {
     let dir = root.join("results");
     let mut rows: Vec<AggRow> = vec![];
     for (conc, x, y) in [(4, 60.0, 900.0), (8, 50.0, 1300.0), (16, 40.0, 1900.0)] {
-        rows.push(point("dsr1", conc, x, y, &b));
+        let mut r = point("dsr1", conc, x, y, &b);
+        // ±8 % on throughput, ±5 % on interactivity and E2E: error bars on both charts.
+        let iv = |v: f64, f: f64| json!({"estimate": v, "lo": v * (1.0 - f), "hi": v * (1.0 + f)});
+        r.confidence = Some(
+            serde_json::from_value(json!({
+                "level": 0.95, "method": "bootstrap", "resamples": 2000, "seed": 1,
+                "trials": 1, "requests": [conc * 10],
+                "median_ttft_ms": null, "median_tpot_ms": iv(1000.0 / x, 0.05),
+                "median_intvty": iv(x, 0.05), "median_e2el_ms": iv(5000.0, 0.05),
+                "output_throughput": null, "output_tput_per_gpu": null,
+                "tput_per_gpu": iv(y, 0.08)
+            }))
+            .unwrap(),
+        );
+        rows.push(r);
     }
     let mut evil = point("gptoss", 4, 90.0, 2000.0, &b);
     evil.framework = format!("vllm{INJECT}");
@@ -91,6 +106,8 @@ fn html_report_is_self_contained_and_escaped() {
     for id in ["points", "accuracy", "cost"] {
         assert!(html.contains(&format!("id=\"{id}\"")), "table {id}");
     }
+    // The throughput interval of conc 4 (900 ± 8 %) in the verdict table.
+    assert!(html.contains("<td class=\"n\" data-v=\"828\">828.00 – 972.00</td>"));
     let per_m = 2.0 / (900.0 * 3600.0) * 1e6;
     assert!(
         html.contains(&format!("data-v=\"{per_m}\">{per_m:.4}<")),
