@@ -132,8 +132,16 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
             .cloned()
             .collect();
         let aggs: Vec<serde_json::Value> = agentic.into_iter().map(|(_, v)| v).collect();
-        for (e, how) in enqueue_agentic(&outbox, &cfg, &aggs, &run_id)? {
-            crate::outln!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
+        for r in enqueue_agentic(&outbox, &cfg, &aggs, &run_id)? {
+            match r {
+                Ok((e, how)) => {
+                    crate::outln!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
+                }
+                Err(err) => {
+                    failed = true;
+                    gha::error("agentic point not published", &err.to_string());
+                }
+            }
         }
         let rows: Vec<_> = crate::report::load_agg_rows(&fixed_dirs)?
             .into_iter()

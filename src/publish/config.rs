@@ -21,6 +21,11 @@
 //!     kind: webhook
 //!     url: https://example.org/infmax
 //! ```
+//!
+//! A route with `match: {model: dsv4-fp4-mtp, scenario: agentic-coding}` takes agentic
+//! (AgentX) points instead: no ISL/OSL, `conc` are the users, and its fields may name the
+//! dashboard's flat metric keys as `agg.<key>` (`agg.median_ttft`, `agg.tput_per_gpu`, …;
+//! see [`super::payload::flatten_agentic`]).
 
 use super::payload::FIELD_NAMES;
 use crate::config::{parse_yaml, ConfigError};
@@ -132,17 +137,34 @@ impl From<RawSink> for Sink {
     }
 }
 
+/// The kind of result a route takes (InferenceX's `scenario-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteScenario {
+    /// Fixed-length rows (agg rows), matched by model × ISL/OSL.
+    #[default]
+    FixedSeqLen,
+    /// Agentic (AgentX) points, the v3 aggregates, matched by model (and users): they have
+    /// no ISL/OSL, as the dashboard stores them with `isl = osl = null`.
+    AgenticCoding,
+}
+
 /// Which rows a route takes.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatch {
     /// Model key (`dsr1-fp4`, `gptoss-fp4`, `dsr1-fp4-mtp`).
     pub model: String,
-    /// Input sequence length.
-    pub isl: u32,
-    /// Output sequence length.
-    pub osl: u32,
-    /// Only these concurrencies (default: all).
+    /// Which kind of result (default `fixed-seq-len`).
+    #[serde(default)]
+    pub scenario: RouteScenario,
+    /// Input sequence length (fixed-seq-len routes only, required there).
+    #[serde(default)]
+    pub isl: Option<u32>,
+    /// Output sequence length (fixed-seq-len routes only, required there).
+    #[serde(default)]
+    pub osl: Option<u32>,
+    /// Only these concurrencies, or users for agentic points (default: all).
     #[serde(default)]
     pub conc: Option<Vec<u32>>,
 }
@@ -253,6 +275,27 @@ impl SinksConfig {
                     for (j, r) in routes.iter().enumerate() {
                         let rat = |p: &str| at(&format!(".routes[{j}]{p}"));
                         check_url(file, &s.name, &rat(".space"), &r.space)?;
+                        let m = &r.matches;
+                        match (m.scenario, m.isl, m.osl) {
+                            (RouteScenario::FixedSeqLen, Some(_), Some(_))
+                            | (RouteScenario::AgenticCoding, None, None) => {}
+                            (RouteScenario::FixedSeqLen, _, _) => {
+                                return Err(ConfigError::invalid(
+                                    file,
+                                    &s.name,
+                                    rat(".match"),
+                                    "a fixed-seq-len route needs both `isl` and `osl`",
+                                ))
+                            }
+                            (RouteScenario::AgenticCoding, _, _) => {
+                                return Err(ConfigError::invalid(
+                                    file,
+                                    &s.name,
+                                    rat(".match"),
+                                    "an agentic-coding route takes no `isl`/`osl` (agentic points have none)",
+                                ))
+                            }
+                        }
                         if r.api_name.is_empty() || r.api_name.contains('/') {
                             return Err(ConfigError::invalid(
                                 file,

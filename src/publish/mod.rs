@@ -9,7 +9,8 @@
 //! idempotency scheme and where exactly-once ends and at-least-once begins.
 //!
 //! Sinks: an HF Space through the Gradio call API (payload fields and Space per model ×
-//! ISL/OSL[× conc] from a config file, `HF_TOKEN` bearer) and a generic JSON webhook.
+//! ISL/OSL[× conc] for fixed-length rows, per model [× users] for agentic points, from a
+//! config file, `HF_TOKEN` bearer) and a generic JSON webhook.
 //! Tokens are read from the environment when a request is sent; they are never written to
 //! the outbox, logged, or put into any result file.
 
@@ -19,7 +20,7 @@ pub mod outbox;
 pub mod payload;
 pub mod transport;
 
-pub use config::{OnUnconfirmed, SinkKind, SinksConfig};
+pub use config::{OnUnconfirmed, RouteScenario, SinkKind, SinksConfig};
 pub use outbox::{DrainOptions, DrainReport, Enqueued, Entry, Outbox, Request, State};
 
 use crate::config::ConfigError;
@@ -99,9 +100,10 @@ pub fn entries_for(
             SinkKind::Gradio { routes } => {
                 let line = row.line();
                 let Some(route) = routes.iter().find(|r| {
-                    r.matches.model == line.model
-                        && r.matches.isl == line.isl
-                        && r.matches.osl == line.osl
+                    r.matches.scenario == RouteScenario::FixedSeqLen
+                        && r.matches.model == line.model
+                        && r.matches.isl == Some(line.isl)
+                        && r.matches.osl == Some(line.osl)
                         && r.matches
                             .conc
                             .as_ref()
@@ -173,18 +175,20 @@ pub fn enqueue_rows(
 }
 
 /// The idempotency key of an agentic aggregate (the v3 JSON): run id + recipe fingerprint
-/// (else model, hardware, framework and TP) + `agentic` + users, so a fixed-length row of the
-/// same recipe never shares it.
+/// (else model, hardware, framework, TP and KV offloading — InferenceX runs each users
+/// count with offload on and off) + `agentic` + users, so a fixed-length row of the same
+/// recipe never shares it.
 pub fn agentic_idempotency_key(run_id: &str, agg: &serde_json::Value) -> String {
     let s = |k: &str| agg[k].as_str().unwrap_or("").to_string();
     let fp = s("recipe_fingerprint");
     let recipe = if fp.is_empty() {
         format!(
-            "{}:{}:{}:tp{}",
+            "{}:{}:{}:tp{}:kv{}",
             s("model"),
             s("hw"),
             s("framework"),
-            agg["tp"]
+            agg["tp"],
+            s("kv_offloading")
         )
     } else {
         fp
@@ -193,47 +197,91 @@ pub fn agentic_idempotency_key(run_id: &str, agg: &serde_json::Value) -> String 
 }
 
 /// The outbox entries for an agentic aggregate. Webhook sinks take it (body
-/// `{idempotency_key, sink, run_id, scenario: "agentic-coding", row: <aggregate>}`); Gradio
-/// sinks route by model × ISL/OSL, which an agentic point does not have, so they skip it.
-pub fn agentic_entries_for(cfg: &SinksConfig, agg: &serde_json::Value, run_id: &str) -> Vec<Entry> {
+/// `{idempotency_key, sink, run_id, scenario: "agentic-coding", row: <aggregate>}`); a Gradio
+/// sink takes it through its first `scenario: agentic-coding` route matching the point's model
+/// key (`<prefix>-<precision>[-<spec>]`) and users, with the route's fields (see
+/// [`payload::agentic_field_value`]). A field with no value for this point is an error for
+/// that sink, as for fixed-length rows.
+pub fn agentic_entries_for(
+    cfg: &SinksConfig,
+    agg: &serde_json::Value,
+    run_id: &str,
+) -> Vec<Result<Entry, PublishError>> {
     let key = agentic_idempotency_key(run_id, agg);
-    cfg.sinks
-        .iter()
-        .filter_map(|sink| match &sink.kind {
-            SinkKind::Gradio { .. } => None,
-            SinkKind::Webhook { url } => Some(Entry::new(
+    let s = |k: &str| agg[k].as_str().unwrap_or("");
+    let model =
+        crate::report::agg::model_key(s("infmax_model_prefix"), s("precision"), s("spec_decoding"));
+    let users = agg["conc"].as_u64().and_then(|c| u32::try_from(c).ok());
+    let mut out = Vec::new();
+    for sink in &cfg.sinks {
+        let request = match &sink.kind {
+            SinkKind::Gradio { routes } => {
+                let Some(route) = routes.iter().find(|r| {
+                    r.matches.scenario == RouteScenario::AgenticCoding
+                        && r.matches.model == model
+                        && r.matches
+                            .conc
+                            .as_ref()
+                            .is_none_or(|c| users.is_some_and(|u| c.contains(&u)))
+                }) else {
+                    continue;
+                };
+                match payload::agentic_gradio_data(&route.fields, agg, &cfg.values, run_id, &key) {
+                    Ok(data) => Ok(Request::Gradio {
+                        space: route.space.clone(),
+                        api_name: route.api_name.clone(),
+                        data,
+                    }),
+                    Err(reason) => Err(PublishError::Payload {
+                        sink: sink.name.clone(),
+                        key: key.clone(),
+                        reason,
+                    }),
+                }
+            }
+            SinkKind::Webhook { url } => Ok(Request::Webhook {
+                url: url.clone(),
+                body: serde_json::json!({
+                    "idempotency_key": key,
+                    "sink": sink.name,
+                    "run_id": run_id,
+                    "scenario": "agentic-coding",
+                    "row": agg,
+                }),
+            }),
+        };
+        out.push(request.map(|request| {
+            Entry::new(
                 key.clone(),
                 sink.name.clone(),
                 run_id.to_string(),
-                Request::Webhook {
-                    url: url.clone(),
-                    body: serde_json::json!({
-                        "idempotency_key": key,
-                        "sink": sink.name,
-                        "run_id": run_id,
-                        "scenario": "agentic-coding",
-                        "row": agg,
-                    }),
-                },
+                request,
                 sink.token_env().map(str::to_string),
                 sink.on_unconfirmed(),
-            )),
-        })
-        .collect()
+            )
+        }));
+    }
+    out
 }
 
-/// Enqueue agentic aggregates for every sink that takes them.
+/// Enqueue agentic aggregates for every sink that takes them; points whose payload cannot
+/// be built come back as errors (nothing is enqueued for them).
 pub fn enqueue_agentic(
     outbox: &Outbox,
     cfg: &SinksConfig,
     aggs: &[serde_json::Value],
     run_id: &str,
-) -> Result<Vec<(Entry, Enqueued)>, PublishError> {
+) -> Result<Vec<EnqueueOutcome>, PublishError> {
     let mut out = Vec::new();
     for agg in aggs {
-        for entry in agentic_entries_for(cfg, agg, run_id) {
-            let r = outbox.enqueue(&entry)?;
-            out.push((entry, r));
+        for e in agentic_entries_for(cfg, agg, run_id) {
+            match e {
+                Ok(entry) => {
+                    let r = outbox.enqueue(&entry)?;
+                    out.push(Ok((entry, r)));
+                }
+                Err(err) => out.push(Err(err)),
+            }
         }
     }
     Ok(out)

@@ -889,3 +889,126 @@ fn publish_webhook_takes_agentic_aggregates_beside_fixed_rows() {
     );
     s.assert_no_secret();
 }
+
+#[test]
+fn publish_gradio_takes_agentic_points_by_model_and_users() {
+    let fake = Fake::with_knobs(|k| k.forget_after_stream = true);
+    let mut s = Setup::new(&fake.url, &[8], false);
+    // An agentic job dir as `runner exec` leaves it, beside the fixed-length rows.
+    let job = s.p("results/agentic_job");
+    std::fs::create_dir_all(job.join("aiperf_artifacts")).unwrap();
+    let case = crate::util::fixture("agentic/cases/vllm");
+    std::fs::copy(
+        case.join("reference.json"),
+        job.join("dsv4_agentic_conc16_sim.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        case.join("aiperf_artifacts/profile_export_aiperf.json"),
+        job.join("aiperf_artifacts/profile_export_aiperf.json"),
+    )
+    .unwrap();
+    // The fixed route stays; an agentic route for the point's model key and users takes
+    // the dashboard's flat metrics; one for other users takes nothing.
+    let sinks = std::fs::read_to_string(s.p("sinks.yaml")).unwrap()
+        + &format!(
+            "      - match: {{model: dsv4-fp4-mtp, scenario: agentic-coding, conc: [32]}}\n        space: {u}\n        api_name: never\n        fields: [team]\n      - match: {{model: dsv4-fp4-mtp, scenario: agentic-coding, conc: [16]}}\n        space: {u}\n        api_name: submit\n        fields: [team, conc, tput_per_gpu, interactivity, median_e2e_ms, agg.median_ttft, agg.p90_itl, agg.theoretical_cache_hit_rate, agg.offload_mode, hw, idempotency_key]\n",
+            u = fake.url
+        );
+    std::fs::write(s.p("sinks.yaml"), sinks).unwrap();
+    let out = s.publish_exits(0);
+    let agentic_key = format!("777:{}:agentic:u16", "ab".repeat(32));
+    assert!(
+        out.contains(&format!("delivered: sink=board key={agentic_key}")),
+        "{out}"
+    );
+    fake.with(|b| {
+        assert_eq!(b.rows.len(), 2, "{:?}", b.rows);
+        let r = b
+            .rows
+            .iter()
+            .find(|r| r[10] == agentic_key.as_str())
+            .expect("the agentic point is on the board");
+        let agg: Value =
+            serde_json::from_str(&std::fs::read_to_string(case.join("reference.json")).unwrap())
+                .unwrap();
+        let lat = &agg["request_metrics"]["latency"];
+        assert_eq!(r[0], "infmax-test");
+        assert_eq!(r[1], 16);
+        assert_eq!(
+            r[2],
+            agg["request_metrics"]["throughput"]["per_gpu"]["total_tput_tps"]
+        );
+        // Full-response ITL replaces ITL where the aggregate has it (as the dashboard does):
+        // median interactivity = 1 / median full-response ITL, p90 ITL = its p90.
+        let full_p50 = lat["full_response_itl"]["p50"].as_f64().unwrap();
+        assert_eq!(r[3].as_f64().unwrap(), 1.0 / full_p50);
+        assert_eq!(
+            r[4].as_f64().unwrap(),
+            lat["e2el"]["p50"].as_f64().unwrap() * 1000.0
+        );
+        assert_eq!(r[5], lat["ttft"]["p50"]);
+        assert_eq!(r[6], lat["full_response_itl"]["p90"]);
+        assert_eq!(
+            r[7],
+            agg["request_metrics"]["cache"]["theoretical_cache_hit_rate"]
+        );
+        assert_eq!(r[8], "on");
+        assert_eq!(r[9], "sim");
+    });
+    // Published once: a second run finds both delivered.
+    let again = s.publish_exits(0);
+    assert!(
+        again.contains(&format!("already delivered: sink=board key={agentic_key}")),
+        "{again}"
+    );
+    s.assert_no_secret();
+}
+
+#[test]
+fn publish_agentic_route_with_fields_an_agentic_point_lacks_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = |m: &str, fields: &str| {
+        let f = d.path().join("sinks.yaml");
+        std::fs::write(
+            &f,
+            format!("sinks:\n  - name: board\n    kind: gradio\n    routes:\n      - match: {m}\n        space: https://x.hf.space\n        api_name: submit\n        fields: {fields}\n"),
+        )
+        .unwrap();
+        infmax::publish::SinksConfig::load(&f)
+    };
+    // ISL/OSL belong to fixed-length routes only, and are required there.
+    let e = bad(
+        "{model: m, scenario: agentic-coding, isl: 1024, osl: 1024}",
+        "[conc]",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("routes[0].match") && e.contains("takes no `isl`/`osl`"),
+        "{e}"
+    );
+    let e = bad("{model: m, isl: 1024}", "[conc]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs both `isl` and `osl`"), "{e}");
+    // A point without a baseline is not sent with a made-up ratio.
+    let cfg = bad(
+        "{model: dsv4-fp4-mtp, scenario: agentic-coding}",
+        "[conc, tput_ratio, isl]",
+    )
+    .unwrap();
+    let agg: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::util::fixture("agentic/cases/vllm/reference.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let got = infmax::publish::agentic_entries_for(&cfg, &agg, "1");
+    assert_eq!(got.len(), 1);
+    let e = got.into_iter().next().unwrap().unwrap_err().to_string();
+    assert!(
+        e.contains("`tput_ratio`: no baseline exists for agentic points")
+            && e.contains("`isl`: an agentic point has no ISL/OSL"),
+        "{e}"
+    );
+}
