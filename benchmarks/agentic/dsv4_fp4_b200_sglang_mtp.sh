@@ -5,8 +5,9 @@
 # Flags: InferenceX benchmarks/single_node/agentic/dsv4_fp4_b200_sglang_mtp.sh at 843c6254f.
 # Starts the engine in the foreground; the contract (benchmarks/agentic/lib.sh) runs first.
 # DSv4's HiCache takes its host pool as a host/device ratio (8 on B200), not --hicache-size.
-# DP attention (dp-attn rows) runs without the reference's sglang-router in front: infmax
-# sends to the engine port directly.
+# Not carried over: the sglang-router in front of DP-attention ranks (infmax sends to the
+# engine port directly), the repository chat template file (deepseek_v4_thinking.jinja) and
+# the TRITON_PTXAS_PATH probe.
 
 export AIPERF_REQUIRED_SERVER_METRIC_PREFIX="sglang:"
 export SGLANG_ENABLE_UNIFIED_RADIX_TREE=1
@@ -15,6 +16,11 @@ export PYTHONNOUSERSITE=1
 export TORCH_CUDA_ARCH_LIST=10.0
 export SGLANG_TIMEOUT_KEEP_ALIVE=900
 export SGLANG_JIT_DEEPGEMM_FAST_WARMUP=1
+export SGLANG_OPT_SWA_SPLIT_LEAF_ON_INSERT=1
+export SGLANG_OPT_USE_JIT_NORM=1
+export SGLANG_OPT_USE_JIT_INDEXER_METADATA=1
+export SGLANG_OPT_USE_TOPK_V2=1
+export SGLANG_OPT_USE_CUSTOM_ALL_REDUCE_V2=1
 if [[ ${EVAL_ONLY:-false} != true ]]; then
   export SGLANG_SIMULATE_ACC_LEN=2.49
   export SGLANG_SIMULATE_ACC_METHOD=match-expected
@@ -31,7 +37,14 @@ parallel_args=(--tp "$TP")
 chunked=8192
 swa_ratio=0.1
 if [[ $DP_ATTENTION == true ]]; then
-  parallel_args+=(--dp "$TP" --enable-dp-attention --ep-size "$EP_SIZE" --moe-a2a-backend megamoe
+  export SGLANG_OPT_DEEPGEMM_MEGA_MOE_USE_FP4_ACTS=1
+  export SGLANG_OPT_DEEPGEMM_MEGA_MOE_USE_MXF4_KIND=1
+  export SGLANG_OPT_DEEPGEMM_MEGA_MOE_NUM_MAX_TOKENS_PER_RANK=8320
+  parallel_args+=(--dp "$TP" --tokenizer-worker-num "$TP" --enable-prefill-delayer
+    --prefill-decode-interval 10 --enable-dp-attention
+    --enable-dp-attention-local-control-broadcast --incremental-streaming-output
+    --stream-interval 20 --dist-init-addr "127.0.0.1:$((PORT + 2000))"
+    --ep-size "$EP_SIZE" --moe-a2a-backend megamoe
     --enable-deepseek-v4-fp4-indexer --disable-shared-experts-fusion --disable-flashinfer-autotune)
   chunked=$((8192 * TP))
   swa_ratio=0.02
@@ -56,5 +69,6 @@ exec python3 -m sglang.launch_server \
   --watchdog-timeout 1800 \
   --speculative-algorithm EAGLE --speculative-num-steps 3 --speculative-eagle-topk 1 \
   --speculative-num-draft-tokens 4 \
+  --weight-loader-prefetch-checkpoints \
   "${metrics_args[@]}" \
   "${cache_args[@]}"

@@ -12,10 +12,16 @@ export AIPERF_REQUIRED_SERVER_METRIC_PREFIX="vllm:"
 export TORCH_CUDA_ARCH_LIST=10.0
 export PYTHONNOUSERSITE=1
 export VLLM_FLOAT32_MATMUL_PRECISION=high
+export VLLM_ENGINE_READY_TIMEOUT_S=3600
+export VLLM_PREFIX_CACHE_RETENTION_INTERVAL=32768
+export VLLM_USE_V2_MODEL_RUNNER=1
+export VLLM_USE_RUST_FRONTEND=1
+export VLLM_DSV4_MEGA_FP8_COMBINE=1
+export VLLM_RPC_TIMEOUT=600000
 
 offload_args=()
 if agentic_offload_with vllm-simple; then
-  vllm_simple_offload_args
+  vllm_simple_offload_args ',"enable_cross_layers_blocks":"true","lazy_offload":false'
   offload_args=("${AGENTIC_ARGS[@]}")
 fi
 

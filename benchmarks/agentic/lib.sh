@@ -75,12 +75,12 @@ sglang_hicache_args() {
     --hicache-write-policy write_through_selective)
 }
 
-# vLLM's SimpleCPUOffloadConnector over the budget per rank (needs PYTHONHASHSEED=42, which
-# it exports, so block hashes agree across processes).
+# vLLM's SimpleCPUOffloadConnector over the budget per rank, with `$1` appended to its extra
+# config (needs PYTHONHASHSEED=42, which it exports, so block hashes agree across processes).
 vllm_simple_offload_args() {
   export PYTHONHASHSEED=42
   AGENTIC_ARGS=(--kv-transfer-config
-    "{\"kv_connector\":\"SimpleCPUOffloadConnector\",\"kv_role\":\"kv_both\",\"kv_connector_extra_config\":{\"cpu_bytes_to_use_per_rank\":$(agentic_cpu_bytes_per_rank)}}")
+    "{\"kv_connector\":\"SimpleCPUOffloadConnector\",\"kv_role\":\"kv_both\",\"kv_connector_extra_config\":{\"cpu_bytes_to_use_per_rank\":$(agentic_cpu_bytes_per_rank)${1:-}}}")
 }
 
 # vLLM's SimpleCPUOffloadConnector over the whole budget in one figure

@@ -51,7 +51,7 @@ exec python3 -m sglang.launch_server \
   --max-running-requests $((2 * CONC)) \
   --max-prefill-tokens 16384 --chunked-prefill-size 16384 \
   --mem-fraction-static 0.80 --stream-interval 50 --scheduler-recv-interval 10 \
-  --reasoning-parser qwen3 --tool-call-parser qwen3_coder \
+  --tokenizer-path "$MODEL" --reasoning-parser qwen3 --tool-call-parser qwen3_coder \
   --speculative-algorithm NEXTN --speculative-num-steps 3 --speculative-eagle-topk 1 \
   --speculative-num-draft-tokens 4 \
   "${metrics_args[@]}" \
