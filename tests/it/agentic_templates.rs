@@ -365,7 +365,7 @@ fn every_shipped_single_node_agentic_row_renders_and_runs_its_template() {
     let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut shellchecked = BTreeSet::new();
     let checker = shellcheck();
-    let mut failures = vec![];
+    let mut jobs = vec![];
     for (i, v) in rows.iter().enumerate() {
         let row: AgenticRow = serde_json::from_value(v.clone()).unwrap();
         let dir = d.path().join(format!("row{i}"));
@@ -384,17 +384,39 @@ fn every_shipped_single_node_agentic_row_renders_and_runs_its_template() {
                 String::from_utf8_lossy(&out.stdout)
             );
         }
-        let (code, err, calls) = run(&script, &bin, &dir);
-        let what = format!("{} ({name}, conc {})", row.exp_name, row.conc);
-        if code != 0 {
-            failures.push(format!(
-                "{what}: exit {code}: {}",
-                err.lines().last().unwrap_or("")
-            ));
-        } else if let Err(e) = check_row(&row, &calls) {
-            failures.push(format!("{what}: {e}"));
-        }
+        jobs.push((row, name, script, dir));
     }
+    // The rows run a few at a time: most of a row's time is process start-up and the side
+    // services' settle time.
+    let per = jobs.len().div_ceil(4);
+    let failures: Vec<String> = std::thread::scope(|sc| {
+        let handles: Vec<_> = jobs
+            .chunks(per)
+            .map(|chunk| {
+                let bin = &bin;
+                sc.spawn(move || {
+                    let mut failures = vec![];
+                    for (row, name, script, dir) in chunk {
+                        let (code, err, calls) = run(script, bin, dir);
+                        let what = format!("{} ({name}, conc {})", row.exp_name, row.conc);
+                        if code != 0 {
+                            failures.push(format!(
+                                "{what}: exit {code}: {}",
+                                err.lines().last().unwrap_or("")
+                            ));
+                        } else if let Err(e) = check_row(row, &calls) {
+                            failures.push(format!("{what}: {e}"));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
     assert!(
         failures.is_empty(),
         "{} of {} rows:\n{}",
