@@ -125,19 +125,72 @@ pub async fn served_model(base_url: &str) -> Result<String, AccuracyError> {
         url: url.clone(),
         message: m,
     };
-    let v: Value = reqwest::Client::new()
+    const NOT_OPENAI: &str = "runner eval needs an OpenAI-compatible server (vLLM, SGLang, llama.cpp's llama-server…) answering GET /v1/models and POST /v1/completions; check --base-url, or pass --model to skip the model lookup";
+    let resp = reqwest::Client::new()
         .get(&url)
         .timeout(Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| err(e.to_string()))?
-        .json()
+        .map_err(|e| err(format!("cannot reach the server: {}", reqwest_cause(&e))))?;
+    let status = resp.status();
+    let kind = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type")
+        .to_string();
+    let body = resp
+        .bytes()
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(format!("the answer broke off: {}", reqwest_cause(&e))))?;
+    let excerpt = || one_line(&String::from_utf8_lossy(&body), 160);
+    if !status.is_success() {
+        return Err(err(format!(
+            "got HTTP {status} ({kind}): {:?}; {NOT_OPENAI}",
+            excerpt()
+        )));
+    }
+    let v: Value = serde_json::from_slice(&body).map_err(|_| {
+        err(format!(
+            "got HTTP {status} with {kind} that is not JSON: {:?}; {NOT_OPENAI}",
+            excerpt()
+        ))
+    })?;
     v["data"][0]["id"]
         .as_str()
         .map(String::from)
-        .ok_or_else(|| err(format!("no model listed: {v}")))
+        .ok_or_else(|| {
+            err(format!(
+            "got JSON without a model, expected {{\"data\": [{{\"id\": …}}]}}: {:?}; {NOT_OPENAI}",
+            excerpt()
+        ))
+        })
+}
+
+/// `text` with whitespace runs folded to one space (an HTML error page on one line), cut
+/// at `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let t = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match t.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &t[..i]),
+        None => t,
+    }
+}
+
+/// A reqwest error with its causes ("error sending request" alone does not say that the
+/// connection was refused).
+fn reqwest_cause(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 impl Engine {
@@ -163,7 +216,7 @@ impl Engine {
             message: if e.is_timeout() {
                 format!("no answer within {:?}", self.opts.timeout)
             } else {
-                format!("{e}")
+                reqwest_cause(&e)
             },
         })?;
         let status = resp.status();
@@ -173,12 +226,18 @@ impl Engine {
             message: format!("reading the answer: {e}"),
         })?;
         if !status.is_success() {
-            let mut t = text;
-            t.truncate(500);
+            // 404/405/501: nothing serves this path; the server is not OpenAI-compatible.
+            let hint = if matches!(status.as_u16(), 404 | 405 | 501) {
+                format!("; the server has no {path}: runner eval needs an OpenAI-compatible server (vLLM, SGLang, llama.cpp's llama-server…); check --base-url")
+            } else {
+                String::new()
+            };
             return Err(Attempt {
-                retry: status.as_u16() == 429 || status.is_server_error(),
+                // 501 Not Implemented will not change by asking again.
+                retry: status.as_u16() == 429
+                    || (status.is_server_error() && status.as_u16() != 501),
                 status: Some(status.as_u16()),
-                message: format!("HTTP {status}: {t}"),
+                message: format!("HTTP {status}: {}{hint}", one_line(&text, 300)),
             });
         }
         // serde_json's `float_roundtrip` feature (Cargo.toml) makes this parse every number
@@ -292,6 +351,15 @@ impl Engine {
                 );
                 let _ = self.form.set(PromptForm::Text);
                 Ok((v, PromptForm::Text))
+            }
+            // The same answer twice is said once.
+            Err(AccuracyError::Engine { url, message }) if message.contains(&refusal.message) => {
+                Err(AccuracyError::Engine {
+                    url,
+                    message: format!(
+                        "the token-id prompt and the same prompt as text were both refused: {message}"
+                    ),
+                })
             }
             Err(AccuracyError::Engine { url, message }) => Err(AccuracyError::Engine {
                 url,

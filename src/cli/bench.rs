@@ -454,6 +454,24 @@ impl BenchArgs {
     }
 }
 
+/// Fail before the load phase, with one clear line, when nothing listens at the server's
+/// address: otherwise every request fails and the run prints a table of zeros.
+async fn reachable(base_url: &str) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base_url).with_context(|| format!("--base-url `{base_url}`"))?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(30), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => bail!(
+            "cannot reach the server at {base_url} ({host}:{port}: {e}); is it running and is that its address? Nothing was sent"
+        ),
+        Err(_) => bail!(
+            "cannot reach the server at {base_url} ({host}:{port}): no connection within 30 s; nothing was sent"
+        ),
+    }
+}
+
 /// `runner bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
     if args.self_test_dispatch {
@@ -463,7 +481,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         return match r {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                crate::errln!("error: {e:#}");
+                crate::errln!("error: {}", super::error_text(&e));
                 ExitCode::FAILURE
             }
         };
@@ -478,7 +496,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         ) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
-                crate::errln!("error: {e:#}");
+                crate::errln!("error: {}", super::error_text(&e));
                 ExitCode::FAILURE
             }
         };
@@ -490,7 +508,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     match rt.block_on(run_async(args)) {
         Ok(code) => code,
         Err(e) => {
-            crate::errln!("error: {e:#}");
+            crate::errln!("error: {}", super::error_text(&e));
             ExitCode::FAILURE
         }
     }
@@ -522,6 +540,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
+    reachable(&cfg.base_url).await?;
     let progress = Arc::new(Progress::default());
     let (p, total, warmups) = (progress.clone(), cfg.dataset.num_prompts(), cfg.num_warmups);
     let reporter = (!args.disable_tqdm)

@@ -105,9 +105,29 @@ pub struct ExecFlags {
 /// `runner exec`.
 #[derive(Debug, Clone, Args)]
 pub struct ExecArgs {
-    /// The job row (JSON or YAML).
+    /// The job row (JSON or YAML): one row, or a list of rows as `scheduler expand` prints
+    /// it (then pick one with --row).
     #[arg(long)]
     pub config: PathBuf,
+    /// Which row of a row list to run, counted from 0 as in `jq '.[N]'`.
+    #[arg(long, value_name = "N")]
+    pub row: Option<usize>,
+    /// Run the row at this concurrency instead of its own `conc`.
+    #[arg(long, value_name = "N")]
+    pub conc: Option<u32>,
+    #[command(flatten)]
+    pub flags: ExecFlags,
+}
+
+/// `runner check`: the row checks `runner exec` makes before it starts anything.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The job row (JSON or YAML), or a row list with --row.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Which row of a row list to check, counted from 0 (default: every row).
+    #[arg(long, value_name = "N")]
+    pub row: Option<usize>,
     #[command(flatten)]
     pub flags: ExecFlags,
 }
@@ -115,9 +135,13 @@ pub struct ExecArgs {
 /// `runner batch`.
 #[derive(Debug, Clone, Args)]
 pub struct BatchArgs {
-    /// Job rows (JSON or YAML), run in order.
+    /// Job rows (JSON or YAML), run in order; a row list (`scheduler expand` output) runs
+    /// every row in it, or the one --row picks.
     #[arg(long, required = true, num_args = 1..)]
     pub config: Vec<PathBuf>,
+    /// Of each row list, only this row (counted from 0).
+    #[arg(long, value_name = "N")]
+    pub row: Option<usize>,
     /// Run every row at each of these concurrencies instead of its own.
     #[arg(long, value_delimiter = ',')]
     pub conc: Vec<u32>,
@@ -198,7 +222,7 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     let o = match flags.options() {
         Ok(o) => o,
         Err(e) => {
-            crate::errln!("error: {e:#}");
+            crate::errln!("error: {}", super::error_text(&e));
             return ExitCode::from(Stage::Config.exit_code());
         }
     };
@@ -267,7 +291,7 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
     };
     if batch && !rows.is_empty() {
         if let Err(e) = exec::write_batch_outputs(&o, &rows) {
-            crate::errln!("error: batch summary: {e:#}");
+            crate::errln!("error: batch summary: {}", super::error_text(&e));
         }
     }
     match err {
@@ -282,21 +306,115 @@ enum Runnable {
     Agentic(AgenticRow),
 }
 
-/// Read a row of any kind (config errors exit 10); multinode rows need a multinode launch.
-fn load(path: &std::path::Path) -> Result<Runnable, ExitCode> {
-    let fail = |m: String| {
-        crate::errln!("error: {m}");
-        ExitCode::from(Stage::Config.exit_code())
+/// A config error: printed, exit 10.
+fn config_error(m: impl std::fmt::Display) -> ExitCode {
+    crate::errln!("error: {m}");
+    ExitCode::from(Stage::Config.exit_code())
+}
+
+/// Which rows of a file to take.
+#[derive(Clone, Copy)]
+enum Pick {
+    /// Exactly one row: the file's only row, or the one --row names.
+    One(Option<usize>),
+    /// Every row of a list, or the one --row names.
+    All(Option<usize>),
+}
+
+/// Read the rows of `path` (a row, or a row list as `scheduler expand` prints it), parsed
+/// and validated; config errors exit 10 and say what was expected and how to pick a row.
+fn load_rows(path: &std::path::Path, pick: Pick, cmd: &str) -> Result<Vec<MatrixRow>, ExitCode> {
+    use crate::config::row::RowFile;
+    let (file, rows) = match RowFile::load(path) {
+        Ok(RowFile::One(r)) => {
+            if let Pick::One(Some(n)) | Pick::All(Some(n)) = pick {
+                if n != 0 {
+                    return Err(config_error(format!(
+                        "{}: --row {n}: the file holds one row, not a list (it is row 0)",
+                        path.display()
+                    )));
+                }
+            }
+            return Ok(vec![*r]);
+        }
+        Ok(RowFile::List { file, rows }) => (file, rows),
+        Err(e) => return Err(config_error(e)),
     };
-    match MatrixRow::load(path) {
-        Ok(MatrixRow::Single(r)) => Ok(Runnable::Fixed(r)),
-        Ok(MatrixRow::Agentic(r)) => Ok(Runnable::Agentic(r)),
-        Ok(r) => Err(fail(format!(
-            "{}: a {} row (prefill/decode workers over several nodes) is valid, but `runner exec` has no multinode launch yet; run it with InferenceX's multinode workflow",
-            path.display(),
-            r.kind()
-        ))),
-        Err(e) => Err(fail(e.to_string())),
+    let n = rows.len();
+    if n == 0 {
+        return Err(config_error(format!(
+            "{file}: an empty row list: the filters that made it matched nothing"
+        )));
+    }
+    let describe = |i: usize| {
+        let r = &rows[i];
+        let s = |k: &str| {
+            r.get(k)
+                .map(|v| v.to_string().trim_matches('"').to_string())
+        };
+        format!(
+            "{}{}",
+            s("exp-name").unwrap_or_else(|| "?".into()),
+            s("conc").map(|c| format!(" conc {c}")).unwrap_or_default()
+        )
+    };
+    let chosen: Vec<usize> = match pick {
+        Pick::One(Some(i)) | Pick::All(Some(i)) if i >= n => {
+            return Err(config_error(format!(
+                "{file}: --row {i}: the list has {n} rows (0 to {})",
+                n - 1
+            )))
+        }
+        Pick::One(Some(i)) | Pick::All(Some(i)) => vec![i],
+        Pick::One(None) if n == 1 => vec![0],
+        Pick::One(None) => {
+            return Err(config_error(format!(
+                "{file} is a list of {n} rows (`scheduler expand` output); `runner {cmd}` runs one row: pick it with --row N (0 to {}; row 0 is {}, row {} is {}), or run them all with `runner batch --config {file}`",
+                n - 1,
+                describe(0),
+                n - 1,
+                describe(n - 1)
+            )))
+        }
+        Pick::All(None) => (0..n).collect(),
+    };
+    chosen
+        .into_iter()
+        .map(|i| RowFile::row(&file, &rows, i).map_err(config_error))
+        .collect()
+}
+
+/// A row `runner exec` can run (multinode rows need a multinode launch: exit 10).
+fn runnable(path: &std::path::Path, r: MatrixRow) -> Result<Runnable, ExitCode> {
+    match r {
+        MatrixRow::Single(r) => Ok(Runnable::Fixed(r)),
+        MatrixRow::Agentic(r) => Ok(Runnable::Agentic(r)),
+        r => Err(config_error(multinode_message(path, &r))),
+    }
+}
+
+fn multinode_message(path: &std::path::Path, r: &MatrixRow) -> String {
+    format!(
+        "{}: a {} row (prefill/decode workers over several nodes) is valid, but `runner exec` has no multinode launch yet; run it with InferenceX's multinode workflow",
+        path.display(),
+        r.kind()
+    )
+}
+
+/// `r` at concurrency `c`: agentic rows are renamed as the generator names them.
+fn at_conc(r: &Runnable, c: u32) -> Runnable {
+    match r {
+        Runnable::Fixed(r) => Runnable::Fixed(JobRow {
+            conc: c,
+            ..r.clone()
+        }),
+        Runnable::Agentic(r) => Runnable::Agentic(AgenticRow {
+            conc: c,
+            exp_name: r
+                .exp_name
+                .replace(&format!("_conc{}", r.conc), &format!("_conc{c}")),
+            ..r.clone()
+        }),
     }
 }
 
@@ -306,7 +424,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
     let o = match flags.options() {
         Ok(o) => o,
         Err(e) => {
-            crate::errln!("error: {e:#}");
+            crate::errln!("error: {}", super::error_text(&e));
             return ExitCode::from(Stage::Config.exit_code());
         }
     };
@@ -368,7 +486,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
     };
     if batch && !done.is_empty() {
         if let Err(e) = exec::agentic::write_batch_outputs(&o.out, &done) {
-            crate::errln!("error: batch summary: {e:#}");
+            crate::errln!("error: batch summary: {}", super::std_error_text(&e));
         }
     }
     match err {
@@ -395,10 +513,22 @@ fn by_kind(rows: Vec<Runnable>) -> Result<(Vec<JobRow>, Vec<AgenticRow>), ExitCo
 
 /// `runner exec`.
 pub fn run_exec(a: ExecArgs) -> ExitCode {
-    match load(&a.config) {
-        Ok(Runnable::Fixed(row)) => go(vec![row], &a.flags, false),
-        Ok(Runnable::Agentic(row)) => go_agentic(vec![row], &a.flags, false),
-        Err(c) => c,
+    if a.conc == Some(0) {
+        return config_error("--conc must be at least 1");
+    }
+    let row = match load_rows(&a.config, Pick::One(a.row), "exec")
+        .and_then(|mut v| runnable(&a.config, v.remove(0)))
+    {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let row = match a.conc {
+        Some(c) => at_conc(&row, c),
+        None => row,
+    };
+    match row {
+        Runnable::Fixed(row) => go(vec![row], &a.flags, false),
+        Runnable::Agentic(row) => go_agentic(vec![row], &a.flags, false),
     }
 }
 
@@ -406,51 +536,78 @@ pub fn run_exec(a: ExecArgs) -> ExitCode {
 pub fn run_batch(a: BatchArgs) -> ExitCode {
     let mut loaded = vec![];
     for p in &a.config {
-        match load(p) {
-            Ok(r) => loaded.push(r),
+        let rows = match load_rows(p, Pick::All(a.row), "batch") {
+            Ok(r) => r,
             Err(c) => return c,
+        };
+        for r in rows {
+            match runnable(p, r) {
+                Ok(r) => loaded.push(r),
+                Err(c) => return c,
+            }
         }
     }
     if a.conc.contains(&0) {
-        crate::errln!("error: --conc values must be at least 1");
-        return ExitCode::from(Stage::Config.exit_code());
+        return config_error("--conc values must be at least 1");
     }
-    let (mut rows, agentic) = match by_kind(loaded) {
+    if !a.conc.is_empty() {
+        // Each concurrency is its own point.
+        loaded = loaded
+            .iter()
+            .flat_map(|r| a.conc.iter().map(move |&c| at_conc(r, c)))
+            .collect();
+    }
+    let (rows, agentic) = match by_kind(loaded) {
         Ok(k) => k,
         Err(c) => return c,
     };
     if !agentic.is_empty() {
-        let rows = if a.conc.is_empty() {
-            agentic
-        } else {
-            // Each concurrency is its own point, named as the generator names it.
-            agentic
-                .iter()
-                .flat_map(|r| {
-                    a.conc.iter().map(move |&c| AgenticRow {
-                        conc: c,
-                        exp_name: r
-                            .exp_name
-                            .replace(&format!("_conc{}", r.conc), &format!("_conc{c}")),
-                        ..r.clone()
-                    })
-                })
-                .collect()
-        };
-        return go_agentic(rows, &a.flags, true);
-    }
-    if !a.conc.is_empty() {
-        rows = rows
-            .iter()
-            .flat_map(|r| {
-                a.conc.iter().map(move |&c| JobRow {
-                    conc: c,
-                    ..r.clone()
-                })
-            })
-            .collect();
+        return go_agentic(agentic, &a.flags, true);
     }
     go(rows, &a.flags, true)
+}
+
+/// `runner check`: parse and validate the row(s), then make every check `runner exec`
+/// makes before it starts anything (bounds, shell-safe values, launch profile, launch
+/// template, client options), with its exit code (10); print the rows as the runner reads
+/// them. Multinode rows are valid rows `exec` cannot run yet: printed, with a note.
+pub fn run_check(a: CheckArgs) -> ExitCode {
+    let rows = match load_rows(&a.config, Pick::All(a.row), "check") {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let o = match a.flags.options() {
+        Ok(o) => o,
+        Err(e) => return config_error(super::error_text(&e)),
+    };
+    let port = o.port.unwrap_or(8000);
+    for r in &rows {
+        let checked = match r {
+            MatrixRow::Single(row) => exec::plan(row, &o, port).map(|p| {
+                format!(
+                    "{}: profile {}, template {}",
+                    p.result_name, p.profile.name, p.recipe.source
+                )
+            }),
+            MatrixRow::Agentic(row) => exec::agentic::check_row(row, &o),
+            r => {
+                crate::errln!("note: {}", multinode_message(&a.config, r));
+                Ok(String::new())
+            }
+        };
+        match checked {
+            Ok(what) if !what.is_empty() => crate::errln!("ok: {what}"),
+            Ok(_) => {}
+            Err(e) => return report_error(&e),
+        }
+    }
+    let out = if rows.len() == 1 {
+        serde_json::to_string_pretty(&rows[0])
+    } else {
+        serde_json::to_string_pretty(&rows)
+    };
+    crate::outln!("{}", out.expect("rows serialise"));
+    ExitCode::SUCCESS
 }
 
 /// A run ended by `sig`: write the job's interrupted record, say where it and the partial

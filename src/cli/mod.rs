@@ -42,6 +42,33 @@ pub const EXEC_EXIT_CODES: &str =
 more than 5 % of requests failed, or the load phase was stopped), 14 accuracy, 15 report; \
 130 SIGINT, 143 SIGTERM, 129 SIGHUP.";
 
+/// An error and its causes on one line, each cause once: `{:#}` would append a cause that
+/// the message above it already quotes (`x: cannot read: No such file: No such file`), as
+/// most of our error types put their source into their own message.
+pub fn error_text(e: &anyhow::Error) -> String {
+    chain_text(e.chain())
+}
+
+/// [`error_text`] for any error with a `source()` chain.
+pub fn std_error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    chain_text(std::iter::successors(Some(e), |e| e.source()))
+}
+
+fn chain_text<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut out = String::new();
+    for e in chain {
+        let t = e.to_string();
+        if t.is_empty() || out.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out
+}
+
 /// Print `C`'s completion script for `shell` on stdout.
 pub fn completions<C: clap::CommandFactory>(
     shell: clap_complete::Shell,

@@ -1,6 +1,5 @@
 //! `runner` subcommands.
 
-use crate::config::row::MatrixRow;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,16 +23,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Validate a job row (JSON or YAML) and print it as the runner reads it.
+    /// Check a job row as `runner exec` would before starting anything (schema, bounds,
+    /// shell-safe values, launch profile and template; exit 10 on a config error) and print
+    /// it as the runner reads it.
     #[command(after_help = super::examples(&[
         "runner check --config examples/dsr1-fp4-mi355x-1k1k-conc4.json",
-        "runner check --config examples/dsv4-fp4-b200-sglang-agentic-conc16.json",
+        "runner check --config examples/dsv4-fp4-b200-sglang-agentic-conc16.json --profile sim",
+        "runner check --config rows.json --row 3",
     ]))]
-    Check {
-        /// The row file.
-        #[arg(long)]
-        config: PathBuf,
-    },
+    Check(super::exec::CheckArgs),
     /// Serve the simulated engine (OpenAI-compatible, vLLM-shaped) until Ctrl-C.
     #[command(after_help = super::examples(&[
         "runner sim --port 8000",
@@ -220,23 +218,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,
             Err(e) => {
-                crate::errln!("error: {e:#}");
+                crate::errln!("error: {}", super::error_text(&e));
                 ExitCode::FAILURE
             }
         },
-        Cmd::Check { config } => match MatrixRow::load(&config) {
-            Ok(row) => {
-                crate::outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&row).expect("row serialises")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                crate::errln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Cmd::Check(args) => super::exec::run_check(args),
     }
 }
 
@@ -244,7 +230,7 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Actions annotation) and exit 1.
 fn edge(r: anyhow::Result<ExitCode>) -> ExitCode {
     r.unwrap_or_else(|e| {
-        let msg = format!("{e:#}");
+        let msg = super::error_text(&e);
         if crate::report::gha::in_actions() {
             crate::report::gha::error("runner", &msg);
         }

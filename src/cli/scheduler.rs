@@ -384,7 +384,7 @@ pub fn run(cli: Cli) -> ExitCode {
         cmd => return run_sweep(Cli { cmd }),
     };
     github.unwrap_or_else(|e| {
-        crate::errln!("error: {e:#}");
+        crate::errln!("error: {}", super::error_text(&e));
         ExitCode::FAILURE
     })
 }

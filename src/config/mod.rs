@@ -26,6 +26,8 @@ pub fn template_file_name(
     framework: &str,
     mtp: bool,
 ) -> String {
+    // InferenceX's cluster labels (`cluster:h200-dgxc`) name the same GPU.
+    let runner = runner.strip_prefix("cluster:").unwrap_or(runner);
     let gpu = runner.split('-').next().unwrap_or(runner);
     let mtp = if mtp { "_mtp" } else { "" };
     format!("{model_prefix}_{precision}_{gpu}_{framework}{mtp}.sh")

@@ -346,6 +346,62 @@ pub struct AgenticMultinodeRow {
     pub config_key: Option<String>,
 }
 
+/// What a row file holds: one row, or a list of rows as `scheduler expand` / `test-config`
+/// print them (a plain list, or `--max-rows` chunks flattened in order).
+#[derive(Debug, Clone)]
+pub enum RowFile {
+    /// A single row (the usual `--config` file).
+    One(Box<MatrixRow>),
+    /// Rows of a list, unparsed until one is picked (a list may mix kinds).
+    List {
+        /// The file, for messages.
+        file: String,
+        /// The rows in file order.
+        rows: Vec<serde_json::Value>,
+    },
+}
+
+impl RowFile {
+    /// Read `path`: a row, or a list of rows.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (file, text) = super::read_file(path)?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parse a row file's text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let probe: Option<serde_json::Value> =
+            if is_json(file, text) || text.trim_start().starts_with('[') {
+                serde_json::from_str(text).ok()
+            } else {
+                serde_yaml::from_str(text).ok()
+            };
+        let list = match probe {
+            Some(serde_json::Value::Array(rows)) => rows,
+            // `--max-rows`: {"count": n, "chunks": [{"include": [...]}, ...]}
+            Some(serde_json::Value::Object(o)) if o.contains_key("chunks") => o["chunks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("include").and_then(|i| i.as_array()))
+                .flatten()
+                .cloned()
+                .collect(),
+            _ => return MatrixRow::parse(file, text).map(|r| RowFile::One(Box::new(r))),
+        };
+        Ok(RowFile::List {
+            file: file.to_string(),
+            rows: list,
+        })
+    }
+
+    /// Row `i` of a list, parsed and validated like a row file (errors name `FILE[i]`).
+    pub fn row(file: &str, rows: &[serde_json::Value], i: usize) -> Result<MatrixRow, ConfigError> {
+        let text = serde_json::to_string_pretty(&rows[i]).expect("JSON values serialise");
+        MatrixRow::parse(&format!("{file}[{i}]"), &text)
+    }
+}
+
 /// Any row of a matrix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

@@ -208,6 +208,49 @@ pub fn default_trace_source(model_prefix: &str) -> &'static str {
     }
 }
 
+/// The runner name of an agentic row: --runner-name, else the row's label without
+/// InferenceX's `cluster:` prefix.
+fn runner_name(row: &AgenticRow, o: &ExecOptions) -> String {
+    o.runner_name.clone().unwrap_or_else(|| {
+        let label = row.runner.as_str();
+        label.strip_prefix("cluster:").unwrap_or(label).to_string()
+    })
+}
+
+/// The checks [`run_row`] makes before it launches anything, for `runner check`: the
+/// launch profile, shell-safe row values and (off the simulator) the launch template.
+/// Returns a line naming the job, profile and template.
+pub fn check_row(row: &AgenticRow, o: &ExecOptions) -> Result<String, ExecError> {
+    let runner_name = runner_name(row, o);
+    let profile = match &o.profile {
+        Some(p) => profile::load(&o.runners_dir, p),
+        None => profile::resolve(&o.runners_dir, &[&runner_name, &row.runner]),
+    }
+    .map_err(|e| fail(Stage::Config, e))?;
+    recipe::agentic::validate(row, &runner_name).map_err(|e| fail(Stage::Config, e))?;
+    let sim = matches!(profile.profile, Profile::Sim { .. });
+    let template = if sim {
+        "built-in sim-agentic".to_string()
+    } else {
+        let p = recipe::agentic::find_template(&o.benchmarks_dir, row)
+            .map_err(|e| fail(Stage::Config, e))?;
+        recipe::agentic::read_template(&o.benchmarks_dir, &p)
+            .map_err(|e| fail(Stage::Config, e))?;
+        p.display().to_string()
+    };
+    let spec = AgenticJob::new(
+        row,
+        &runner_name,
+        if sim { "sim" } else { &row.runner },
+        row.duration,
+    );
+    Ok(format!(
+        "{}: profile {}, template {template}",
+        spec.result_filename(),
+        profile.name
+    ))
+}
+
 /// Run one agentic row end to end: launch, replay, gate, aggregate, summary, chart.
 pub async fn run_row(
     row: &AgenticRow,
@@ -219,10 +262,7 @@ pub async fn run_row(
     // runner names go into file and artifact names (a ':' is refused by artifact uploads and
     // by the recipe's runner-name check), and InferenceX's own runners are named after the
     // cluster (`b200-dgxc_0` for `cluster:b200-dgxc`).
-    let runner_name = o.runner_name.clone().unwrap_or_else(|| {
-        let label = row.runner.as_str();
-        label.strip_prefix("cluster:").unwrap_or(label).to_string()
-    });
+    let runner_name = runner_name(row, o);
     let profile = match &o.profile {
         Some(p) => profile::load(&o.runners_dir, p),
         None => profile::resolve(&o.runners_dir, &[&runner_name, &row.runner]),

@@ -172,7 +172,12 @@ pub struct Planned {
 
 /// Validate the row, pick the profile and materialise the recipe. No side effects.
 pub fn plan(row: &JobRow, o: &ExecOptions, port: u16) -> Result<Planned, ExecError> {
-    let runner_name = o.runner_name.clone().unwrap_or_else(|| row.runner.clone());
+    // Without --runner-name the row's label stands in, minus a `cluster:` prefix (runner
+    // names go into file and artifact names, where ':' is refused), as for agentic rows.
+    let runner_name = o.runner_name.clone().unwrap_or_else(|| {
+        let label = row.runner.as_str();
+        label.strip_prefix("cluster:").unwrap_or(label).to_string()
+    });
     // Again here: `runner batch --conc` makes rows that no file validated.
     row.validate("row").map_err(|e| fail(Stage::Config, e))?;
     check_load_size(row, o)?;

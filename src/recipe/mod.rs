@@ -174,7 +174,8 @@ pub fn validate(row: &JobRow, runner_name: &str) -> Result<(), RecipeError> {
     check("image", &row.image, "/:@+#")?;
     check("precision", &row.precision, "")?;
     check("framework", &row.framework, "")?;
-    check("runner", &row.runner, "")?;
+    // `:` for InferenceX's cluster labels (`cluster:h200-dgxc`); quoted like every value.
+    check("runner", &row.runner, ":")?;
     check("exp-name", &row.exp_name, "")?;
     check("model-prefix", row.model_prefix(), "")?;
     if let Some(s) = &row.spec_decoding {

@@ -397,3 +397,157 @@ fn scheduler_list_names_every_entry_with_its_model_hardware_and_scenarios() {
     );
     assert_eq!(table.lines().count(), rows.len() + 1);
 }
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn bench_against_a_closed_port_fails_before_the_load_with_one_line() {
+    let port = closed_port().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args([
+            "bench",
+            "--port",
+            &port,
+            "--num-prompts",
+            "4",
+            "--tokenizer",
+            "infmax/embedded",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "no result table: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains(&format!(
+            "cannot reach the server at http://127.0.0.1:{port}"
+        )) && err.contains("Connection refused")
+            && err.contains("Nothing was sent"),
+        "{err}"
+    );
+    // The exit codes are documented where users look.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["bench", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("Exit codes: 0 done; 1 error")
+            && help.contains("4 more than 5 % of requests failed"),
+        "{help}"
+    );
+    let readme = std::fs::read_to_string(super::util::root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("`runner bench` exits"),
+        "README documents bench's exit codes"
+    );
+}
+
+/// A web server that is not an OpenAI one: every request gets an HTML 404 page.
+fn html_server() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        for s in l.incoming().take(4) {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let body = "<!DOCTYPE html>\n<html><head><title>Not Found</title></head>\n<body><h1>404</h1></body></html>\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, h)
+}
+
+#[test]
+fn eval_against_a_server_that_is_not_openai_says_what_it_got() {
+    let (url, _server) = html_server();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["eval", "--base-url", &url, "--task", "wikitext-tokens"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{url}/v1/models: got HTTP 404 Not Found (text/html)"
+        )) && err.contains("<title>Not Found</title>")
+            && err.contains("needs an OpenAI-compatible server"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // Nothing listening: said so, with the cause.
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["eval", "--base-url", &url, "--task", "wikitext-tokens"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the server") && err.contains("Connection refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_error_message_repeats_its_cause() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("missing.yaml").display().to_string();
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            env!("CARGO_BIN_EXE_runner"),
+            vec!["sim", "--config", &missing],
+        ),
+        (
+            env!("CARGO_BIN_EXE_runner"),
+            vec!["report", "--dir", &missing],
+        ),
+        (
+            env!("CARGO_BIN_EXE_runner"),
+            vec!["check", "--config", &missing],
+        ),
+        (
+            env!("CARGO_BIN_EXE_runner"),
+            vec![
+                "publish", "--dir", ".", "--run-id", "1", "--sinks", &missing,
+            ],
+        ),
+        (
+            env!("CARGO_BIN_EXE_scheduler"),
+            vec!["expand", "--config-files", &missing],
+        ),
+        (
+            env!("CARGO_BIN_EXE_scheduler"),
+            vec!["list", "--config-files", &missing],
+        ),
+    ];
+    for (bin, args) in runs {
+        let out = std::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{args:?} says its cause once: {err}"
+        );
+    }
+}

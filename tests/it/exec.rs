@@ -1480,3 +1480,122 @@ fn agentic_batch_runs_one_point_per_conc() {
         assert!(r >= 0.95, "conc {c}: {cov}");
     }
 }
+
+#[test]
+fn check_rejects_what_exec_rejects_with_the_same_exit_code() {
+    let w = Work::new();
+    w.template("exec sleep 60");
+    let r = w.row(&row(4));
+    let o = w.run("check", &["--config", &r]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let back: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(back, row(4), "check prints the row as the runner reads it");
+    assert!(
+        stderr(&o)
+            .contains("ok: dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc4_mi355x: profile local"),
+        "{}",
+        stderr(&o)
+    );
+    // Shell metacharacters, an unknown profile, a missing template: the same code and
+    // message from both, before anything starts.
+    let mut bad = row(4);
+    bad["model"] = json!("x; touch /tmp/pwned");
+    let r = w.row(&bad);
+    let mut cases: Vec<(Vec<String>, &str)> =
+        vec![(vec!["--config".into(), r.clone()], "row field `model`")];
+    let good = write(w.path(), "good.json", &row(4).to_string());
+    cases.push((
+        vec![
+            "--config".into(),
+            good.clone(),
+            "--profile".into(),
+            "nope".into(),
+        ],
+        "no launch profile `nope`",
+    ));
+    for (args, want) in &cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        for sub in ["check", "exec"] {
+            let o = w.run(sub, &a);
+            assert_eq!(o.status.code(), Some(10), "{sub} {a:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains(want), "{sub}: {}", stderr(&o));
+            assert!(o.stdout.is_empty(), "{sub} prints no row on error");
+        }
+    }
+    std::fs::remove_file(w.path().join("benchmarks/dsr1_fp4_mi355x_sglang.sh")).unwrap();
+    for sub in ["check", "exec"] {
+        let o = w.run(sub, &["--config", &good]);
+        assert_eq!(o.status.code(), Some(10), "{sub}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("no launch template for this row"),
+            "{sub}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn row_lists_from_scheduler_expand_need_a_row_or_run_as_a_batch() {
+    let w = Work::new();
+    w.template("exec sleep 60");
+    let list = json!([row(1), row(2), row(4)]);
+    let f = write(w.path(), "rows.json", &list.to_string());
+    let e = assert_exit(&w.run("exec", &["--config", &f, "--dry-run"]), 10);
+    assert!(
+        e.contains("is a list of 3 rows")
+            && e.contains("pick it with --row N (0 to 2")
+            && e.contains("runner batch --config"),
+        "{e}"
+    );
+    let o = w.run("exec", &["--config", &f, "--row", "1", "--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success()
+            && out.contains("# job: dsr1_64_16_fp4_sglang_tp8_ep1_dpa_false_conc2_mi355x"),
+        "{out}{}",
+        stderr(&o)
+    );
+    let e = assert_exit(&w.run("exec", &["--config", &f, "--row", "3"]), 10);
+    assert!(e.contains("--row 3: the list has 3 rows (0 to 2)"), "{e}");
+    // A batch runs every row of the list; the chunked form (--max-rows) reads alike.
+    let o = w.run("batch", &["--config", &f, "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).matches("# job:").count(),
+        3
+    );
+    let chunked = json!({"count": 1, "chunks": [{"include": list}]});
+    let c = write(w.path(), "chunks.json", &chunked.to_string());
+    let o = w.run("check", &["--config", &c, "--row", "2"]);
+    let back: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(back["conc"], 4, "{}", stderr(&o));
+    // A row error names the row.
+    let mut broken = list.clone();
+    broken[1]["tp"] = json!("eight");
+    let b = write(w.path(), "broken.json", &broken.to_string());
+    let e = assert_exit(&w.run("batch", &["--config", &b, "--dry-run"]), 10);
+    assert!(e.contains("broken.json[1]") && e.contains("tp"), "{e}");
+}
+
+#[test]
+fn exec_conc_overrides_the_rows_concurrency() {
+    let w = Work::new();
+    let o = w.exec(
+        4,
+        &[
+            "--conc",
+            "3",
+            "--profile",
+            "sim",
+            "--prompts-multiplier",
+            "1",
+            "--num-warmups",
+            "0",
+        ],
+    );
+    assert_success(&o);
+    let agg = w.json(3, "agg.json");
+    assert_eq!(agg["conc"], 3, "{agg}");
+    assert!(!w.job_dir(4).exists(), "the row's own conc did not run");
+    let e = assert_exit(&w.exec(4, &["--conc", "0", "--dry-run"]), 10);
+    assert!(e.contains("--conc must be at least 1"), "{e}");
+}
