@@ -69,10 +69,15 @@ pub fn finish_point(
     server_logs: &[String],
 ) -> Result<PointOutcome, FinishError> {
     let artifacts = agg::resolve_artifact_dir(dir);
-    let gate_result = gate::validate_result(&artifacts, gate::FAILED_REQUEST_THRESHOLD);
+    // The point's environment is the one the template got: the gate reads its threshold
+    // there (`AIPERF_FAILED_REQUEST_THRESHOLD`), the aggregation its run shape.
     let env = spec.env();
-    let shape =
-        RunShape::from_env(|k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))?;
+    let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let threshold = get("AIPERF_FAILED_REQUEST_THRESHOLD")
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or(gate::FAILED_REQUEST_THRESHOLD);
+    let gate_result = gate::validate_result(&artifacts, threshold);
+    let shape = RunShape::from_env(get)?;
     let (aggregate, text) = agg::process_artifacts(&artifacts, &shape, expected, server_logs)?;
     let aggregate_path = dir.join(format!("{}.json", spec.result_filename()));
     let io = |path: &Path| {
