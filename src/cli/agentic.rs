@@ -94,10 +94,10 @@ pub struct AgenticArgs {
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
     /// Profiling window in seconds.
-    #[arg(long, default_value_t = 3600.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
     pub benchmark_duration: f64,
     /// Seconds in-flight requests may finish after the window; later ones are cancelled.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub benchmark_grace_period: f64,
     /// Required for windows under 900 s (such runs are not submission-valid).
     #[arg(long)]
@@ -123,13 +123,25 @@ pub struct AgenticArgs {
     #[arg(long, default_value_t = 10)]
     pub warmup_requests_per_lane: usize,
     /// Longest wait for every lane to finish warmup (seconds).
-    #[arg(long, default_value_t = 1800.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800.0)]
     pub warmup_grace_period: f64,
-    /// Per-tree idle cap in seconds (0 = off).
-    #[arg(long, default_value_t = 300.0)]
+    /// Per-tree idle cap in seconds (0 = off). AIPerf's `--trace-idle-gap-cap-seconds` is
+    /// accepted too.
+    #[arg(
+        long = "trace-idle-gap-cap",
+        alias = "trace-idle-gap-cap-seconds",
+        value_name = "SECONDS",
+        default_value_t = 300.0
+    )]
     pub trace_idle_gap_cap_seconds: f64,
-    /// When nothing is in flight, the next request fires within this many seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// When nothing is in flight, the next request fires within this many seconds. AIPerf's
+    /// `--system-idle-gap-cap-seconds` is accepted too.
+    #[arg(
+        long = "system-idle-gap-cap",
+        alias = "system-idle-gap-cap-seconds",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
     pub system_idle_gap_cap_seconds: f64,
     /// Always on: ISL/OSL come from the server's usage (accepted for AIPerf compatibility).
     #[arg(long)]
@@ -160,11 +172,22 @@ pub struct AgenticArgs {
     /// Leave requests cancelled at the end of the grace period out of the records.
     #[arg(long)]
     pub drop_cancelled: bool,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 21600.0)]
+    /// Fail a request that takes longer than this many seconds in total (AIPerf's
+    /// `--request-timeout-seconds` is accepted too).
+    #[arg(
+        long = "request-timeout",
+        alias = "request-timeout-seconds",
+        value_name = "SECONDS",
+        default_value_t = 21600.0
+    )]
     pub request_timeout_seconds: f64,
-    /// A request with no bytes for this long fails.
-    #[arg(long, default_value_t = 1800.0)]
+    /// Fail a request whose stream sends nothing for this many seconds.
+    #[arg(
+        long = "stall-timeout",
+        alias = "stall-timeout-seconds",
+        value_name = "SECONDS",
+        default_value_t = 1800.0
+    )]
     pub stall_timeout_seconds: f64,
     /// Fail unless the last TTFT or ITL observation reaches this fraction of the profiling window.
     #[arg(long, default_value_t = 0.95)]
@@ -229,10 +252,7 @@ impl AgenticArgs {
         if self.concurrency == 0 {
             return Err("--concurrency: must be at least 1".into());
         }
-        let cap = dur(
-            self.trace_idle_gap_cap_seconds,
-            "trace-idle-gap-cap-seconds",
-        )?;
+        let cap = dur(self.trace_idle_gap_cap_seconds, "trace-idle-gap-cap")?;
         Ok(ReplayOptions {
             concurrency: self.concurrency,
             duration: dur(self.benchmark_duration, "benchmark-duration")?,
@@ -242,10 +262,7 @@ impl AgenticArgs {
             start_min: self.trajectory_start_min_ratio,
             start_max: self.trajectory_start_max_ratio,
             start_basis: self.trajectory_start_basis,
-            system_idle_cap: dur(
-                self.system_idle_gap_cap_seconds,
-                "system-idle-gap-cap-seconds",
-            )?,
+            system_idle_cap: dur(self.system_idle_gap_cap_seconds, "system-idle-gap-cap")?,
             tree_idle_cap: (!cap.is_zero()).then_some(cap),
             failed_threshold: self.failed_request_threshold,
             seed: self.random_seed,
@@ -301,8 +318,8 @@ pub fn run_agentic(a: AgenticArgs) -> ExitCode {
                 .ok()
                 .filter(|k| !k.is_empty()),
             timeouts: Timeouts {
-                total: dur(a.request_timeout_seconds, "request-timeout-seconds")?,
-                stall: dur(a.stall_timeout_seconds, "stall-timeout-seconds")?,
+                total: dur(a.request_timeout_seconds, "request-timeout")?,
+                stall: dur(a.stall_timeout_seconds, "stall-timeout")?,
             },
             min_coverage: a.min_metric_coverage,
             overflow_limit: a.context_overflow_rate_limit,
@@ -367,8 +384,13 @@ pub struct AgenticBenchArgs {
     /// Lane counts for the dispatch-lateness runs against the simulated engine.
     #[arg(long, value_delimiter = ',', default_value = "64,256,1024")]
     pub lanes: Vec<usize>,
-    /// Profiling window of each lateness run (seconds).
-    #[arg(long, default_value_t = 10.0)]
+    /// Profiling window of each lateness run, in seconds.
+    #[arg(
+        long = "duration",
+        alias = "seconds",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
     pub seconds: f64,
     /// Corpus for the memory/load measurement (default: the `real` synthetic shape, written
     /// to a temporary file first).

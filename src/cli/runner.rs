@@ -95,7 +95,7 @@ pub enum Cmd {
     Agentic(Box<super::agentic::AgenticArgs>),
     /// Benchmark the agentic replay: corpus load time and memory, dispatch lateness.
     #[command(after_help = super::examples(&[
-        "runner agentic-bench --seconds 10",
+        "runner agentic-bench --duration 10",
         "runner agentic-bench --lanes 64 --skip-load",
     ]))]
     AgenticBench(super::agentic::AgenticBenchArgs),

@@ -70,11 +70,30 @@ pub struct DispatchArgs {
     #[arg(long, default_value = "")]
     pub team: String,
     /// Seconds to wait for the run to appear in the runs list.
-    #[arg(long, default_value_t = 60)]
+    #[arg(
+        long = "wait-timeout",
+        alias = "wait-s",
+        value_name = "SECONDS",
+        default_value_t = 60
+    )]
     pub wait_s: u64,
-    /// Milliseconds between looks at the runs list.
-    #[arg(long, default_value_t = 2000)]
-    pub poll_ms: u64,
+    /// Seconds between looks at the runs list.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub poll_interval: f64,
+    /// The old spelling of --poll-interval, in milliseconds.
+    #[arg(long, hide = true, conflicts_with = "poll_interval")]
+    pub poll_ms: Option<u64>,
+}
+
+impl DispatchArgs {
+    /// The time between looks at the runs list (at least 10 ms).
+    fn poll(&self) -> Duration {
+        let d = match self.poll_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => Duration::try_from_secs_f64(self.poll_interval).unwrap_or(Duration::ZERO),
+        };
+        d.max(Duration::from_millis(10))
+    }
 }
 
 /// `scheduler collect`: a run's (or local) results → sweep table, plots, verdict.
@@ -195,7 +214,7 @@ pub fn dispatch(a: DispatchArgs) -> anyhow::Result<ExitCode> {
                 }
                 .into());
             }
-            tokio::time::sleep(Duration::from_millis(a.poll_ms.max(10))).await;
+            tokio::time::sleep(a.poll()).await;
         }
     })
 }

@@ -51,12 +51,18 @@ pub struct PublishArgs {
     /// Attempts per row in this run before leaving it queued.
     #[arg(long, default_value_t = 6)]
     pub max_attempts: u32,
-    /// First retry delay in milliseconds (doubles per attempt).
-    #[arg(long, default_value_t = 1000)]
-    pub backoff_ms: u64,
-    /// Largest retry delay in milliseconds.
-    #[arg(long, default_value_t = 60_000)]
-    pub backoff_cap_ms: u64,
+    /// First retry delay in seconds (doubles per attempt).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub backoff: f64,
+    /// Largest retry delay in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub backoff_cap: f64,
+    /// The old spelling of --backoff, in milliseconds.
+    #[arg(long, hide = true, conflicts_with = "backoff")]
+    pub backoff_ms: Option<u64>,
+    /// The old spelling of --backoff-cap, in milliseconds.
+    #[arg(long, hide = true, conflicts_with = "backoff_cap")]
+    pub backoff_cap_ms: Option<u64>,
     /// Timeout of one submission, seconds.
     #[arg(long = "request-timeout", value_name = "SECONDS", default_value_t = 60)]
     pub request_timeout_s: u64,
@@ -74,6 +80,15 @@ pub struct PublishArgs {
         default_value_t = 60
     )]
     pub confirm_idle_s: u64,
+}
+
+/// A retry delay: the old milliseconds flag when given, else the seconds one.
+fn delay(ms: Option<u64>, secs: f64, flag: &str) -> anyhow::Result<Duration> {
+    match ms {
+        Some(ms) => Ok(Duration::from_millis(ms)),
+        None => Duration::try_from_secs_f64(secs)
+            .map_err(|_| anyhow::anyhow!("{flag} must be a number of seconds ≥ 0, got {secs}")),
+    }
 }
 
 fn run_id(flag: Option<String>) -> Option<String> {
@@ -168,8 +183,8 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     }
     let opts = DrainOptions {
         max_attempts: args.max_attempts.max(1),
-        backoff: Duration::from_millis(args.backoff_ms),
-        backoff_cap: Duration::from_millis(args.backoff_cap_ms),
+        backoff: delay(args.backoff_ms, args.backoff, "--backoff")?,
+        backoff_cap: delay(args.backoff_cap_ms, args.backoff_cap, "--backoff-cap")?,
         request_timeout: Duration::from_secs(args.request_timeout_s),
         confirm: ConfirmTimeouts {
             idle: Duration::from_secs(args.confirm_idle_s),

@@ -551,3 +551,114 @@ fn no_error_message_repeats_its_cause() {
         );
     }
 }
+
+#[test]
+fn durations_are_seconds_and_timeouts_are_named_alike_everywhere() {
+    let mut bad = vec![];
+    for root in [
+        infmax::cli::runner::Cli::command(),
+        infmax::cli::scheduler::Cli::command(),
+    ] {
+        let mut all = vec![];
+        commands(&root, root.get_name(), &mut all);
+        for (path, cmd) in all {
+            for a in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                let Some(long) = a.get_long() else { continue };
+                // The client self-test's engine parameters are sub-millisecond latencies.
+                let exempt = long.starts_with("self-test-") || long.contains("-per-");
+                let unit_suffix = ["-s", "-ms", "-secs", "-seconds"]
+                    .iter()
+                    .any(|u| long.ends_with(u));
+                let timeout_named_alike = !long.contains("timeout") || long.ends_with("-timeout");
+                if (unit_suffix && !exempt) || !timeout_named_alike {
+                    bad.push(format!("{path} --{long}"));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "flags outside the naming scheme: {bad:?}");
+    // The old spellings still parse, hidden, to the same setting.
+    for (new, old) in [
+        (
+            vec![
+                "runner",
+                "agentic",
+                "--model",
+                "m",
+                "--request-timeout",
+                "5",
+            ],
+            vec![
+                "runner",
+                "agentic",
+                "--model",
+                "m",
+                "--request-timeout-seconds",
+                "5",
+            ],
+        ),
+        (
+            vec![
+                "runner",
+                "agentic",
+                "--model",
+                "m",
+                "--trace-idle-gap-cap",
+                "7",
+            ],
+            vec![
+                "runner",
+                "agentic",
+                "--model",
+                "m",
+                "--trace-idle-gap-cap-seconds",
+                "7",
+            ],
+        ),
+        (
+            vec!["runner", "agentic-bench", "--duration", "3"],
+            vec!["runner", "agentic-bench", "--seconds", "3"],
+        ),
+    ] {
+        let a = format!(
+            "{:?}",
+            infmax::cli::runner::Cli::try_parse_from(&new).unwrap()
+        );
+        let b = format!(
+            "{:?}",
+            infmax::cli::runner::Cli::try_parse_from(&old).unwrap()
+        );
+        assert_eq!(a, b, "{old:?} parses as {new:?}");
+    }
+    let s =
+        |args: &[&str]| infmax::cli::scheduler::Cli::try_parse_from(args).map(|c| format!("{c:?}"));
+    assert_eq!(
+        s(&[
+            "scheduler",
+            "dispatch",
+            "--isl-osl",
+            "1k1k",
+            "--wait-timeout",
+            "9"
+        ])
+        .unwrap(),
+        s(&[
+            "scheduler",
+            "dispatch",
+            "--isl-osl",
+            "1k1k",
+            "--wait-s",
+            "9"
+        ])
+        .unwrap()
+    );
+    let help = infmax::cli::runner::Cli::command()
+        .find_subcommand_mut("agentic")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    assert!(
+        !help.contains("-seconds "),
+        "old spellings are hidden: {help}"
+    );
+}

@@ -61,7 +61,7 @@ pub struct AgenticConfig {
     pub server_metrics: Vec<String>,
     /// `OPENAI_API_KEY`.
     pub api_key: Option<String>,
-    /// Per-request timeouts (`--request-timeout-seconds`).
+    /// Per-request timeouts (`--request-timeout`).
     pub timeouts: Timeouts,
     /// Below this TTFT/ITL coverage of the window the run fails.
     pub min_coverage: f64,

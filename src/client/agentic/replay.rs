@@ -73,10 +73,10 @@ pub struct ReplayConfig {
     pub start_min: f64,
     pub start_max: f64,
     pub start_basis: StartBasis,
-    /// When nothing is in flight, the next request fires within this (`--system-idle-gap-cap-seconds`).
+    /// When nothing is in flight, the next request fires within this (`--system-idle-gap-cap`).
     pub system_idle_cap: Duration,
     /// When a tree has had nothing in flight this long, its timers advance
-    /// (`--trace-idle-gap-cap-seconds`; `None` = off).
+    /// (`--trace-idle-gap-cap`; `None` = off).
     pub tree_idle_cap: Option<Duration>,
     /// Abort when failed/total profiling requests exceeds this (`--failed-request-threshold`).
     pub failed_threshold: f64,
