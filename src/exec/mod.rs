@@ -4,8 +4,10 @@
 //! `<out>/<RESULT_FILENAME>/` and the engine stopped on every path. The exit code says which
 //! stage failed, so a workflow can tell a broken config from a dead engine from a slow one.
 //! In a batch the engine is kept up while the next row's recipe fingerprint is unchanged.
-//! GPU telemetry ([`crate::telemetry`]) is sampled during each job's timed phase only (after
-//! the warmups) and becomes `gpu_metrics.csv` plus the agg row's energy fields.
+//! GPU telemetry ([`crate::telemetry`]) is sampled from the start of each job's load phase
+//! until a sample after its end (so the stream brackets the benchmark window) and becomes
+//! `gpu_metrics.csv`, `power_validation.json` and the agg row's energy fields (InferenceX's
+//! power schema v2, integrated over the benchmark window only).
 
 pub mod agentic;
 
@@ -606,8 +608,14 @@ async fn run_one(
             .slurm_job_id()
             .map(slurm_step_wrapper)
             .unwrap_or_default();
-        start_sampler_after_warmups(tool, wrapper, progress.clone(), warmups)
+        start_sampler(tool, wrapper)
     });
+    // The load starts once the tool has reported (or could not): the stream must hold a
+    // sample at or before the benchmark window's start, and a Slurm step takes a moment.
+    let telemetry = match telemetry {
+        Some(t) => t.await.ok().flatten(),
+        None => None,
+    };
     tracker.load(&progress);
     let total = job.row.conc as usize * o.prompts_multiplier;
     let grace = o.request_timeout.min(Duration::from_secs(60));
@@ -728,19 +736,29 @@ async fn run_one(
                 format!("{}: {e}", dir.join("gpu_metrics.csv").display()),
             )
         })?;
-        let f = |k: &str| out.result.get(k).and_then(serde_json::Value::as_f64);
-        let e = crate::telemetry::energy(
-            &samples,
-            f("duration").unwrap_or(0.0),
-            f("total_input_tokens").unwrap_or(0.0),
-            f("total_output_tokens").unwrap_or(0.0),
+        // InferenceX's power schema v2 on exactly the CSV written: the sidecar says why a
+        // measurement is not valid; the row then has power_valid 0 and no energy figures.
+        let csv = crate::telemetry::to_csv(tool, &samples);
+        let outcome = crate::telemetry::power::evaluate(
+            Some(&csv),
+            &bench_json,
+            Some(i64::from(agg.num_gpus())),
         );
-        match e {
-            Some(e) => agg.set_energy(&e),
-            None => tracing::warn!(
-                "GPU telemetry: {} reported no power draw; agg.json gets no energy fields",
-                tool.program()
-            ),
+        outcome.apply(&mut agg);
+        let sidecar = outcome.validation_json("gpu_metrics.csv", "bench.json");
+        write(
+            "power_validation.json",
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&sidecar).expect("sidecar serialises")
+            )
+            .as_bytes(),
+        )?;
+        if !outcome.power_valid {
+            tracing::warn!(
+                "GPU telemetry not valid ({}): agg.json gets power_valid 0 and no energy fields",
+                outcome.reasons.join(", ")
+            );
         }
     }
     let md = report::write_job_outputs_judged(dir, &agg, Some(baselines))
@@ -989,21 +1007,18 @@ fn slurm_step_wrapper(job_id: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// Start the sampler as soon as the load driver reports every warmup done, i.e. when the
-/// timed phase begins (within the 10 ms poll). The data flows one way: the driver only
-/// counts, this task watches the count.
-fn start_sampler_after_warmups(
-    tool: Tool,
-    wrapper: Vec<String>,
-    progress: Arc<Progress>,
-    warmups: u64,
-) -> tokio::task::JoinHandle<Option<Sampler>> {
-    tokio::spawn(async move {
-        while progress.warmups_done.load(Ordering::Relaxed) < warmups {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+/// Start the sampler before the load phase and wait (at most 10 s) for its first reading:
+/// the benchmark window begins after the warmups, and power schema v2 needs a sample at or
+/// before its start.
+fn start_sampler(tool: Tool, wrapper: Vec<String>) -> tokio::task::JoinHandle<Option<Sampler>> {
+    tokio::task::spawn_blocking(move || {
         match Sampler::start(tool, Duration::from_secs(1), &wrapper) {
-            Ok(s) => Some(s),
+            Ok(mut s) => {
+                if !s.wait_for_sample_after(0.0, Duration::from_secs(10)) {
+                    tracing::debug!("{}: no reading within 10 s of its start", tool.program());
+                }
+                Some(s)
+            }
             Err(e) => {
                 tracing::warn!("GPU telemetry skipped: {e}");
                 None
@@ -1014,17 +1029,20 @@ fn start_sampler_after_warmups(
 
 /// Stop the sampler after the timed phase; its samples, or `None` (with a warning) when it
 /// never started or produced nothing.
-async fn finish_sampler(
-    task: tokio::task::JoinHandle<Option<Sampler>>,
-) -> Option<(Tool, Vec<Sample>)> {
-    // A task still waiting for warmups (the load failed early) is cancelled; one that has
-    // started the tool returns it.
-    task.abort();
-    let sampler = task.await.ok().flatten()?;
+async fn finish_sampler(mut sampler: Sampler) -> Option<(Tool, Vec<Sample>)> {
     let tool = sampler.tool;
-    let (samples, err) = tokio::task::spawn_blocking(move || sampler.stop())
-        .await
-        .ok()?;
+    // The window ended before now: one more sample (the tool samples every second) closes
+    // it, so the stream brackets the window as power schema v2 requires.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let (samples, err) = tokio::task::spawn_blocking(move || {
+        sampler.wait_for_sample_after(now, Duration::from_millis(2500));
+        sampler.stop()
+    })
+    .await
+    .ok()?;
     if samples.is_empty() {
         tracing::warn!(
             "GPU telemetry: {} produced no readings; agg.json gets no energy fields{}",

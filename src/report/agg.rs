@@ -381,14 +381,6 @@ fn json_f64(v: f64) -> Value {
 }
 
 impl AggRow {
-    /// Record the timed phase's GPU energy (from [`crate::telemetry::energy`]).
-    pub fn set_energy(&mut self, e: &crate::telemetry::Energy) {
-        self.avg_power_w = Some(e.avg_power_w);
-        self.total_gpu_energy_j = Some(e.total_gpu_energy_j);
-        self.joules_per_output_token = e.joules_per_output_token;
-        self.joules_per_total_token = e.joules_per_total_token;
-    }
-
     /// A numeric metric by its agg-row name (`median_ttft_ms`, `median_e2el`, …).
     pub fn metric(&self, key: &str) -> Option<f64> {
         self.metrics.get(key).and_then(Value::as_f64)

@@ -5,17 +5,19 @@
 //! or `amd-smi metric … --watch 1 --csv`) whose output formats differ, and from which we must
 //! never invent a value. The parsers here turn either format into [`Sample`]s (a cell the
 //! tool reports as `N/A` stays `None`), [`Sampler`] runs the tool for exactly the window it
-//! is told to, and [`energy`] integrates the samples into the agg row's energy fields. A
-//! missing or failing tool means no telemetry, never a failed run.
+//! is told to, and [`power`] validates them and integrates them over the benchmark window
+//! into the agg row's energy fields (InferenceX's power schema v2). A missing or failing tool
+//! means no telemetry, never a failed run.
 //!
-//! Energy is `avg_power_w × timed-phase duration`, where `avg_power_w` is the sum over GPUs
-//! of each GPU's mean power draw over its samples: with 1 Hz sampling this is steadier than
-//! integrating between samples, and it needs no clock shared with the tool.
+//! Every sample carries its Unix receipt time (`timestamp` in `gpu_metrics.csv`): the
+//! benchmark window is in Unix time too, and InferenceX's `aggregate_power.py` reads our CSV
+//! unchanged (it finds the timestamp, power and GPU columns by name).
 //!
 //! Engine-side telemetry lives beside it: [`prometheus`] parses the text exposition format
 //! and [`server_metrics`] scrapes an engine's `/metrics` during a benchmark window into
 //! AIPerf's `server_metrics_export.json` (the agentic workload's server-side numbers).
 
+pub mod power;
 pub mod prometheus;
 pub mod server_metrics;
 
@@ -90,6 +92,8 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 pub struct Sample {
     /// Seconds since the sampler started (receipt time of the line).
     pub t_s: f64,
+    /// Receipt time of the line, Unix seconds (the clock of the benchmark window).
+    pub t_unix: f64,
     /// GPU index as the tool numbers it.
     pub gpu: u32,
     /// Power draw (W); AMD: `socket_power`.
@@ -121,6 +125,7 @@ pub fn parse_nvidia_line(line: &str, t_s: f64) -> Option<Sample> {
     let gpu = cells[0].trim().parse::<u32>().ok()?;
     Some(Sample {
         t_s,
+        t_unix: t_s,
         gpu,
         power_w: num(cells[1]),
         sm_clock_mhz: num(cells[2]),
@@ -163,6 +168,7 @@ impl AmdCsv {
         let gpu = col("gpu")?;
         Some(Sample {
             t_s,
+            t_unix: t_s,
             gpu: gpu as u32,
             power_w: col("socket_power"),
             sm_clock_mhz: col("gfx_0_clk").or_else(|| col("gfx_clk")),
@@ -192,12 +198,15 @@ pub fn parse(tool: Tool, text: &str) -> Vec<Sample> {
 }
 
 /// `gpu_metrics.csv`: one line per sample, empty cells where the tool reported nothing.
+/// `timestamp` is the Unix receipt time to the microsecond, `t_s` the seconds since the
+/// sampler started.
 pub fn to_csv(tool: Tool, samples: &[Sample]) -> String {
     let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let mut s = String::from("t_s,tool,gpu,power_w,sm_clock_mhz,temp_c,mem_used_mib\n");
+    let mut s = String::from("timestamp,t_s,tool,gpu,power_w,sm_clock_mhz,temp_c,mem_used_mib\n");
     for x in samples {
         s.push_str(&format!(
-            "{:.3},{},{},{},{},{},{}\n",
+            "{:.6},{:.3},{},{},{},{},{},{}\n",
+            x.t_unix,
             x.t_s,
             tool.program(),
             x.gpu,
@@ -208,49 +217,6 @@ pub fn to_csv(tool: Tool, samples: &[Sample]) -> String {
         ));
     }
     s
-}
-
-/// The energy fields of an agg row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Energy {
-    /// Sum over GPUs of each GPU's mean power draw during the timed phase (W).
-    pub avg_power_w: f64,
-    /// `avg_power_w × duration` (J).
-    pub total_gpu_energy_j: f64,
-    /// Energy per generated token (J); `None` when no token was generated.
-    pub joules_per_output_token: Option<f64>,
-    /// Energy per input + output token (J); `None` when there were no tokens.
-    pub joules_per_total_token: Option<f64>,
-}
-
-/// Energy of a timed phase of `duration_s` seconds that moved `input_tokens` and produced
-/// `output_tokens`. `None` when no sample has a power reading (nothing is invented).
-pub fn energy(
-    samples: &[Sample],
-    duration_s: f64,
-    input_tokens: f64,
-    output_tokens: f64,
-) -> Option<Energy> {
-    let mut per_gpu: std::collections::BTreeMap<u32, (f64, usize)> = Default::default();
-    for s in samples {
-        if let Some(p) = s.power_w {
-            let e = per_gpu.entry(s.gpu).or_default();
-            e.0 += p;
-            e.1 += 1;
-        }
-    }
-    if per_gpu.is_empty() || !(duration_s.is_finite() && duration_s > 0.0) {
-        return None;
-    }
-    let avg_power_w: f64 = per_gpu.values().map(|(sum, n)| sum / *n as f64).sum();
-    let total = avg_power_w * duration_s;
-    let per = |tokens: f64| (tokens > 0.0).then(|| total / tokens);
-    Some(Energy {
-        avg_power_w,
-        total_gpu_energy_j: total,
-        joules_per_output_token: per(output_tokens),
-        joules_per_total_token: per(input_tokens + output_tokens),
-    })
 }
 
 /// Why a sampler could not start.
@@ -287,6 +253,8 @@ pub struct Sampler {
     /// a sampler stopped before then gives the tool a moment to say it, so a job shorter than
     /// the tool's start-up still gets its failure message instead of an empty one.
     spoke: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Unix receipt time of the latest sample (f64 bits; 0 before the first).
+    last_unix: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sampler {
@@ -312,10 +280,16 @@ impl Sampler {
             source,
         })?;
         let started = Instant::now();
+        let started_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
         let spoke = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let spoke_out = spoke.clone();
+        let last_unix = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let last_unix_out = last_unix.clone();
         let reader = std::thread::spawn(move || {
             let mut amd = AmdCsv::default();
             let mut samples = vec![];
@@ -327,7 +301,16 @@ impl Sampler {
                     Tool::NvidiaSmi => parse_nvidia_line(&line, t),
                     Tool::AmdSmi => amd.line(&line, t),
                 };
-                samples.extend(s);
+                if s.is_some() {
+                    last_unix_out.store(
+                        (started_unix + t).to_bits(),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+                samples.extend(s.map(|s| Sample {
+                    t_unix: started_unix + t,
+                    ..s
+                }));
             }
             samples
         });
@@ -349,7 +332,27 @@ impl Sampler {
             tool,
             started,
             spoke,
+            last_unix,
         })
+    }
+
+    /// Wait (at most `limit`) until a sample received at or after `t_unix` has arrived, so
+    /// the stream brackets a window that ended at `t_unix` (0: any sample); `false` on
+    /// timeout or when the tool has exited.
+    pub fn wait_for_sample_after(&mut self, t_unix: f64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let last = f64::from_bits(self.last_unix.load(std::sync::atomic::Ordering::Relaxed));
+            if last > 0.0 && last >= t_unix {
+                // The tool prints every GPU's line of one round together: let the rest in.
+                std::thread::sleep(Duration::from_millis(50));
+                return true;
+            }
+            if Instant::now() >= deadline || !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stop the tool (SIGTERM to its group, SIGKILL after 3 s) and return its samples and
@@ -419,40 +422,6 @@ mod tests {
         assert_eq!(
             csv_cells(r#"1,"[0, 0]",x"#),
             vec!["1".to_string(), "[0, 0]".into(), "x".into()]
-        );
-    }
-
-    #[test]
-    fn energy_sums_gpus_and_never_invents() {
-        let s = |gpu, p| Sample {
-            t_s: 0.0,
-            gpu,
-            power_w: p,
-            sm_clock_mhz: None,
-            temp_c: None,
-            mem_used_mib: None,
-        };
-        let e = energy(
-            &[
-                s(0, Some(100.0)),
-                s(0, Some(300.0)),
-                s(1, Some(50.0)),
-                s(1, None),
-            ],
-            10.0,
-            1000.0,
-            1000.0,
-        )
-        .unwrap();
-        assert_eq!(e.avg_power_w, 250.0);
-        assert_eq!(e.total_gpu_energy_j, 2500.0);
-        assert_eq!(e.joules_per_output_token, Some(2.5));
-        assert_eq!(e.joules_per_total_token, Some(1.25));
-        assert_eq!(energy(&[s(0, None)], 10.0, 1.0, 1.0), None);
-        assert_eq!(energy(&[], 10.0, 1.0, 1.0), None);
-        assert_eq!(
-            energy(&[s(0, Some(1.0))], 2.0, 0.0, 0.0).map(|e| e.joules_per_output_token),
-            Some(None)
         );
     }
 }

@@ -18,6 +18,7 @@ mod exec;
 mod github;
 mod golden;
 mod html_report;
+mod power;
 mod publish;
 mod real;
 mod report;

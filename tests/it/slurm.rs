@@ -193,7 +193,10 @@ fn exec_on_slurm_allocates_runs_the_step_and_releases() {
     );
     // Telemetry ran as a step of the same allocation, through srun.
     assert!(dir.join("gpu_metrics.csv").is_file(), "{e}");
-    assert!((a[0]["avg_power_w"].as_f64().unwrap() - 600.0).abs() < 1e-9);
+    // Power schema v2: the fake reports 2 GPUs at 300 W each (tp 2), 300 W per GPU.
+    let v = std::fs::read_to_string(dir.join("power_validation.json")).unwrap();
+    assert_eq!(a[0]["power_valid"], 1, "{v}");
+    assert!((a[0]["avg_power_w"].as_f64().unwrap() - 300.0).abs() < 1e-9);
     assert_tool_stopped(&log);
     assert_no_job(&job);
 }

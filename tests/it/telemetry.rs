@@ -126,29 +126,6 @@ fn nvidia_smi_recording_parses_every_gpu_and_keeps_na_empty() {
     let na = s.iter().find(|x| x.gpu == 5 && x.t_s == 21.0).unwrap();
     assert_eq!(na.power_w, None, "[N/A] is no reading, not zero");
     assert_eq!(na.temp_c, Some(52.0));
-    // Per GPU mean power, summed: GPUs other than 5 average the four rounds; GPU 5 the three
-    // with a reading.
-    let rounds = [612.45, 987.12, 1003.57, 998.2];
-    let mean4: f64 = rounds.iter().sum::<f64>() / 4.0;
-    let mut expected = 0.0;
-    for g in 0..8 {
-        expected += if g == 5 {
-            (rounds[0] + rounds[1] + rounds[3]) / 3.0
-        } else {
-            mean4
-        } + 1.25 * f64::from(g);
-    }
-    let e = telemetry::energy(&s, 60.0, 64_000.0, 16_000.0).unwrap();
-    close(e.avg_power_w, expected);
-    close(e.total_gpu_energy_j, expected * 60.0);
-    close(
-        e.joules_per_output_token.unwrap(),
-        expected * 60.0 / 16_000.0,
-    );
-    close(
-        e.joules_per_total_token.unwrap(),
-        expected * 60.0 / 80_000.0,
-    );
     // Error output (no driver) and a header line are no samples.
     assert!(telemetry::parse(
         Tool::NvidiaSmi,
@@ -178,14 +155,6 @@ fn amd_smi_recording_parses_by_column_name() {
         (last.gpu, last.power_w, last.sm_clock_mhz),
         (7, Some(1218.0), Some(2398.0))
     );
-    let e = telemetry::energy(&s, 10.0, 0.0, 1000.0).unwrap();
-    // Per GPU g: (238 + 1180 + 1204) / 3 + 2g; summed over 8 GPUs.
-    close(e.avg_power_w, 8.0 * 2622.0 / 3.0 + 2.0 * 28.0);
-    assert_eq!(
-        e.joules_per_output_token,
-        Some(e.total_gpu_energy_j / 1000.0)
-    );
-
     // An older tool without per-XCC clocks or hotspot, whose watch mode repeats the header.
     let old = "gpu,socket_power,gfx_clk,mem_clk,edge,used_vram\n\
                0,300,1700,900,51,1024\n\
@@ -239,7 +208,10 @@ fn exec_samples_a_fake_nvidia_smi_during_the_timed_phase() {
         "preset: exact\nexact:\n  ttft-ms: 50\n  itl-ms: 50\n",
         "127.0.0.1",
     );
-    let r = w.row(&row(2));
+    // Two GPUs, as the fake tool reports: power schema v2 checks the count.
+    let mut two = row(2);
+    two["tp"] = 2.into();
+    let r = w.row(&two);
     let args = [
         "--config",
         &r,
@@ -257,30 +229,86 @@ fn exec_samples_a_fake_nvidia_smi_during_the_timed_phase() {
          --format=csv,noheader,nounits -lms 1000"
     ));
     assert_tool_stopped(&log);
-    let csv = std::fs::read_to_string(w.job_dir(2).join("gpu_metrics.csv")).unwrap();
+    let d = w
+        .path()
+        .join("out/dsr1_64_16_fp4_sglang_tp2_ep1_dpa_false_conc2_mi355x");
+    let csv = std::fs::read_to_string(d.join("gpu_metrics.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("t_s,tool,gpu,power_w,sm_clock_mhz,temp_c,mem_used_mib")
+        Some("timestamp,t_s,tool,gpu,power_w,sm_clock_mhz,temp_c,mem_used_mib")
     );
     let rows: Vec<&str> = lines.collect();
     assert!(rows.len() >= 4, "{csv}");
     assert!(rows[0].ends_with(",nvidia-smi,0,250,1965,50,1024"), "{csv}");
-    let agg = w.json(2, "agg.json");
-    let bench = w.json(2, "bench.json");
-    close(agg["avg_power_w"].as_f64().unwrap(), 500.0);
-    let energy = 500.0 * bench["duration"].as_f64().unwrap();
-    close(agg["total_gpu_energy_j"].as_f64().unwrap(), energy);
+    // Power schema v2: the stream brackets the benchmark window (the sampler starts before
+    // the warmups and stops after a sample past the end), both GPUs at a constant 250 W.
+    let agg = read_json(&d.join("agg.json"));
+    let bench = read_json(&d.join("bench.json"));
+    let v = read_json(&d.join("power_validation.json"));
+    assert_eq!(v["power_valid"], true, "{v}");
+    assert_eq!(agg["power_metric_schema_version"], 2);
+    assert_eq!(agg["power_valid"], 1);
+    let window = bench["benchmark_end_time_unix"].as_f64().unwrap()
+        - bench["benchmark_start_time_unix"].as_f64().unwrap();
+    let t_first: f64 = rows[0].split(',').next().unwrap().parse().unwrap();
+    assert!(t_first <= bench["benchmark_start_time_unix"].as_f64().unwrap());
+    close(agg["avg_power_w"].as_f64().unwrap(), 250.0);
+    close(agg["avg_total_gpu_power_w"].as_f64().unwrap(), 500.0);
+    let energy = 500.0 * window;
+    assert!((agg["total_gpu_energy_j"].as_f64().unwrap() - energy).abs() < 1e-3);
     let out_tokens = bench["total_output_tokens"].as_f64().unwrap();
     let in_tokens = bench["total_input_tokens"].as_f64().unwrap();
-    close(
+    let rel = |a: f64, b: f64| assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{a} vs {b}");
+    rel(
         agg["joules_per_output_token"].as_f64().unwrap(),
         energy / out_tokens,
     );
-    close(
+    rel(
         agg["joules_per_total_token"].as_f64().unwrap(),
         energy / (in_tokens + out_tokens),
     );
+    rel(
+        agg["joules_per_successful_query"].as_f64().unwrap(),
+        energy / bench["completed"].as_f64().unwrap(),
+    );
+    if let Some(keep) = std::env::var_os("INFMAX_KEEP_POWER_CASE") {
+        let keep = std::path::PathBuf::from(keep);
+        std::fs::create_dir_all(&keep).unwrap();
+        for f in ["gpu_metrics.csv", "bench.json"] {
+            std::fs::copy(d.join(f), keep.join(f)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn telemetry_for_the_wrong_gpu_count_is_not_valid() {
+    // The fake reports 2 GPUs; the row has tp 8: power_valid 0, the reason in the sidecar,
+    // no energy figure in the row.
+    let w = Work::new();
+    let log = w.path().join("nvidia-smi.log");
+    fake_nvidia_smi(&w, &log, "250.00");
+    w.sim_template("preset: tiny\n", "127.0.0.1");
+    let r = w.row(&row(1));
+    let o = w.run("exec", &["--config", &r, "--prompts-multiplier", "1"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let agg = w.json(1, "agg.json");
+    assert_eq!(agg["power_metric_schema_version"], 2);
+    assert_eq!(agg["power_valid"], 0);
+    assert!(agg.get("avg_power_w").is_none() && agg.get("total_gpu_energy_j").is_none());
+    let v = w.json(1, "power_validation.json");
+    assert_eq!(v["power_valid"], false);
+    assert!(
+        v["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&"expected_gpu_count_mismatch".into()),
+        "{v}"
+    );
+    assert_eq!(v["expected_gpu_count"], 8);
+    assert_eq!(v["observed_gpu_count"], 2);
+    assert!(stderr(&o).contains("GPU telemetry not valid (expected_gpu_count_mismatch"));
+    assert_tool_stopped(&log);
 }
 
 #[test]
