@@ -530,7 +530,13 @@ pub fn run(
         let offered = most as f64 * 1000.0 / itl_ms;
         crate::outln!(
             "transport ceiling: {ceiling:.0} writes/s of 256 B across {most} loopback TCP connections (one writer, one reader, no HTTP); offered at {most} streams: {offered:.0} events/s{}",
-            if offered > ceiling { " — above the ceiling: no engine here can keep that schedule" } else { "" }
+            if offered <= ceiling {
+                String::new()
+            } else if engine_threads <= 1 {
+                " — above one writer's ceiling: one engine thread cannot keep that schedule".to_string()
+            } else {
+                format!(" — above one writer's ceiling: the engine's {engine_threads} threads must share it")
+            }
         );
     }
     let (engine, stop) = start_engine(ttft_ms, itl_ms, engine_threads)?;
