@@ -435,12 +435,7 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
     if flags.dry_run {
         for r in &rows {
             let sim = flags.profile.as_deref() == Some("sim");
-            let spec = crate::recipe::agentic::AgenticJob::new(
-                r,
-                o.runner_name.as_deref().unwrap_or(&r.runner),
-                if sim { "sim" } else { &r.runner },
-                a.duration.unwrap_or(r.duration),
-            );
+            let spec = exec::agentic::job_for(r, &o, sim, a.duration.unwrap_or(r.duration));
             crate::outln!("# agentic job: {}", spec.result_filename());
             for (k, v) in spec.env() {
                 crate::outln!("{k}={}", crate::recipe::shell_quote(&v));

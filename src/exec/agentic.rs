@@ -222,6 +222,14 @@ fn runner_name(row: &AgenticRow, o: &ExecOptions) -> String {
     })
 }
 
+/// The point `runner exec` makes of an agentic row (what `--dry-run` prints, `runner
+/// check` names and the run uses): the runner name above, `hw` = `sim` on the simulator
+/// else the row's runner label, over `duration` seconds.
+pub fn job_for(row: &AgenticRow, o: &ExecOptions, sim: bool, duration: u64) -> AgenticJob {
+    let hw = if sim { "sim" } else { row.runner.as_str() };
+    AgenticJob::new(row, &runner_name(row, o), hw, duration)
+}
+
 /// The checks [`run_row`] makes before it launches anything, for `runner check`: the
 /// launch profile, shell-safe row values and (off the simulator) the launch template.
 /// Returns a line naming the job, profile and template.
@@ -243,12 +251,7 @@ pub fn check_row(row: &AgenticRow, o: &ExecOptions) -> Result<String, ExecError>
             .map_err(|e| fail(Stage::Config, e))?;
         p.display().to_string()
     };
-    let spec = AgenticJob::new(
-        row,
-        &runner_name,
-        if sim { "sim" } else { &row.runner },
-        row.duration,
-    );
+    let spec = job_for(row, o, sim, row.duration);
     Ok(format!(
         "{}: profile {}, template {template}",
         spec.result_filename(),
@@ -275,8 +278,7 @@ pub async fn run_row(
     .map_err(|e| fail(Stage::Config, e))?;
     let sim = matches!(profile.profile, Profile::Sim { .. });
     let duration = a.duration.unwrap_or(row.duration);
-    let hw = if sim { "sim" } else { row.runner.as_str() };
-    let spec = AgenticJob::new(row, &runner_name, hw, duration);
+    let spec = job_for(row, o, sim, duration);
     let port = match o.port {
         Some(p) => p,
         None => {

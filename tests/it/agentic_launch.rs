@@ -349,3 +349,50 @@ fn sim_profile_maps_the_offload_budget_onto_the_sim_tier() {
     assert!(log.contains("max_total_num_tokens=1000000,"), "{log}");
     assert!(log.contains("context_len=1048576"), "{log}");
 }
+
+#[test]
+fn dry_run_and_check_show_the_job_the_run_makes() {
+    let r = row(json!({}));
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("row.json");
+    std::fs::write(&f, serde_json::to_string(&r).unwrap()).unwrap();
+    let runner = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(args)
+            .arg("--config")
+            .arg(&f)
+            .args(["--benchmarks", &benchmarks().display().to_string()])
+            .args([
+                "--runners",
+                &crate::util::root().join("runners").display().to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Without --runner-name the runner name is the label minus `cluster:` (a ':' has no
+    // place in file and artifact names), the same for --dry-run, check and the run.
+    let job = agentic::AgenticJob::new(&r, "b200-dgxc", "cluster:b200-dgxc", 3600);
+    let rf = job.result_filename();
+    assert!(rf.ends_with("_conc96_b200-dgxc"), "{rf}");
+    let (dry, _) = runner(&["exec", "--dry-run"]);
+    let mut want = format!("# agentic job: {rf}\n");
+    for (k, v) in job.env() {
+        want.push_str(&format!("{k}={}\n", recipe::shell_quote(&v)));
+    }
+    assert_eq!(dry, want);
+    // `runner check` prints the row on stdout and its verdict on stderr.
+    let (_, check) = runner(&["check", "--profile", "docker-nvidia"]);
+    assert!(
+        check.contains(&rf) && check.contains("agentic/dsv4_fp4_b200_sglang_mtp.sh"),
+        "{check}"
+    );
+}
