@@ -310,6 +310,41 @@ hardware:
     }
 
     #[test]
+    fn a_points_costs_and_efficiency_by_hand() {
+        let row: AggRow = serde_json::from_value(serde_json::json!({
+            "hw": "mi355x-amds_3", "conc": 8, "image": "i", "model": "m",
+            "infmax_model_prefix": "dsr1", "framework": "sglang", "precision": "fp4",
+            "isl": 1024, "osl": 1024, "tp": 8, "ep": 1, "dp_attention": "false",
+            "tput_per_gpu": 1000.0, "output_tput_per_gpu": 250.0, "input_tput_per_gpu": 750.0,
+            "power_metric_schema_version": 2, "power_valid": 1, "avg_power_w": 800.0
+        }))
+        .unwrap();
+        let p = Pricing::parse("p.yaml", FILE).unwrap();
+        let c = cost(&row, &p).unwrap();
+        assert_eq!(c.price.key, "mi355x");
+        // $2.50/GPU-h: 3.6e6 total tokens/GPU-h → $0.6944/M; 0.9e6 output → $2.7778/M;
+        // 2.7e6 input → $0.9259/M.
+        let close = |a: Option<f64>, b: f64| assert!((a.unwrap() - b).abs() < 1e-12, "{a:?}");
+        close(c.per_m_total, 2.5 / 3.6);
+        close(c.per_m_output, 2.5 / 0.9);
+        close(c.per_m_input, 2.5 / 2.7);
+        // 1000 tok/s/GPU at 800 W/GPU: 1.25e6 tok/s per MW; output 312 500.
+        let e = efficiency(&row).unwrap();
+        assert_eq!((e.tok_s_per_mw, e.output_tok_s_per_mw), (1.25e6, 312_500.0));
+        let mut old = row.clone();
+        old.power_metric_schema_version = None;
+        assert!(efficiency(&old)
+            .unwrap_err()
+            .contains("without a schema version"));
+        old.power_metric_schema_version = Some(2);
+        old.power_valid = Some(0);
+        assert!(efficiency(&old).unwrap_err().contains("invalid"));
+        let mut unpriced = row;
+        unpriced.hw = "tpu".into();
+        assert!(cost(&unpriced, &p).is_none());
+    }
+
+    #[test]
     fn pricing_errors_name_the_field() {
         let e = Pricing::parse("p.yaml", "hardware:\n  a:\n    per_gpu_hour: -1\n")
             .unwrap_err()

@@ -36,6 +36,16 @@ fn results(root: &Path) -> PathBuf {
             }))
             .unwrap(),
         );
+        if conc == 4 {
+            // Valid power schema v2: 750 W per GPU → 900 / 750e-6 = 1.2e6 tok/s per MW.
+            r.power_metric_schema_version = Some(2);
+            r.power_valid = Some(1);
+            r.avg_power_w = Some(750.0);
+            r.joules_per_output_token = Some(1.5);
+        } else if conc == 8 {
+            r.power_metric_schema_version = Some(2);
+            r.power_valid = Some(0);
+        }
         rows.push(r);
     }
     let mut evil = point("gptoss", 4, 90.0, 2000.0, &b);
@@ -113,6 +123,11 @@ fn html_report_is_self_contained_and_escaped() {
         html.contains(&format!("data-v=\"{per_m}\">{per_m:.4}<")),
         "cost cell for $2.00/GPU-h at 900 tok/s/GPU"
     );
+    // Energy: 1.2e6 tok/s/MW from 750 W/GPU at 900 tok/s/GPU; an invalid v2 row and a row
+    // without telemetry say why they have none.
+    assert!(html.contains("<td class=\"n\" data-v=\"1200000\">1200000</td>"));
+    assert!(html.contains("<td>telemetry invalid (see power_validation.json)</td>"));
+    assert!(html.contains("<td>no telemetry</td>"));
     // Relative links to each job's files (the space percent-encoded).
     assert!(html.contains("href=\"../results/job%200/agg.json\""));
     assert!(html.contains("href=\"../results/job%200/server.log\""));
@@ -125,8 +140,9 @@ fn chromium() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("chromium"))
+        ["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .flat_map(|b| std::env::split_paths(&path).map(move |d| d.join(b)))
             .find(|p| p.is_file())
     });
     if found.is_none() {
