@@ -1599,3 +1599,58 @@ fn exec_conc_overrides_the_rows_concurrency() {
     let e = assert_exit(&w.exec(4, &["--conc", "0", "--dry-run"]), 10);
     assert!(e.contains("--conc must be at least 1"), "{e}");
 }
+
+/// The shipped GPU recipe (`benchmarks/llama1b_f16_h200_llamacpp.sh`) and its example row run
+/// as shipped through the `local` profile, here on the CPU build of llama-server with the tiny
+/// model (`-ngl`/`-fa` are accepted without a GPU): the recipe the H200 run used
+/// (`scripts/gpu-h200.sh`) stays runnable where CI can check it.
+#[test]
+fn shipped_gpu_recipe_runs_on_the_cpu_llama_server() {
+    let Some((bin, model)) = llama_paths() else {
+        return;
+    };
+    let w = Work::new();
+    let out = Command::new(RUNNER)
+        .current_dir(root())
+        .args([
+            "exec",
+            "--config",
+            "examples/llama1b-f16-h200-llamacpp-1k1k-conc16.json",
+            "--profile",
+            "local",
+            "--tokenizer",
+            "infmax/embedded",
+            "--conc",
+            "2",
+            "--prompts-multiplier",
+            "1",
+            "--out",
+        ])
+        .arg(w.path().join("out"))
+        .env("LLAMA_SERVER", &bin)
+        .env("LLAMA_GGUF", &model)
+        .env_remove("RUNNER_NAME")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let d = w
+        .path()
+        .join("out/llama1b_1k1k_f16_llamacpp_tp1_ep1_dpa_false_conc2_h200");
+    assert_job_files(&d);
+    let bench = read_json(&d.join("bench.json"));
+    assert_eq!(bench["completed"], 2);
+    // OSL 1024 with InferenceMAX's range ratio 0.8: each answer 819–1024 tokens, every one
+    // streamed (ignore_eos) — the tiny model never stops early.
+    let out_tokens = bench["total_output_tokens"].as_u64().unwrap();
+    assert!((2 * 819..=2 * 1024).contains(&out_tokens), "{out_tokens}");
+    let launch = std::fs::read_to_string(d.join("launch.sh")).unwrap();
+    assert!(launch.contains("-ngl 999"), "{launch}");
+    let agg = read_json(&d.join("agg.json"));
+    assert_eq!(
+        (agg["hw"].as_str(), agg["conc"].as_u64()),
+        (Some("h200"), Some(2))
+    );
+    assert_engines_gone(&out);
+}
