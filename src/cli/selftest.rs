@@ -241,7 +241,9 @@ pub fn measure(
                 NumpyRandom::new(0),
                 Arc::new(Progress::default()),
             ));
-            let cpu = thread_cpu_seconds() + clocks_cpu_seconds(&clocks2) - cpu0;
+            // The driver's loop thread is the client's too.
+            let cpu =
+                thread_cpu_seconds() + clocks_cpu_seconds(&clocks2) - cpu0 + r.driver_cpu_seconds;
             let _ = tx.send(Some((r, cpu)));
         })?;
     // Forget the warm-up requests' records once they are done.
@@ -724,23 +726,17 @@ pub fn dispatch_run(
         burstiness: 1.0,
         num_warmups: warmups,
     };
-    let rt = if single {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     engine.take_schedule();
-    let r = rt.block_on(load::run(
-        load::http_client(),
-        Arc::new(reqs),
-        Arc::new(plan),
-        NumpyRandom::new(0),
-        Arc::new(Progress::default()),
-    ));
+    let (client, reqs, plan) = (load::http_client(), Arc::new(reqs), Arc::new(plan));
+    let (rng, progress) = (NumpyRandom::new(0), Arc::new(Progress::default()));
+    let r = if single {
+        rt.block_on(load::run_on_one_thread(client, reqs, plan, rng, progress))?
+    } else {
+        rt.block_on(load::run(client, reqs, plan, rng, progress))
+    };
     let sched = engine.take_schedule();
     let pos: Vec<Option<usize>> = arrivals(&prompts, &sched)?
         .into_iter()

@@ -1,35 +1,34 @@
-//! The load driver: warmups, then every request released on the reference's schedule under
-//! its concurrency cap.
+//! The fixed-length workload: warmups, then every request released on the reference's
+//! schedule under its concurrency cap, driven by [`super::driver`].
 //!
-//! One dispatcher hands out the concurrency slots, strictly in request order, as the
-//! reference's single asyncio loop does: for each request in turn it waits for the request's
-//! release time, then for a free slot, then spawns the request's task, which holds the slot
-//! until its response has ended. (Tasks that each took a slot when first polled took them in
-//! whatever order the multi-threaded runtime polled them: with 16 warmups, up to half of all
-//! request pairs reached the engine inverted.) A request whose release time passes while an
-//! earlier one waits for a slot keeps its release time: its wait counts as queue time.
+//! The slots are handed out strictly in request order, as the reference's single asyncio
+//! loop does: request `i` waits for its release time, then for a free slot, then is sent,
+//! holding the slot until its response has ended. (Tasks that each took a slot when first
+//! polled took them in whatever order the multi-threaded runtime polled them: with 16
+//! warmups, up to half of all request pairs reached the engine inverted.) A request whose
+//! release time passes while an earlier one waits for a slot keeps its release time: its
+//! wait counts as queue time.
 //!
-//! The dispatcher orders when requests take their slots; what reaches the engine first is
-//! then decided by which task writes first. On a multi-threaded runtime, requests dispatched
+//! The workload orders when requests take their slots; what reaches the engine first is
+//! then decided by which task writes first. On a multi-threaded runtime, requests handed out
 //! together (a burst at the start, several slots freed by one batch step) are written from
 //! several threads at once: with 64 released together, up to a third of all pairs arrived
-//! inverted. [`run_on_one_thread`] runs the driver as the reference runs its requests, on one
-//! event loop of its own, where they are written in order; `runner bench` and `runner exec`
-//! use it. One thread carries the load: the self-test measures the client on one thread.
+//! inverted. [`run_on_one_thread`] runs the request tasks as the reference runs its
+//! requests, on one event loop of their own, where they are polled and written in order;
+//! `runner bench` and `runner exec` use it.
 //!
-//! Each task returns its [`Outcome`] through its join handle; the only shared state is
-//! [`Progress`]: atomic counters and one compact record per finished request (a lock per
-//! request, never per token). Results are merged once, in request order, after the last
-//! response (oha's per-task statistics, nothing locked per event).
+//! Each finished request's [`Outcome`] comes back to the workload through the driver; the
+//! only shared state is [`Progress`]: atomic counters and one compact record per finished
+//! request (a lock per request, never per token). Results are kept in request order and
+//! returned once, after the last response.
 
+use super::driver::{self, Counted, Ctx, ReqId, Request, Workload};
 pub use super::request::Prepared;
-use super::request::{send, Outcome, Target};
+use super::request::{Outcome, Target};
 use super::rng::NumpyRandom;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How requests are released.
 #[derive(Debug, Clone)]
@@ -179,6 +178,8 @@ pub struct LoadResult {
     pub warmup_failed: usize,
     /// The first few warmup errors, for the message that reports them.
     pub warmup_errors: Vec<String>,
+    /// CPU seconds of the driver's loop thread (the self-test counts them as the client's).
+    pub driver_cpu_seconds: f64,
 }
 
 /// The load client's HTTP client for `https://` targets (`http://` ones use the client's own
@@ -195,91 +196,189 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client builds")
 }
 
-/// The concurrency cap: slots granted in the order they are asked for (tokio's semaphore is
-/// fair, and only the dispatcher asks).
-struct Slots(Option<Arc<Semaphore>>);
+/// Ids of warmup requests (timed requests use their index).
+const WARMUP_ID: u64 = 1 << 62;
 
-impl Slots {
-    fn new(cap: Option<usize>) -> Self {
-        Slots(cap.map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))))
+/// The fixed-length workload: the reference's warmups (copies of request 0, all released at
+/// once under their own cap), then request `i` released at its due time on the reference's
+/// schedule and handed a slot strictly in index order.
+struct FixedLength {
+    reqs: Arc<Vec<Prepared>>,
+    plan: Arc<LoadPlan>,
+    /// numpy's global generator, continuing after dataset sampling: the arrival gaps.
+    rng: NumpyRandom,
+    /// Free concurrency slots (`usize::MAX` without a cap).
+    free: usize,
+    /// Warmups handed out and ended.
+    warm_sent: usize,
+    warm_ended: usize,
+    /// When the timed phase started (after the last warmup ended).
+    start: Option<Instant>,
+    /// The next timed request to hand out, and its release time on the schedule.
+    next: usize,
+    release: Option<Instant>,
+    /// Per timed request: its release time and when it got its slot.
+    slots: Vec<(Instant, Instant)>,
+    outcomes: Vec<Option<Outcome>>,
+    warmup_failed: usize,
+    warmup_errors: Vec<String>,
+}
+
+impl FixedLength {
+    fn new(reqs: Arc<Vec<Prepared>>, plan: Arc<LoadPlan>, rng: NumpyRandom) -> Self {
+        let n = reqs.len();
+        let free = plan.max_concurrency.unwrap_or(usize::MAX);
+        FixedLength {
+            reqs,
+            plan,
+            rng,
+            free,
+            warm_sent: 0,
+            warm_ended: 0,
+            start: None,
+            next: 0,
+            release: None,
+            slots: Vec::with_capacity(n),
+            outcomes: (0..n).map(|_| None).collect(),
+            warmup_failed: 0,
+            warmup_errors: vec![],
+        }
     }
 
-    /// Wait for a free slot (none to wait for without a cap).
-    async fn take(&self) -> Option<OwnedSemaphorePermit> {
-        match &self.0 {
-            Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore open")),
-            None => None,
+    fn warmups(&self) -> usize {
+        if self.reqs.is_empty() {
+            0
+        } else {
+            self.plan.num_warmups
+        }
+    }
+
+    fn request(&self, i: usize) -> Request {
+        let r = &self.reqs[i];
+        Request {
+            body: r.body.clone(),
+            headers: vec![],
+            prompt_len: r.prompt_len,
+            output_len: r.output_len,
         }
     }
 }
 
-/// A request the dispatcher has handed a slot.
-struct Dispatched {
-    /// Its place in the request order.
-    index: usize,
-    /// The slot, held until the request's task ends (`None`: no cap).
-    slot: Option<OwnedSemaphorePermit>,
-    /// Its release time on the schedule.
-    released: Instant,
-    /// When it got its slot.
-    at: Instant,
-}
+impl Workload for FixedLength {
+    type Output = LoadResult;
 
-/// Dispatch `n` requests in index order: request `i` waits for `release(i)` (`None`: now),
-/// then for a slot, then `task` spawns it holding the slot. Returns the tasks' outputs in
-/// index order, once all have ended.
-async fn dispatch<T, Fut>(
-    n: usize,
-    slots: &Slots,
-    mut release: impl FnMut(usize) -> Option<Instant>,
-    mut task: impl FnMut(Dispatched) -> Fut,
-) -> Vec<T>
-where
-    Fut: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let mut handles = Vec::with_capacity(n);
-    for index in 0..n {
-        let released = match release(index) {
-            Some(t) => {
-                tokio::time::sleep_until(t.into()).await;
-                t
+    fn start(&mut self, cx: &mut Ctx<'_>, now: Instant) {
+        self.wake(cx, now);
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        // Woken by completions otherwise: a slot freed, the last warmup ended.
+        self.release
+            .filter(|_| self.free > 0 && self.next < self.reqs.len())
+    }
+
+    fn wake(&mut self, cx: &mut Ctx<'_>, now: Instant) {
+        if self.warm_sent < self.warmups() {
+            while self.warm_sent < self.warmups() && self.free > 0 {
+                cx.send(
+                    WARMUP_ID + self.warm_sent as u64,
+                    Counted::Warmup,
+                    self.request(0),
+                );
+                self.warm_sent += 1;
+                self.free -= 1;
             }
-            None => Instant::now(),
-        };
-        let slot = slots.take().await;
-        let d = Dispatched {
-            index,
-            slot,
-            released,
-            at: Instant::now(),
-        };
-        handles.push(tokio::spawn(task(d)));
-        // Let the new task start (open its connection) before the next one is spawned, as
-        // each task on the reference's loop does: tasks spawned back to back would start in
-        // whatever order the runtime's workers pick them up (the newest first, from the
-        // spawning worker's LIFO slot).
-        tokio::task::yield_now().await;
+            return;
+        }
+        if self.warm_ended < self.warmups() {
+            return;
+        }
+        let start = *self.start.get_or_insert_with(|| {
+            // The timed phase has a cap of its own, all slots free.
+            self.free = self.plan.max_concurrency.unwrap_or(usize::MAX);
+            now
+        });
+        let finite = self.plan.request_rate.is_finite();
+        while self.next < self.reqs.len() {
+            // The reference's release times: request 0 at the start, each next one a
+            // gamma-drawn gap after the previous one (all at once when the rate is infinite:
+            // released when the previous one got its slot).
+            let released = *self.release.get_or_insert(start);
+            if finite && released > Instant::now() {
+                return;
+            }
+            if self.free == 0 {
+                return;
+            }
+            let i = self.next;
+            let at = Instant::now();
+            self.slots.push((released, at));
+            cx.send(i as u64, Counted::Timed(Some(i)), self.request(i));
+            self.free -= 1;
+            self.next += 1;
+            self.release = Some(if finite {
+                if self.next < self.reqs.len() {
+                    let theta = 1.0 / (self.plan.request_rate * self.plan.burstiness);
+                    released + Duration::from_secs_f64(self.rng.gamma(self.plan.burstiness, theta))
+                } else {
+                    released
+                }
+            } else {
+                at
+            });
+        }
     }
-    let mut out = Vec::with_capacity(n);
-    for h in handles {
-        out.push(h.await.expect("request task"));
+
+    fn completed(&mut self, _cx: &mut Ctx<'_>, id: ReqId, mut o: Outcome, _now: Instant) {
+        self.free = self.free.saturating_add(1);
+        if id >= WARMUP_ID {
+            self.warm_ended += 1;
+            if !o.success {
+                self.warmup_failed += 1;
+                if self.warmup_errors.len() < 5 {
+                    self.warmup_errors.push(o.error);
+                }
+            }
+            return;
+        }
+        let i = id as usize;
+        let (released, at) = self.slots[i];
+        o.queue = (at - released).as_secs_f64();
+        o.dispatched = Some(at);
+        self.outcomes[i] = Some(o);
     }
-    out
+
+    fn done(&self, cx: &Ctx<'_>) -> bool {
+        self.start.is_some() && self.next >= self.reqs.len() && cx.in_flight() == 0
+    }
+
+    fn finish(self, now: Instant) -> LoadResult {
+        LoadResult {
+            outcomes: self
+                .outcomes
+                .into_iter()
+                .map(|o| {
+                    o.unwrap_or_else(|| Outcome {
+                        error: "cancelled: the run was stopped".into(),
+                        ..Outcome::default()
+                    })
+                })
+                .collect(),
+            duration: self.start.map_or(0.0, |s| (now - s).as_secs_f64()),
+            warmup_failed: self.warmup_failed,
+            warmup_errors: self.warmup_errors,
+            driver_cpu_seconds: 0.0,
+        }
+    }
 }
 
-/// Send one dispatched request; its slot is freed when the response has ended.
-async fn one(client: reqwest::Client, plan: Arc<LoadPlan>, r: Prepared, d: Dispatched) -> Outcome {
-    let mut o = send(&client, &plan.target, &r).await;
-    drop(d.slot);
-    o.queue = (d.at - d.released).as_secs_f64();
-    o.dispatched = Some(d.at);
-    o
+fn drive(client: reqwest::Client, plan: &LoadPlan, progress: Arc<Progress>) -> driver::Drive {
+    driver::Drive::new(Arc::new(plan.target.clone()), client, progress)
 }
 
-/// [`run`] on a thread of its own with a single-threaded runtime (the reference's one
-/// event loop), so requests dispatched together are also written in request order. Dropping
-/// the returned future cancels every request.
+/// [`run`] with the request tasks on one event loop of their own thread (the reference's
+/// one event loop), so requests dispatched together are also written in request order.
+/// Dropping the returned future cancels every request.
 pub async fn run_on_one_thread(
     client: reqwest::Client,
     reqs: Arc<Vec<Prepared>>,
@@ -287,107 +386,26 @@ pub async fn run_on_one_thread(
     rng: NumpyRandom,
     progress: Arc<Progress>,
 ) -> std::io::Result<LoadResult> {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    // Dropped with this future: the load thread then drops its requests and ends.
-    let (_cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("load".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                tokio::select! {
-                    r = run(client, reqs, plan, rng, progress) => {
-                        let _ = done_tx.send(r);
-                    }
-                    _ = cancelled => {}
-                }
-            });
-        })?;
-    done_rx
-        .await
-        .map_err(|_| std::io::Error::other("the load thread ended without a result"))
+    let d = drive(client, &plan, progress);
+    let (mut r, cpu) = driver::run_async(FixedLength::new(reqs, plan, rng), d, true).await?;
+    r.driver_cpu_seconds = cpu;
+    Ok(r)
 }
 
-/// Run warmups and the timed phase. `rng` continues numpy's global generator after dataset
-/// sampling; arrival gaps are drawn from it exactly as the reference draws them.
+/// Run warmups and the timed phase, the request tasks on the caller's runtime. `rng`
+/// continues numpy's global generator after dataset sampling; arrival gaps are drawn from it
+/// exactly as the reference draws them.
 pub async fn run(
     client: reqwest::Client,
     reqs: Arc<Vec<Prepared>>,
     plan: Arc<LoadPlan>,
-    mut rng: NumpyRandom,
+    rng: NumpyRandom,
     progress: Arc<Progress>,
 ) -> LoadResult {
-    let (mut warmup_failed, mut warmup_errors) = (0, vec![]);
-    if plan.num_warmups > 0 && !reqs.is_empty() {
-        // The reference's warmups: copies of request 0, all released at once, under their own
-        // cap of the same size.
-        let slots = Slots::new(plan.max_concurrency);
-        let warm = dispatch(
-            plan.num_warmups,
-            &slots,
-            |_| None,
-            |d| {
-                let (client, plan, r, progress) = (
-                    client.clone(),
-                    plan.clone(),
-                    reqs[0].clone(),
-                    progress.clone(),
-                );
-                async move {
-                    let o = one(client, plan, r, d).await;
-                    if !o.success {
-                        progress.warmups_failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    progress.warmups_done.fetch_add(1, Ordering::Relaxed);
-                    o
-                }
-            },
-        )
-        .await;
-        for o in warm.into_iter().filter(|o| !o.success) {
-            warmup_failed += 1;
-            if warmup_errors.len() < 5 {
-                warmup_errors.push(o.error);
-            }
-        }
-    }
-
-    let slots = Slots::new(plan.max_concurrency);
-    let theta = 1.0 / (plan.request_rate * plan.burstiness);
-    let start = Instant::now();
-    // The reference's release times: request 0 at the start, each next one a gamma-drawn gap
-    // after the previous one (all at the start when the rate is infinite).
-    let mut due = start;
-    let release = |i: usize| {
-        if !plan.request_rate.is_finite() {
-            return None;
-        }
-        if i > 0 {
-            due += Duration::from_secs_f64(rng.gamma(plan.burstiness, theta));
-        }
-        Some(due)
-    };
-    let outcomes = dispatch(reqs.len(), &slots, release, |d| {
-        let (client, plan, r, progress) = (
-            client.clone(),
-            plan.clone(),
-            reqs[d.index].clone(),
-            progress.clone(),
-        );
-        let d_index = d.index;
-        async move {
-            let o = one(client, plan, r, d).await;
-            progress.finish(d_index, &o);
-            o
-        }
-    })
-    .await;
-    LoadResult {
-        outcomes,
-        duration: start.elapsed().as_secs_f64(),
-        warmup_failed,
-        warmup_errors,
-    }
+    let d = drive(client, &plan, progress);
+    let (mut r, cpu) = driver::run_async(FixedLength::new(reqs, plan, rng), d, false)
+        .await
+        .expect("the load driver's thread starts");
+    r.driver_cpu_seconds = cpu;
+    r
 }

@@ -3,13 +3,15 @@
 //! Published InferenceMAX and bounty numbers were all measured with benchmark_serving.py, so
 //! this client reproduces its dataset ([`dataset`], on numpy's generator in [`rng`]), request
 //! bodies ([`request`]), arrival process and concurrency cap ([`load`]) and arithmetic
-//! ([`result`], [`stats`]) exactly. Where the Python client becomes the bottleneck at high
+//! ([`result`], [`stats`]) exactly. One load driver ([`driver`]) runs every workload:
+//! fixed-length prompts ([`load`]) and agentic trace replay ([`agentic`]). Where the Python client becomes the bottleneck at high
 //! concurrency, this one stays accurate: each request's task owns its socket and takes the
 //! time as bytes arrive ([`http1`]), streams are parsed without building JSON trees
 //! ([`sse`]), and nothing is locked per token.
 
 pub mod agentic;
 pub mod dataset;
+pub mod driver;
 pub mod hfshuffle;
 pub mod http1;
 pub mod load;

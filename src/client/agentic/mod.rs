@@ -1,11 +1,12 @@
 //! AgentX: replay of recorded coding-agent sessions (agentic.md §3), the second workload of
 //! the load client beside fixed-length random prompts.
 //!
-//! It shares the transport, SSE parsing and per-request timing with the fixed-length
-//! workload ([`super::request::send_with`]); what differs is the workload: which request is
-//! due when. [`trace`] holds the corpus compactly, [`prompt`] builds each request's message
-//! list lazily from 64-token blocks, [`replay`] runs lanes of session trees on one
-//! scheduler, and [`export`] writes AIPerf's artifacts that InferenceX's aggregation reads.
+//! It runs on the same load driver as the fixed-length workload ([`super::driver`]: event
+//! loop, transport, SSE timing, progress counters, cancellation); what differs is the
+//! workload: which request is due when. [`trace`] holds the corpus compactly, [`prompt`]
+//! builds each request's message list lazily from 64-token blocks, [`replay`] is the
+//! driver's agentic workload (lanes of session trees), and [`export`] writes AIPerf's
+//! artifacts that InferenceX's aggregation reads.
 
 pub mod export;
 pub mod prompt;
@@ -237,11 +238,16 @@ pub async fn run(
     let rt = tokio::runtime::Handle::current();
     // Server metrics are scraped every 333 ms (AIPerf's rate) for the whole run and reduced
     // to the profiling window.
+    // Dropping this future (a signal ends the job) stops the replay and its requests.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _stop = crate::client::driver::StopOnDrop(stop.clone());
     let scraper = (!cfg.server_metrics.is_empty()).then(|| {
         crate::telemetry::server_metrics::start(&cfg.server_metrics, Duration::from_millis(333))
     });
     let res =
-        tokio::task::spawn_blocking(move || replay::run(rc, corpus, words, rt, progress, counters))
+        tokio::task::spawn_blocking(move || {
+            replay::run(rc, corpus, words, rt, progress, counters, stop)
+        })
             .await
             .expect("replay scheduler thread")?;
     if let Some(sc) = scraper {

@@ -1,13 +1,14 @@
-//! Lanes of session trees on one scheduler (agentic.md §3.5–§3.8).
+//! Lanes of session trees: the agentic [`Workload`] of the load driver (agentic.md
+//! §3.5–§3.8).
 //!
 //! A lane is one live session tree: the root conversation of a trace and the subagents it
-//! spawns. The scheduler runs on its own OS thread: it owns every lane's state and one timer
-//! heap, waits on a channel for completions with a precise timeout until the next due time,
-//! and at the due instant tells the request's task (already holding its rendered body) to
-//! send. Nothing is shared with the request tasks but that go signal and the completion
-//! message, so dispatch lateness is one futex wake-up, not a scan of all lanes. Bodies are
-//! rendered in the request tasks while they wait, so a 990k-token prompt costs its lane no
-//! lateness unless its think time is shorter than the render.
+//! spawns. The scheduler is a state machine on [`crate::client::driver`]'s loop: it owns
+//! every lane's state and one timer heap; the driver wakes it at the heap's next due
+//! instant (a precise wait on its completion channel) and hands it every completion. A
+//! request is armed when its turn is planned ([`Ctx::arm`]: its task renders the body and
+//! waits) and fired at the due instant ([`Ctx::fire`]), so dispatch lateness is one futex
+//! wake-up, not a scan of all lanes, and a 990k-token prompt costs its lane no lateness
+//! unless its think time is shorter than the render.
 //!
 //! Timers are kept in "raw" time; the global idle cap shifts all of them at once (a single
 //! offset), the per-tree idle cap re-arms one tree's timers earlier.
@@ -15,12 +16,12 @@
 use super::prompt::{self, BodySpec, ConvPrompt, Plan, Words};
 use super::synth::SplitMix;
 use super::trace::{Conv, Corpus, Trace};
+use crate::client::driver::{self, Counted, Ctx, Drive, ReqId, Request, Workload};
 use crate::client::load::Progress;
-use crate::client::request::{send_with, Outcome, Target};
+use crate::client::request::{Outcome, Target};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -229,8 +230,10 @@ struct Done {
 
 /// A request whose body is being (or has been) rendered and that waits for its due time.
 struct Armed {
-    go: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::AbortHandle,
+    /// The driver's armed request (its task renders the body and waits for the go).
+    req: driver::Armed,
+    /// Its id with the driver.
+    id: ReqId,
     phase: Phase,
     expected_osl: u32,
     tokens: u32,
@@ -241,7 +244,6 @@ struct Armed {
 
 /// A sent request.
 struct Flight {
-    task: tokio::task::AbortHandle,
     phase: Phase,
     expected_osl: u32,
     tokens: u32,
@@ -333,9 +335,6 @@ struct Sched {
     cfg: Arc<ReplayConfig>,
     corpus: Arc<Corpus>,
     words: Arc<Words>,
-    rt: tokio::runtime::Handle,
-    client: reqwest::Client,
-    tx: mpsc::Sender<Done>,
     epoch: Instant,
     lanes: Vec<Option<Play>>,
     passes: Vec<u64>,
@@ -343,6 +342,9 @@ struct Sched {
     seq: u64,
     global_shift: u64,
     in_flight: HashMap<ReqKey, Flight>,
+    /// Driver request ids of the armed and sent requests.
+    ids: HashMap<ReqId, ReqKey>,
+    next_id: ReqId,
     gen: u64,
     rng: SplitMix,
     order: Vec<usize>,
@@ -362,6 +364,10 @@ struct Sched {
     /// The counters the progress ticker and an interrupted run's record read (atomics and
     /// one compact record per finished profiling request, never anything per token).
     counters: Arc<Progress>,
+    /// Until when the phase start waits for lanes still warming (`--warmup-grace-period`).
+    warm_deadline: Instant,
+    /// Phase changes for the operator.
+    say: Option<ProgressFn>,
 }
 
 impl Sched {
@@ -428,7 +434,14 @@ impl Sched {
     }
 
     /// Start a play of `trace` on `lane`. `initial`: the trajectory start and warmup apply.
-    fn start_play(&mut self, lane: usize, trace: usize, initial: bool, now: Instant) {
+    fn start_play(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        lane: usize,
+        trace: usize,
+        initial: bool,
+        now: Instant,
+    ) {
         self.gen += 1;
         let gen = self.gen;
         let corpus = self.corpus.clone();
@@ -491,12 +504,12 @@ impl Sched {
         }
         self.lanes[lane] = Some(play);
         if go {
-            self.arm(lane, 0, now);
+            self.arm(cx, lane, 0, now);
         }
     }
 
     /// Plan the conversation's next turn, render its body in a task, and set its timer.
-    fn arm(&mut self, lane: usize, ci: usize, due: Instant) {
+    fn arm(&mut self, cx: &mut Ctx<'_>, lane: usize, ci: usize, due: Instant) {
         if self.stopping {
             return;
         }
@@ -544,7 +557,7 @@ impl Sched {
                     self.res.overflow_skipped += 1;
                 }
                 c.next = conv.turns.len();
-                self.finish_conv(lane, ci, Instant::now());
+                self.finish_conv(cx, lane, ci, Instant::now());
                 return;
             }
         }
@@ -554,35 +567,28 @@ impl Sched {
             conv: ci as u32,
             turn: turn as u32,
         };
-        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
         let words = self.words.clone();
-        let spec_target = self.cfg.target.clone();
         let body_spec = self.cfg.body.clone();
         let marker = play.marker.clone();
         let ns = prompt::name_hash(&tr.id);
         let xcorr = c.xcorr.clone();
-        let client = self.client.clone();
-        let tx = self.tx.clone();
-        let task = self.rt.spawn(async move {
-            let body = prompt::render(&words, &body_spec, ns, &plan, &marker, max_tokens);
-            if go_rx.await.is_err() {
-                return;
-            }
-            let outcome = send_with(
-                &client,
-                &spec_target,
-                body,
-                &[("X-Correlation-ID", &*xcorr)],
-                plan.tokens,
-                max_tokens,
-            )
-            .await;
-            let _ = tx.send(Done { key, outcome });
+        self.next_id += 1;
+        let id = self.next_id;
+        self.ids.insert(id, key);
+        let counted = match phase {
+            Phase::Warmup => Counted::Warmup,
+            Phase::Profiling => Counted::Timed(None),
+        };
+        let req = cx.arm(id, counted, move || Request {
+            body: prompt::render(&words, &body_spec, ns, &plan, &marker, max_tokens),
+            headers: vec![("X-Correlation-ID", xcorr)],
+            prompt_len: plan.tokens,
+            output_len: max_tokens,
         });
         self.seq += 1;
         c.armed = Some(Armed {
-            go: go_tx,
-            task: task.abort_handle(),
+            req,
+            id,
             phase,
             expected_osl: max_tokens,
             tokens: plan_tokens,
@@ -599,7 +605,7 @@ impl Sched {
     }
 
     /// A timer fired: send the armed request.
-    fn fire(&mut self, lane: usize, gen: u64, ci: usize, seq: u64) {
+    fn fire(&mut self, cx: &mut Ctx<'_>, lane: usize, gen: u64, ci: usize, seq: u64) {
         if self.stopping {
             return;
         }
@@ -621,13 +627,12 @@ impl Sched {
             conv: ci as u32,
             turn: c.next as u32 - 1,
         };
-        let _ = a.go.send(());
+        cx.fire(a.req);
         c.in_flight = true;
         play.in_flight += 1;
         self.in_flight.insert(
             key,
             Flight {
-                task: a.task,
                 phase: a.phase,
                 expected_osl: a.expected_osl,
                 tokens: a.tokens,
@@ -637,7 +642,7 @@ impl Sched {
         );
     }
 
-    fn finish_conv(&mut self, lane: usize, ci: usize, now: Instant) {
+    fn finish_conv(&mut self, cx: &mut Ctx<'_>, lane: usize, ci: usize, now: Instant) {
         let corpus = self.corpus.clone();
         let play = self.lanes[lane].as_mut().expect("live play");
         let tr = &corpus.traces[play.trace];
@@ -652,14 +657,14 @@ impl Sched {
             pc.join_done = Some(pc.join_done.map_or(now, |d| d.max(now)));
             pc.join_rec_end = pc.join_rec_end.max(rec_end);
             if pc.waiting {
-                self.try_next(lane, p, now);
+                self.try_next(cx, lane, p, now);
             }
         }
-        self.maybe_drained(lane, now);
+        self.maybe_drained(cx, lane, now);
     }
 
     /// Schedule the conversation's next turn unless it waits for joins.
-    fn try_next(&mut self, lane: usize, ci: usize, now: Instant) {
+    fn try_next(&mut self, cx: &mut Ctx<'_>, lane: usize, ci: usize, now: Instant) {
         let corpus = self.corpus.clone();
         let play = self.lanes[lane].as_mut().expect("live play");
         let tr = &corpus.traces[play.trace];
@@ -667,7 +672,7 @@ impl Sched {
         let conv = conv_at(tr, &c.path);
         if c.next >= conv.turns.len() {
             if !c.finished && !c.in_flight {
-                self.finish_conv(lane, ci, now);
+                self.finish_conv(cx, lane, ci, now);
             }
             return;
         }
@@ -704,11 +709,18 @@ impl Sched {
         } else {
             due
         };
-        self.arm(lane, ci, due.max(now));
+        self.arm(cx, lane, ci, due.max(now));
     }
 
     /// Spawn the branches anchored at `turn` of conversation `ci`.
-    fn spawn_children(&mut self, lane: usize, ci: usize, turn: usize, now: Instant) {
+    fn spawn_children(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        lane: usize,
+        ci: usize,
+        turn: usize,
+        now: Instant,
+    ) {
         let corpus = self.corpus.clone();
         let tr = &corpus.traces[self.lanes[lane].as_ref().unwrap().trace];
         let path = self.lanes[lane].as_ref().unwrap().convs[ci].path.clone();
@@ -728,11 +740,11 @@ impl Sched {
             let idx = play.convs.len() - 1;
             let anchor = &conv.turns[turn];
             let off = (br.child.turns[0].t - (anchor.t + f64::from(anchor.api_time))).max(0.0);
-            self.arm(lane, idx, now + secs(off));
+            self.arm(cx, lane, idx, now + secs(off));
         }
     }
 
-    fn maybe_drained(&mut self, lane: usize, now: Instant) {
+    fn maybe_drained(&mut self, cx: &mut Ctx<'_>, lane: usize, now: Instant) {
         let Some(play) = self.lanes[lane].as_ref() else {
             return;
         };
@@ -745,12 +757,12 @@ impl Sched {
             // Recycle: the next trace from turn 0 with a fresh marker.
             self.passes[lane] += 1;
             let t = self.next_trace();
-            self.start_play(lane, t, false, now);
+            self.start_play(cx, lane, t, false, now);
         }
     }
 
     /// A request finished.
-    fn complete(&mut self, d: Done, now: Instant) {
+    fn complete(&mut self, cx: &mut Ctx<'_>, d: Done, now: Instant) {
         let Some(f) = self.in_flight.remove(&d.key) else {
             return;
         };
@@ -763,15 +775,6 @@ impl Sched {
         }
         let phase = rec.phase;
         let failed = rec.error.is_some();
-        match phase {
-            Phase::Profiling => self.counters.finish(self.res.records.len(), &o),
-            Phase::Warmup => {
-                if failed {
-                    self.counters.warmups_failed.fetch_add(1, Relaxed);
-                }
-                self.counters.warmups_done.fetch_add(1, Relaxed);
-            }
-        }
         self.res.records.push(rec);
         let Some(play) = self.lanes[lane].as_mut() else {
             return;
@@ -828,8 +831,8 @@ impl Sched {
                 return;
             }
         }
-        self.spawn_children(lane, ci, d.key.turn as usize, now);
-        self.try_next(lane, ci, now);
+        self.spawn_children(cx, lane, ci, d.key.turn as usize, now);
+        self.try_next(cx, lane, ci, now);
         self.cap_tree(lane, now);
     }
 
@@ -937,7 +940,7 @@ impl Sched {
 
     /// Start profiling: every lane's first profiling turn is due its gap after now, and the
     /// subagents spawned by its last warmup turn start at their offsets.
-    fn begin_profiling(&mut self, now: Instant) {
+    fn begin_profiling(&mut self, cx: &mut Ctx<'_>, now: Instant) {
         self.t0 = Some(now);
         let _ = self.counters.window_start.set(now);
         self.stop_at = Some(now + self.cfg.duration);
@@ -946,7 +949,7 @@ impl Sched {
                 // Its tree drained during warmup: the next trace, from turn 0.
                 self.passes[lane] += 1;
                 let t = self.next_trace();
-                self.start_play(lane, t, false, now);
+                self.start_play(cx, lane, t, false, now);
                 continue;
             }
             let Some(play) = self.lanes[lane].as_mut() else {
@@ -962,14 +965,14 @@ impl Sched {
             }
             let anchor = play.profile_from.checked_sub(1);
             if let Some(a) = anchor {
-                self.spawn_children(lane, 0, a, now);
+                self.spawn_children(cx, lane, 0, a, now);
             }
-            self.try_next(lane, 0, now);
+            self.try_next(cx, lane, 0, now);
             self.cap_tree(lane, now);
         }
     }
 
-    fn next_due(&mut self) -> Option<Timer> {
+    fn next_timer(&self) -> Option<Timer> {
         self.heap.peek().map(|r| r.0)
     }
 }
@@ -1008,6 +1011,7 @@ pub fn run(
     rt: tokio::runtime::Handle,
     progress: Option<ProgressFn>,
     counters: Arc<Progress>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<ReplayResult, ReplayError> {
     if corpus.traces.is_empty() {
         return Err(ReplayError::Empty);
@@ -1015,7 +1019,6 @@ pub fn run(
     if cfg.lanes == 0 {
         return Err(ReplayError::NoLanes);
     }
-    let (tx, rx) = mpsc::channel::<Done>();
     let epoch = Instant::now();
     let wall_epoch_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1026,13 +1029,17 @@ pub fn run(
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut order, &mut rng);
     let lanes = cfg.lanes;
-    let mut s = Sched {
+    let mut drive = Drive::new(
+        Arc::new(cfg.target.clone()),
+        crate::client::load::http_client(),
+        counters.clone(),
+    );
+    drive.stop = stop;
+    let s = Sched {
+        warm_deadline: epoch + cfg.warmup_grace,
         cfg: Arc::new(cfg),
         corpus,
         words,
-        rt,
-        client: crate::client::load::http_client(),
-        tx,
         epoch,
         lanes: (0..lanes).map(|_| None).collect(),
         passes: vec![0; lanes],
@@ -1040,6 +1047,8 @@ pub fn run(
         seq: 0,
         global_shift: 0,
         in_flight: HashMap::new(),
+        ids: HashMap::new(),
+        next_id: 0,
         gen: 0,
         rng,
         order,
@@ -1058,134 +1067,156 @@ pub fn run(
         last_ttft: None,
         last_itl: None,
         counters,
+        say: progress,
     };
-    // Lanes start on distinct traces, wrapping when there are more lanes than traces.
-    for lane in 0..lanes {
-        let t = s.next_trace();
-        s.start_play(lane, t, true, epoch);
-    }
-    let warm_deadline = epoch + s.cfg.warmup_grace;
-    let say = |m: &str| {
-        if let Some(p) = &progress {
+    Ok(driver::run(s, &drive, &rt).0)
+}
+
+impl Sched {
+    fn say(&self, m: &str) {
+        if let Some(p) = &self.say {
             p(m)
         }
-    };
-    say(&format!("warmup: {lanes} lanes"));
-    loop {
-        let now = Instant::now();
-        if s.res.aborted.is_some() {
-            break;
+    }
+}
+
+/// The agentic workload on the load driver: lanes start at their trajectory start, warm up,
+/// and replay their session trees on the timer heap until the window (and its grace) ends.
+impl Workload for Sched {
+    type Output = ReplayResult;
+
+    fn start(&mut self, cx: &mut Ctx<'_>, now: Instant) {
+        // Lanes start on distinct traces, wrapping when there are more lanes than traces.
+        let epoch = self.epoch.min(now);
+        for lane in 0..self.lanes.len() {
+            let t = self.next_trace();
+            self.start_play(cx, lane, t, true, epoch);
         }
-        if s.t0.is_none() {
-            let warming = s.lanes.iter().flatten().any(|p| p.warming);
-            if !warming || now >= warm_deadline {
-                say("profiling");
-                s.begin_profiling(now);
+        self.say(&format!("warmup: {} lanes", self.lanes.len()));
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        let mut due = self.heap.peek().map(|r| self.at(r.0 .0));
+        let mut at = |t: Instant| due = Some(due.map_or(t, |d| d.min(t)));
+        match (self.t0, self.stop_at) {
+            (None, _) => at(self.warm_deadline),
+            (Some(_), Some(stop)) if self.stopping => at(stop + self.cfg.grace),
+            (Some(_), Some(stop)) => at(stop),
+            _ => {}
+        }
+        due
+    }
+
+    fn wake(&mut self, cx: &mut Ctx<'_>, now: Instant) {
+        if self.res.aborted.is_some() {
+            return;
+        }
+        if self.t0.is_none() {
+            let warming = self.lanes.iter().flatten().any(|p| p.warming);
+            if !warming || now >= self.warm_deadline {
+                self.say("profiling");
+                self.begin_profiling(cx, now);
             }
         }
-        if let Some(stop) = s.stop_at {
-            if !s.stopping && now >= stop {
-                s.stopping = true;
-                s.res.window_end = Some(now);
+        if let Some(stop) = self.stop_at {
+            if !self.stopping && now >= stop {
+                self.stopping = true;
+                self.res.window_end = Some(now);
                 // Nothing new is sent; pending bodies are dropped.
-                for p in s.lanes.iter_mut().flatten() {
+                for p in self.lanes.iter_mut().flatten() {
                     for c in &mut p.convs {
                         if let Some(a) = c.armed.take() {
-                            a.task.abort();
+                            self.ids.remove(&a.id);
                         }
                     }
                 }
-                s.heap.clear();
-            }
-            if s.stopping && (s.in_flight.is_empty() || now >= stop + s.cfg.grace) {
-                break;
+                self.heap.clear();
             }
         }
         // Fire everything due.
-        while let Some((raw, seq, lane, gen, ci)) = s.next_due() {
-            if s.at(raw) > now {
+        while let Some((raw, seq, lane, gen, ci)) = self.next_timer() {
+            if self.at(raw) > now {
                 break;
             }
-            s.heap.pop();
-            s.fire(lane as usize, gen, ci as usize, seq);
+            self.heap.pop();
+            self.fire(cx, lane as usize, gen, ci as usize, seq);
         }
         // The global idle cap (profiling only).
-        if s.t0.is_some() && s.in_flight.is_empty() && !s.stopping {
-            if let Some((raw, ..)) = s.next_due() {
-                let due = s.at(raw);
-                let cap = s.cfg.system_idle_cap;
+        if self.t0.is_some() && self.in_flight.is_empty() && !self.stopping {
+            if let Some((raw, ..)) = self.next_timer() {
+                let due = self.at(raw);
+                let cap = self.cfg.system_idle_cap;
                 if due > now + cap {
-                    s.global_shift += (due - (now + cap)).as_nanos() as u64;
+                    self.global_shift += (due - (now + cap)).as_nanos() as u64;
                 }
             }
         }
-        let mut wake = now + Duration::from_millis(200);
-        if let Some((raw, ..)) = s.next_due() {
-            wake = wake.min(s.at(raw));
+    }
+
+    fn completed(&mut self, cx: &mut Ctx<'_>, id: ReqId, outcome: Outcome, now: Instant) {
+        if let Some(key) = self.ids.remove(&id) {
+            self.complete(cx, Done { key, outcome }, now);
         }
-        if let Some(stop) = s.stop_at {
-            wake = wake.min(if s.stopping { stop + s.cfg.grace } else { stop });
+    }
+
+    fn done(&self, _cx: &Ctx<'_>) -> bool {
+        if self.res.aborted.is_some() {
+            return true;
         }
-        let wait = wake.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(d) => {
-                let now = Instant::now();
-                s.complete(d, now);
-                while let Ok(d) = rx.try_recv() {
-                    s.complete(d, now);
-                }
+        match self.stop_at {
+            Some(stop) if self.stopping => {
+                self.in_flight.is_empty() || Instant::now() >= stop + self.cfg.grace
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            _ => false,
         }
     }
-    // Cancel what is left.
-    let now = Instant::now();
-    for p in s.lanes.iter_mut().flatten() {
-        for c in &mut p.convs {
-            if let Some(a) = c.armed.take() {
-                a.task.abort();
+
+    fn finish(mut self, now: Instant) -> ReplayResult {
+        let s = &mut self;
+        // Cancel what is left (the driver has aborted the requests in flight).
+        for p in s.lanes.iter_mut().flatten() {
+            for c in &mut p.convs {
+                c.armed.take();
             }
         }
-    }
-    let left: Vec<(ReqKey, Flight)> = s.in_flight.drain().collect();
-    for (key, f) in left {
-        f.task.abort();
-        if s.cfg.record_cancelled && f.phase == Phase::Profiling {
-            let o = Outcome {
-                error: "request cancelled at the end of the grace period".into(),
-                sent: Some(f.sent),
-                ..Outcome::default()
-            };
-            let mut r = s.record(&key, &f, &o, false);
-            r.cancelled = true;
-            r.end = Some(now);
-            r.error = Some(RecError {
-                kind: "RequestCancellationError",
-                code: Some(499),
-                message: o.error.clone(),
-            });
-            s.res.records.push(r);
+        let left: Vec<(ReqKey, Flight)> = s.in_flight.drain().collect();
+        for (key, f) in left {
+            if s.cfg.record_cancelled && f.phase == Phase::Profiling {
+                let o = Outcome {
+                    error: "request cancelled at the end of the grace period".into(),
+                    sent: Some(f.sent),
+                    ..Outcome::default()
+                };
+                let mut r = s.record(&key, &f, &o, false);
+                r.cancelled = true;
+                r.end = Some(now);
+                r.error = Some(RecError {
+                    kind: "RequestCancellationError",
+                    code: Some(499),
+                    message: o.error.clone(),
+                });
+                s.res.records.push(r);
+            }
         }
+        s.res.t0 = s.t0;
+        s.res.ended = Some(now);
+        if s.res.window_end.is_none() {
+            s.res.window_end = Some(now);
+        }
+        let d = s.cfg.duration;
+        s.res.coverage_ttft = duration_coverage(s.t0, s.last_ttft, d);
+        s.res.coverage_itl = duration_coverage(s.t0, s.last_itl, d);
+        s.res.coverage = s.res.coverage_ttft.max(s.res.coverage_itl);
+        s.res.lateness = s
+            .res
+            .records
+            .iter()
+            .filter(|r| r.phase == Phase::Profiling && !r.cancelled)
+            .map(|r| r.start.saturating_duration_since(r.due).as_secs_f64())
+            .collect();
+        s.res.records.sort_by_key(|r| r.start);
+        std::mem::take(&mut s.res)
     }
-    s.res.t0 = s.t0;
-    s.res.ended = Some(now);
-    if s.res.window_end.is_none() {
-        s.res.window_end = Some(now);
-    }
-    let d = s.cfg.duration;
-    s.res.coverage_ttft = duration_coverage(s.t0, s.last_ttft, d);
-    s.res.coverage_itl = duration_coverage(s.t0, s.last_itl, d);
-    s.res.coverage = s.res.coverage_ttft.max(s.res.coverage_itl);
-    s.res.lateness = s
-        .res
-        .records
-        .iter()
-        .filter(|r| r.phase == Phase::Profiling && !r.cancelled)
-        .map(|r| r.start.saturating_duration_since(r.due).as_secs_f64())
-        .collect();
-    s.res.records.sort_by_key(|r| r.start);
-    Ok(s.res)
 }
 
 #[cfg(test)]
