@@ -244,12 +244,11 @@ pub async fn run(
     let scraper = (!cfg.server_metrics.is_empty()).then(|| {
         crate::telemetry::server_metrics::start(&cfg.server_metrics, Duration::from_millis(333))
     });
-    let res =
-        tokio::task::spawn_blocking(move || {
-            replay::run(rc, corpus, words, rt, progress, counters, stop)
-        })
-            .await
-            .expect("replay scheduler thread")?;
+    let res = tokio::task::spawn_blocking(move || {
+        replay::run(rc, corpus, words, rt, progress, counters, stop)
+    })
+    .await
+    .expect("replay scheduler thread")?;
     if let Some(sc) = scraper {
         let now = Instant::now();
         let window = crate::telemetry::server_metrics::Window {
