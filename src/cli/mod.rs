@@ -3,6 +3,7 @@
 
 pub mod agentic;
 pub mod bench;
+pub mod doctor;
 pub mod exec;
 pub mod runner;
 pub mod scheduler;

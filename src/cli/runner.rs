@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "runner", version = super::VERSION, after_help = super::examples(&[
     "runner exec --config examples/dsr1-fp4-mi355x-1k1k-conc4.json --profile sim",
-    "runner check --config examples/dsr1-fp4-mi355x-1k1k-conc4.json",
+    "runner doctor --profile docker-nvidia",
     "runner bench --base-url http://127.0.0.1:8000 --num-prompts 40 --max-concurrency 4",
 ]))]
 pub struct Cli {
@@ -105,6 +105,16 @@ pub enum Cmd {
         "runner agentic-synth --preset tiny --time-scale 0.05 --out traces.jsonl",
     ]))]
     AgenticSynth(super::agentic::SynthArgs),
+    /// Check this machine for what a launch profile needs: the engine's tools (docker and
+    /// its daemon, Slurm and its controller), the GPU tool, a row's template, image and GPU
+    /// count, the HF cache and token (never printed), the port and disk space. Exit 1 when a
+    /// required check fails.
+    #[command(after_help = super::examples(&[
+        "runner doctor --profile docker-nvidia",
+        "runner doctor --config examples/dsr1-fp4-mi355x-1k1k-conc4.json --port 8000",
+        "runner doctor --profile slurm --json",
+    ]))]
+    Doctor(super::doctor::DoctorArgs),
     /// Print a shell completion script for `runner` (bash, zsh, fish, elvish, powershell).
     #[command(after_help = super::examples(&[
         "runner completions bash > ~/.local/share/bash-completion/completions/runner",
@@ -214,6 +224,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Exec(args) => super::exec::run_exec(args),
         Cmd::Batch(args) => super::exec::run_batch(args),
         Cmd::Supervise(args) => crate::launch::supervise::run(args),
+        Cmd::Doctor(args) => super::doctor::run(args),
         Cmd::Completions { shell } => super::completions::<Cli>(shell, "runner"),
         Cmd::Sim(args) => match run_sim(args) {
             Ok(code) => code,

@@ -7,6 +7,7 @@
 //! SIGHUP and a dropped handle — and, through [`supervise`], when the runner itself dies
 //! (`kill -9`, a panic that aborts, an allocation failure).
 
+pub mod doctor;
 pub mod engine;
 pub mod profile;
 pub mod supervise;

@@ -308,7 +308,7 @@ fn the_binaries_describe_themselves_and_their_version_names_the_commit() {
 #[test]
 fn completions_are_scripts_for_each_shell_naming_the_subcommands() {
     for (bin, sub) in [
-        (env!("CARGO_BIN_EXE_runner"), "exec"),
+        (env!("CARGO_BIN_EXE_runner"), "doctor"),
         (env!("CARGO_BIN_EXE_scheduler"), "list"),
     ] {
         for (shell, marker) in [
@@ -660,5 +660,206 @@ fn durations_are_seconds_and_timeouts_are_named_alike_everywhere() {
     assert!(
         !help.contains("-seconds "),
         "old spellings are hidden: {help}"
+    );
+}
+
+/// A fake machine for `runner doctor`: a bin/ folder of tool scripts (first on PATH), an HF
+/// home, a templates folder and a row.
+struct FakeMachine {
+    dir: tempfile::TempDir,
+}
+
+impl FakeMachine {
+    fn new() -> FakeMachine {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["bin", "hf/hub", "benchmarks", "out"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let row = serde_json::json!({"image": "lmsysorg/sglang:v0.5.5", "model": "m/m", "precision": "fp4",
+            "framework": "sglang", "runner": "b200", "isl": 1024, "osl": 1024, "tp": 8, "conc": 4,
+            "max-model-len": 2248, "ep": 1, "dp-attn": false, "exp-name": "dsr1_1k1k"});
+        std::fs::write(dir.path().join("row.json"), row.to_string()).unwrap();
+        std::fs::write(
+            dir.path().join("benchmarks/dsr1_fp4_b200_sglang.sh"),
+            "exec true\n",
+        )
+        .unwrap();
+        FakeMachine { dir }
+    }
+    /// A tool on the fake PATH: a shell script.
+    fn tool(&self, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.path().join("bin").join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fn nvidia_gpus(&self, n: usize) {
+        let lines: String = (0..n)
+            .map(|i| format!("echo 'GPU {i}: NVIDIA B200 (UUID: GPU-{i})'\n"))
+            .collect();
+        self.tool("nvidia-smi", &lines);
+    }
+    /// `runner doctor args…` on the fake machine: (exit code, stdout).
+    fn doctor(&self, args: &[&str]) -> (Option<i32>, String) {
+        let d = self.dir.path();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+            .arg("doctor")
+            .args([
+                "--runners",
+                &super::util::root().join("runners").display().to_string(),
+            ])
+            .args(["--benchmarks", &d.join("benchmarks").display().to_string()])
+            .args(["--out", &d.join("out").display().to_string()])
+            .args(args)
+            .current_dir(d)
+            // Only the fake tools and the basics (no /usr/local/bin, where a real docker
+            // may live).
+            .env("PATH", format!("{}:/usr/bin:/bin", d.join("bin").display()))
+            .env("HF_HOME", d.join("hf"))
+            .env_remove("HF_HUB_CACHE")
+            .env("HF_TOKEN", "hf_doctor_secret_value_0123456789")
+            .env_remove("RUNNER_NAME")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !text.contains("hf_doctor_secret_value"),
+            "the token is never printed: {text}"
+        );
+        (out.status.code(), text)
+    }
+}
+
+/// The line of check `what`.
+fn line<'a>(text: &'a str, what: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.get(6..).is_some_and(|r| r.starts_with(what)))
+        .unwrap_or_else(|| panic!("no `{what}` line in:\n{text}"))
+}
+
+#[test]
+fn doctor_checks_what_a_profile_needs_on_a_fake_machine() {
+    let m = FakeMachine::new();
+    m.tool(
+        "docker",
+        r#"case "$1" in
+  info) echo 27.0.3 ;;
+  image) [ "$5" = "lmsysorg/sglang:v0.5.5" ] || { echo "No such image: $5" >&2; exit 1; } ;;
+  *) exit 2 ;;
+esac"#,
+    );
+    m.nvidia_gpus(8);
+    let row = m.dir.path().join("row.json").display().to_string();
+    let (code, out) = m.doctor(&["--profile", "docker-nvidia", "--config", &row]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        line(&out, "profile").starts_with("ok") && line(&out, "profile").contains("docker-nvidia"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "docker daemon").starts_with("ok") && out.contains("27.0.3"),
+        "{out}"
+    );
+    assert!(line(&out, "engine image").starts_with("ok"), "{out}");
+    assert!(line(&out, "GPUs").contains("nvidia-smi lists 8"), "{out}");
+    assert!(
+        line(&out, "launch template").contains("dsr1_fp4_b200_sglang.sh"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "HF cache").starts_with("ok") && line(&out, "HF cache").contains("writable"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "HF_TOKEN").starts_with("ok") && line(&out, "HF_TOKEN").ends_with("set"),
+        "{out}"
+    );
+    assert!(out.contains("ready: no required check failed"), "{out}");
+
+    // Too few GPUs for the row's tp, and its port held: two failures, exit 1, each said.
+    m.nvidia_gpus(4);
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let (code, out) = m.doctor(&[
+        "--profile",
+        "docker-nvidia",
+        "--config",
+        &row,
+        "--port",
+        &port,
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        line(&out, "GPUs").starts_with("FAIL")
+            && out.contains("lists 4 GPUs; the row needs tp = 8"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "port").starts_with("FAIL")
+            && out.contains(&format!("port {port} is already in use")),
+        "{out}"
+    );
+    assert!(
+        out.contains("not ready: 2 required check(s) failed"),
+        "{out}"
+    );
+    drop(held);
+
+    // No docker at all; a daemon that does not answer.
+    std::fs::remove_file(m.dir.path().join("bin/docker")).unwrap();
+    let (code, out) = m.doctor(&["--profile", "docker-nvidia"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        line(&out, "docker").starts_with("FAIL")
+            && line(&out, "docker").contains("not found on PATH"),
+        "{out}"
+    );
+    m.tool(
+        "docker",
+        "echo 'Cannot connect to the Docker daemon' >&2; exit 1",
+    );
+    let (code, out) = m.doctor(&["--profile", "docker-nvidia", "--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let checks: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let daemon = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"] == "docker daemon")
+        .unwrap();
+    assert_eq!(daemon["status"], "fail");
+    assert!(daemon["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Cannot connect to the Docker daemon"));
+
+    // Slurm: its four tools and a controller that answers; then one that does not.
+    for t in ["salloc", "srun", "scancel"] {
+        m.tool(t, "exit 0");
+    }
+    m.tool("sinfo", "echo 'debug* up 1 idle'");
+    let (code, out) = m.doctor(&["--profile", "slurm"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        line(&out, "slurm controller").contains("debug* up 1 idle"),
+        "{out}"
+    );
+    m.tool(
+        "sinfo",
+        "echo 'sinfo: error: Unable to contact slurm controller' >&2; exit 1",
+    );
+    let (code, out) = m.doctor(&["--profile", "slurm"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        line(&out, "slurm controller").contains("Unable to contact slurm controller"),
+        "{out}"
+    );
+    // An unknown profile is a failed check, not a crash.
+    let (code, out) = m.doctor(&["--profile", "nope"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        line(&out, "profile").starts_with("FAIL") && out.contains("no launch profile `nope`"),
+        "{out}"
     );
 }
