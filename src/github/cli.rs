@@ -290,6 +290,7 @@ pub fn collect(a: CollectArgs) -> anyhow::Result<ExitCode> {
         title: a.title.clone(),
         no_png: a.no_png,
         pricing: a.pricing.clone(),
+        notes: collected.notes(),
         require_eligible: false,
     })?;
 

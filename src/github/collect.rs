@@ -103,6 +103,59 @@ impl Collected {
             .filter(|r| !matches!(r.outcome, Outcome::Finished))
     }
 
+    /// What `report.html` lists besides the points: failed and interrupted results (with
+    /// their directories), jobs the jobs API reports as not successful, expired artifacts.
+    pub fn notes(&self) -> Vec<crate::report::html::Note> {
+        use crate::report::html::Note;
+        let mut out = vec![];
+        for r in self.failed() {
+            let detail = match &r.outcome {
+                Outcome::Failed {
+                    stage,
+                    exit_code,
+                    error,
+                } => format!(
+                    "failed at {stage}{}: {error}",
+                    exit_code
+                        .map(|c| format!(" (exit {c})"))
+                        .unwrap_or_default()
+                ),
+                Outcome::Interrupted {
+                    stage,
+                    signal,
+                    error,
+                    ..
+                } => format!("interrupted by {signal} during {stage}: {error}"),
+                Outcome::Finished => continue,
+            };
+            out.push(Note {
+                what: "failed result".into(),
+                name: r.name.clone(),
+                detail,
+                dir: Some(r.dir.clone()),
+                url: None,
+            });
+        }
+        for j in &self.failed_jobs {
+            out.push(Note {
+                what: "GitHub job".into(),
+                name: j.name.clone(),
+                detail: j.conclusion.clone(),
+                dir: None,
+                url: j.url.clone(),
+            });
+        }
+        for a in &self.expired {
+            out.push(Note {
+                what: "expired artifact".into(),
+                name: a.clone(),
+                detail: "past its retention period: not downloaded".into(),
+                ..Note::default()
+            });
+        }
+        out
+    }
+
     /// Anything to report besides finished rows.
     pub fn has_problems(&self) -> bool {
         self.failed().next().is_some() || !self.expired.is_empty() || !self.failed_jobs.is_empty()

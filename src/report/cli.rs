@@ -39,6 +39,9 @@ pub struct ReportArgs {
     /// `./pricing.yaml`, else the one shipped with the source).
     #[arg(long, env = "INFMAX_PRICING")]
     pub pricing: Option<PathBuf>,
+    /// What `report.html` lists besides the points (filled by `scheduler collect`).
+    #[arg(skip)]
+    pub notes: Vec<super::html::Note>,
     /// Exit 1 unless every line is eligible.
     #[arg(long)]
     pub require_eligible: bool,
@@ -144,6 +147,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         baselines: &baselines,
         pricing: pricing.as_ref(),
         failures: &statuses,
+        notes: &args.notes,
     })?;
 
     gha::group("summary", || crate::out!("{summary}"));

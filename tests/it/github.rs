@@ -422,6 +422,14 @@ fn collect_run_end_to_end_with_a_failed_job_and_an_expired_artifact() {
         6,
         "2 rows × 3 tables"
     );
+    // The page lists what is not in its tables too, the failed result linked to its files.
+    assert!(html.contains("<h2>Not in the tables</h2>"));
+    assert!(html.contains("failed at readiness (exit 12): engine not ready after 3600 s"));
+    assert!(html.contains(
+        "<td><a href=\"artifacts/bmk_dsr1_1k1k_fp4_sglang_tp8_ep1_dpa_false_conc16_mi355x-amds_01"
+    ));
+    assert!(html.contains("<a href=\"https://gh/j/2\">bench-0 (mi355x, 1024, 1024, 8)</a>"));
+    assert!(html.contains("bmk_dsr1_1k1k_fp4_sglang_tp8_ep1_dpa_false_conc32_old"));
     // Both finished rows in one table.
     assert_eq!(summary.matches("| MI355X |").count(), 2, "{summary}");
     // The failed result, the failed job and the expired artifact are listed, not dropped.
