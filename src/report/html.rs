@@ -191,6 +191,7 @@ ul.why { margin: 4px 0 8px; padding-left: 20px; font-size: 13px; }
 ul.why ul { margin: 2px 0 6px; padding-left: 18px; color: #3f3f46; }
 details summary { cursor: pointer; font-weight: 600; margin: 4px 0; }
 td.nw, td.links { white-space: nowrap; }
+td.caveat { min-width: 14em; max-width: 28em; font-size: 12px; color: #55555c; }
 table { font-size: 13px; }
 .links a { margin-right: 6px; }
 .note { color: #55555c; font-size: 13px; }
@@ -330,6 +331,25 @@ fn links(page: &Page, agg_path: &Path) -> String {
             esc(&relative_href(page.out_dir, &f)),
             esc(name)
         );
+    }
+    // A repeated point's trials, each with its own files.
+    if let Some(row) = page
+        .rows
+        .iter()
+        .find(|l| l.path == agg_path)
+        .map(|l| &l.row)
+    {
+        for t in &row.trials {
+            let f = dir.join(&t.dir);
+            if f.is_dir() {
+                let _ = write!(
+                    s,
+                    "<a href=\"{}\">trial {}</a>",
+                    esc(&relative_href(page.out_dir, &f)),
+                    t.trial
+                );
+            }
+        }
     }
     s.push_str("</td>");
     s
@@ -624,6 +644,9 @@ fn points_table(h: &mut String, page: &Page) {
             ("Tput/GPU (tok/s)", "tput_per_gpu"),
             ("Output tput/GPU", "output_tput_per_gpu"),
             ("Ratio vs baseline", "tput_ratio"),
+            ("Requests", "requests"),
+            ("Trials", "trials"),
+            ("Caveats", "caveats"),
             ("Image", "image"),
             ("Files", "files"),
         ])
@@ -643,6 +666,11 @@ fn points_table(h: &mut String, page: &Page) {
         h.push_str(&num(Some(r.tput_per_gpu), 2));
         h.push_str(&num(Some(r.output_tput_per_gpu), 2));
         h.push_str(&num(r.baseline.tput_ratio(), 3));
+        let c = r.confidence.as_ref();
+        h.push_str(&num(c.map(|c| c.requests.iter().sum::<usize>() as f64), 0));
+        h.push_str(&int(c.map(|c| c.trials).unwrap_or(1).max(1)));
+        let caveats = c.map(|c| c.warnings.join("; ")).unwrap_or_default();
+        let _ = write!(h, "<td class=\"caveat\">{}</td>", esc(&caveats));
         h.push_str(&text(&r.image));
         h.push_str(&links(page, &l.path));
         h.push_str("</tr>\n");

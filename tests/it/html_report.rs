@@ -32,7 +32,8 @@ fn results(root: &Path) -> PathBuf {
                 "median_ttft_ms": null, "median_tpot_ms": iv(1000.0 / x, 0.05),
                 "median_intvty": iv(x, 0.05), "median_e2el_ms": iv(5000.0, 0.05),
                 "output_throughput": null, "output_tput_per_gpu": null,
-                "tput_per_gpu": iv(y, 0.08)
+                "tput_per_gpu": iv(y, 0.08),
+                "warnings": [format!("p99 TTFT rests on {} requests (< 100)", conc * 10)]
             }))
             .unwrap(),
         );
@@ -54,8 +55,23 @@ fn results(root: &Path) -> PathBuf {
     evil.hw = format!("mi355x{INJECT}");
     rows.push(evil);
     rows.push(point("gptoss", 8, 70.0, 3000.0, &b));
+    // The first point combines two trials, each in its own directory.
+    rows[0].trials = (1..=2)
+        .map(|t| {
+            serde_json::from_value(json!({
+                "trial": t, "seed": t, "dir": format!("trial-{t}"), "requests": 40,
+                "tput_per_gpu": 900.0, "output_tput_per_gpu": 450.0,
+                "median_ttft_ms": null, "median_tpot_ms": null, "median_e2el_ms": null
+            }))
+            .unwrap()
+        })
+        .collect();
     for (i, r) in rows.iter().enumerate() {
         let d = dir.join(format!("job {i}"));
+        for t in &r.trials {
+            std::fs::create_dir_all(d.join(&t.dir)).unwrap();
+            std::fs::write(d.join(&t.dir).join("bench.json"), "{}").unwrap();
+        }
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("agg.json"), serde_json::to_string(r).unwrap()).unwrap();
         std::fs::write(d.join("server.log"), "log\n").unwrap();
@@ -131,6 +147,8 @@ fn html_report_is_self_contained_and_escaped() {
     // Relative links to each job's files (the space percent-encoded).
     assert!(html.contains("href=\"../results/job%200/agg.json\""));
     assert!(html.contains("href=\"../results/job%200/server.log\""));
+    assert!(html.contains("<a href=\"../results/job%200/trial-2\">trial 2</a>"));
+    assert!(html.contains("p99 TTFT rests on 40 requests (&lt; 100)"));
 }
 
 /// Chromium to drive: `INFMAX_CHROMIUM`, else `chromium` on PATH. Without one the test is
