@@ -100,6 +100,24 @@ pub struct ExecFlags {
     /// hidden: tests use a short one).
     #[arg(long, hide = true, value_name = "SECONDS")]
     pub progress_interval: Option<f64>,
+    /// Run every point N times (trials in `<point>/trial<k>/`); the point's agg.json holds
+    /// the mean and 95 % intervals across the trials.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: u32,
+    /// Dataset seeds of the trials: `fresh` (trial k uses --seed + k − 1: new prompts, so the
+    /// interval covers the dataset draw too) or `same` (every trial replays --seed's
+    /// requests: the spread is the engine's alone).
+    #[arg(long, value_name = "fresh|same", default_value = "fresh")]
+    pub repeat_seeds: RepeatSeeds,
+}
+
+/// How `--repeat` seeds its trials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RepeatSeeds {
+    /// Trial k: --seed + k − 1.
+    Fresh,
+    /// Every trial: --seed.
+    Same,
 }
 
 /// `runner exec`.
@@ -160,6 +178,9 @@ impl ExecFlags {
         if self.prompts_multiplier == 0 {
             anyhow::bail!("--prompts-multiplier must be at least 1");
         }
+        if !(1..=100).contains(&self.repeat) {
+            anyhow::bail!("--repeat must be within 1..=100, got {}", self.repeat);
+        }
         if !(0.0..=1.0).contains(&self.random_range_ratio) {
             anyhow::bail!("--random-range-ratio must be within [0, 1]");
         }
@@ -200,6 +221,8 @@ impl ExecFlags {
             ready_timeout: seconds("--ready-timeout", self.ready_timeout)?,
             request_timeout: seconds("--request-timeout", self.request_timeout)?,
             stall_timeout: seconds("--stall-timeout", self.stall_timeout)?,
+            repeat: self.repeat,
+            fresh_seeds: self.repeat_seeds == RepeatSeeds::Fresh,
         })
     }
 }
@@ -421,6 +444,10 @@ fn at_conc(r: &Runnable, c: u32) -> Runnable {
 /// Run agentic rows, one engine per point; a batch also writes the summary of every point
 /// and their chart into `--out`.
 fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
+    if flags.repeat > 1 {
+        crate::errln!("error: --repeat is for fixed-seq-len rows; an agentic point's own duration and session count set its sample");
+        return ExitCode::from(Stage::Config.exit_code());
+    }
     let o = match flags.options() {
         Ok(o) => o,
         Err(e) => {

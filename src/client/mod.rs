@@ -88,6 +88,9 @@ pub struct BenchOutput {
     pub dataset_seconds: f64,
     pub completed: usize,
     pub failed: usize,
+    /// Every successful timed request's TTFT, latency and token counts, for the point's
+    /// confidence intervals.
+    pub requests: Vec<result::RequestSample>,
 }
 
 impl BenchOutput {
@@ -229,6 +232,7 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         dataset_seconds,
         completed: m.completed,
         failed: m.failed,
+        requests: result::request_samples(&outcomes, &m),
     })
 }
 

@@ -54,6 +54,45 @@ fn output_len(o: &Outcome, tok: &HfTokenizer) -> u64 {
     }
 }
 
+/// One successful timed request's figures, as the confidence intervals need them
+/// (`crate::report::confidence`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestSample {
+    /// Time to first token (s).
+    pub ttft_s: f64,
+    /// End-to-end latency (s).
+    pub e2el_s: f64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+}
+
+impl RequestSample {
+    /// Time per output token after the first (s); `None` for one-token outputs (the client
+    /// leaves those out of its TPOT statistics).
+    pub fn tpot_s(&self) -> Option<f64> {
+        (self.output_tokens > 1)
+            .then(|| (self.e2el_s - self.ttft_s) / (self.output_tokens - 1) as f64)
+    }
+}
+
+/// The successful requests of `outcomes` with their output lengths from `m` (the same
+/// order as the reference's `output_lens`).
+pub fn request_samples(outcomes: &[Outcome], m: &Metrics) -> Vec<RequestSample> {
+    outcomes
+        .iter()
+        .zip(&m.output_lens)
+        .filter(|(o, _)| o.success)
+        .map(|(o, &n)| RequestSample {
+            ttft_s: o.ttft,
+            e2el_s: o.latency,
+            input_tokens: u64::from(o.prompt_len),
+            output_tokens: n,
+        })
+        .collect()
+}
+
 /// `calculate_metrics` of the reference.
 pub fn compute(outcomes: &[Outcome], duration: f64, tok: &HfTokenizer, sel: &Selection) -> Metrics {
     let mut m = Metrics {

@@ -120,6 +120,24 @@ pub struct ExecOptions {
     pub stall_timeout: Duration,
     /// The accuracy gate, when asked for (`--accuracy`).
     pub accuracy: Option<crate::accuracy::cli::GateOptions>,
+    /// Trials per point (`--repeat`): above 1 each trial runs into `<point>/trial<k>/` and
+    /// the point's `agg.json` combines them ([`report::trials`]).
+    pub repeat: u32,
+    /// Trial k uses dataset seed `seed + k − 1` (fresh prompts per trial, the default) rather
+    /// than `seed` for every trial (`--repeat-seeds same`: the identical request stream, so
+    /// the spread is the engine's alone).
+    pub fresh_seeds: bool,
+}
+
+impl ExecOptions {
+    /// The dataset seed of trial `k` (1-based).
+    pub fn trial_seed(&self, k: u32) -> u32 {
+        if self.fresh_seeds {
+            self.seed.wrapping_add(k - 1)
+        } else {
+            self.seed
+        }
+    }
 }
 
 /// Most prompts one job may send (NUM_PROMPTS = CONC × `--prompts-multiplier`) or warm up.
@@ -429,43 +447,97 @@ pub async fn run_jobs(
     let mut rows = vec![];
     let mut first_err = None;
     let mut engines = 0;
+    let repeat = o.repeat.max(1);
     for job in jobs {
-        let dir = o.out.join(&job.result_name);
-        tracker.begin(&dir);
-        let r = run_one(
-            job,
-            o,
-            &dir,
-            &mut running,
-            &mut engines,
-            &baselines,
-            tracker,
-        )
-        .await;
-        tracker.end();
-        match r {
-            Ok(r) => rows.push(r),
-            Err(e) => {
-                write_status(&dir, &e);
-                crate::errln!("error: {}: {e}", job.result_name);
-                if crate::report::gha::in_actions() {
-                    crate::report::gha::error(
-                        &format!("{} {}", job.result_name, e.stage.name()),
-                        &e.message,
-                    );
-                }
-                let engine_broken =
-                    matches!(e.stage, Stage::Launch | Stage::Readiness | Stage::Load);
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
-                if engine_broken {
-                    if let Some(mut r) = running.take() {
-                        r.engine.stop();
+        let point_dir = o.out.join(&job.result_name);
+        let mut trials = vec![];
+        let mut failed = vec![];
+        for k in 1..=repeat {
+            let (dir, topts) = if repeat == 1 {
+                (point_dir.clone(), None)
+            } else {
+                let mut t = o.clone();
+                t.seed = o.trial_seed(k);
+                (point_dir.join(format!("trial{k}")), Some(t))
+            };
+            let to = topts.as_ref().unwrap_or(o);
+            tracker.begin(&dir);
+            let r = run_one(
+                job,
+                to,
+                &dir,
+                &mut running,
+                &mut engines,
+                &baselines,
+                tracker,
+            )
+            .await;
+            tracker.end();
+            match r {
+                Ok((row, bootstrap)) => trials.push(report::trials::Trial {
+                    index: k,
+                    seed: u64::from(to.seed),
+                    dir: format!("trial{k}"),
+                    row,
+                    bootstrap,
+                }),
+                Err(e) => {
+                    write_status(&dir, &e);
+                    let name = if repeat == 1 {
+                        job.result_name.clone()
+                    } else {
+                        format!("{} trial {k}", job.result_name)
+                    };
+                    crate::errln!("error: {name}: {e}");
+                    if crate::report::gha::in_actions() {
+                        crate::report::gha::error(
+                            &format!("{name} {}", e.stage.name()),
+                            &e.message,
+                        );
+                    }
+                    let engine_broken =
+                        matches!(e.stage, Stage::Launch | Stage::Readiness | Stage::Load);
+                    failed.push(report::trials::FailedTrial {
+                        index: k,
+                        stage: e.stage.name().to_string(),
+                        exit_code: e.stage.exit_code(),
+                        error: e.message.clone(),
+                    });
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
+                    if engine_broken {
+                        if let Some(mut r) = running.take() {
+                            r.engine.stop();
+                        }
                     }
                 }
             }
         }
+        if repeat == 1 {
+            rows.extend(trials.into_iter().map(|t| t.row));
+            continue;
+        }
+        let Some(point) = report::trials::combine(
+            &trials,
+            &failed,
+            report::confidence::DEFAULT_RESAMPLES,
+            &baselines,
+        ) else {
+            continue;
+        };
+        match report::write_job_outputs_judged(&point_dir, &point, Some(&baselines)) {
+            Ok(md) => {
+                crate::outln!("{md}");
+                let _ = crate::report::gha::append_step_summary(&md);
+            }
+            Err(e) => {
+                let e = fail(Stage::Report, e);
+                crate::errln!("error: {}: {e}", job.result_name);
+                first_err.get_or_insert(e);
+            }
+        }
+        rows.push(point);
     }
     if let Some(mut r) = running.take() {
         r.engine.stop();
@@ -481,7 +553,7 @@ async fn run_one(
     engines: &mut usize,
     baselines: &Baselines,
     tracker: &Tracker,
-) -> Result<AggRow, ExecError> {
+) -> Result<(AggRow, report::confidence::TrialBootstrap), ExecError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| fail(Stage::Report, format!("{}: {e}", dir.display())))?;
     let write = |name: &str, bytes: &[u8]| {
@@ -729,6 +801,27 @@ async fn run_one(
         exit_code: e.stage.exit_code(),
         error: e.message.clone(),
     });
+    // 95 % intervals from this trial's requests (module doc of report::confidence).
+    let num = |k: &str| out.result.get(k).and_then(serde_json::Value::as_f64);
+    let resamples = report::confidence::DEFAULT_RESAMPLES;
+    let bootstrap = report::confidence::trial_bootstrap(
+        &out.requests,
+        num("output_throughput").unwrap_or(0.0),
+        num("total_token_throughput").unwrap_or(0.0),
+        resamples,
+        u64::from(o.seed),
+    );
+    let mut ci = report::confidence::confidence(
+        std::slice::from_ref(&bootstrap),
+        f64::from(agg.num_gpus()),
+        resamples,
+        u64::from(o.seed),
+    );
+    ci.warnings = report::confidence::percentile_warnings(
+        agg.metrics.keys().map(String::as_str),
+        bootstrap.requests,
+    );
+    agg.confidence = Some(ci);
     if let Some((tool, samples)) = samples {
         crate::telemetry::write_csv(dir, tool, &samples).map_err(|e| {
             fail(
@@ -802,7 +895,7 @@ async fn run_one(
             ),
         ));
     }
-    Ok(agg)
+    Ok((agg, bootstrap))
 }
 
 /// Run (or, on a reused engine, recall) the accuracy gate and write `accuracy.json`. An
@@ -1062,7 +1155,11 @@ async fn finish_sampler(mut sampler: Sampler) -> Option<(Tool, Vec<Sample>)> {
 pub fn write_batch_outputs(o: &ExecOptions, rows: &[AggRow]) -> anyhow::Result<()> {
     let baselines = report::cli::load_baselines(o.baselines_dir.as_deref(), None)?;
     let summary_rows: Vec<report::SummaryRow> = rows.iter().map(report::SummaryRow::from).collect();
-    let md = report::summary_markdown("Batch summary", &summary_rows);
+    let mut md = report::summary_markdown("Batch summary", &summary_rows);
+    md.push_str("## Verdict\n\n");
+    for v in report::verdict(rows, &baselines) {
+        md.push_str(&report::verdict::verdict_markdown(&v));
+    }
     crate::fsutil::write_atomic(&o.out.join("summary.md"), md.as_bytes())?;
     crate::outln!("{md}");
     let _ = report::gha::append_step_summary(&md);

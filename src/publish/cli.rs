@@ -80,6 +80,25 @@ pub struct PublishArgs {
         default_value_t = 60
     )]
     pub confirm_idle_s: u64,
+    /// Also publish rows of the simulated engine (`hw: sim`), which are refused otherwise:
+    /// their figures measure no hardware (for testing a sink end to end).
+    #[arg(long)]
+    pub allow_sim: bool,
+}
+
+/// Simulated rows (`hw: sim`) are refused unless `allow`: an error line per row, and `true`
+/// when any was refused.
+fn refuse_simulated(descr: &[String], allow: bool) -> bool {
+    if allow {
+        return false;
+    }
+    for d in descr {
+        gha::error(
+            "simulated row not published",
+            &format!("{d}: hw is `sim` (the simulated engine measures no hardware); pass --allow-sim to publish it anyway"),
+        );
+    }
+    !descr.is_empty()
 }
 
 /// A retry delay: the old milliseconds flag when given, else the seconds one.
@@ -146,7 +165,19 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
             })
             .cloned()
             .collect();
-        let aggs: Vec<serde_json::Value> = agentic.into_iter().map(|(_, v)| v).collect();
+        let (sim_aggs, aggs): (Vec<_>, Vec<_>) = agentic
+            .into_iter()
+            .partition(|(_, v)| v.get("hw").and_then(|h| h.as_str()) == Some("sim"));
+        let mut aggs: Vec<serde_json::Value> = aggs.into_iter().map(|(_, v)| v).collect();
+        let sim_names: Vec<String> = sim_aggs
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        if refuse_simulated(&sim_names, args.allow_sim) {
+            failed = true;
+        } else {
+            aggs.extend(sim_aggs.into_iter().map(|(_, v)| v));
+        }
         for r in enqueue_agentic(&outbox, &cfg, &aggs, &run_id)? {
             match r {
                 Ok((e, how)) => {
@@ -158,7 +189,7 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        let rows: Vec<_> = crate::report::load_agg_rows(&fixed_dirs)?
+        let (sim_rows, mut rows): (Vec<_>, Vec<_>) = crate::report::load_agg_rows(&fixed_dirs)?
             .into_iter()
             .map(|l| {
                 let mut r = l.row;
@@ -166,9 +197,19 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
                 if !baselines.sets.is_empty() {
                     r.baseline = baselines.record_for(&r);
                 }
-                r
+                (l.path, r)
             })
+            .partition(|(_, r)| r.is_simulated());
+        let sim_names: Vec<String> = sim_rows
+            .iter()
+            .map(|(p, _)| p.display().to_string())
             .collect();
+        if refuse_simulated(&sim_names, args.allow_sim) {
+            failed = true;
+        } else {
+            rows.extend(sim_rows);
+        }
+        let rows: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
         for r in enqueue_rows(&outbox, &cfg, &rows, &run_id)? {
             match r {
                 Ok((e, how)) => {

@@ -117,27 +117,7 @@ pub struct Confidence {
     pub warnings: Vec<String>,
 }
 
-/// One successful request, as the bootstrap needs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RequestSample {
-    /// Time to first token (s).
-    pub ttft_s: f64,
-    /// End-to-end latency (s).
-    pub e2el_s: f64,
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-}
-
-impl RequestSample {
-    /// Time per output token after the first (s); `None` for one-token outputs (the client
-    /// leaves those out of its TPOT statistics).
-    pub fn tpot_s(&self) -> Option<f64> {
-        (self.output_tokens > 1)
-            .then(|| (self.e2el_s - self.ttft_s) / (self.output_tokens - 1) as f64)
-    }
-}
+pub use crate::client::result::RequestSample;
 
 /// SplitMix64: small, fast, and reproducible in any language from its seed.
 #[derive(Debug, Clone)]
@@ -463,29 +443,43 @@ pub fn confidence(
     }
 }
 
-/// Warnings for reported percentiles (`p99_ttft_ms`, `p99.9_itl_ms`, …) that rest on fewer
+/// Warnings for reported percentiles (`p99_ttft_ms`, `p90_tpot_ms`, …) that rest on fewer
 /// than [`MIN_PERCENTILE_REQUESTS`] requests: `keys` are the agg row's metric keys, `n` the
-/// successful requests of one trial.
+/// successful requests of one trial. ITL percentiles are left out: their samples are the
+/// gaps between tokens, thousands per request.
 pub fn percentile_warnings<'a>(keys: impl Iterator<Item = &'a str>, n: usize) -> Vec<String> {
     if n >= MIN_PERCENTILE_REQUESTS {
         return vec![];
     }
-    let mut ps: Vec<String> = keys
-        .filter_map(|k| {
-            let k = k.strip_suffix("_ms")?;
-            let (p, stat) = k.split_once('_')?;
-            let p = p.strip_prefix('p')?;
-            let v: f64 = p.parse().ok()?;
-            (v > 50.0).then(|| format!("p{p} {stat}"))
-        })
-        .collect();
-    ps.dedup();
+    let (mut ps, mut stats): (Vec<(f64, String)>, Vec<String>) = (vec![], vec![]);
+    for k in keys {
+        let Some((p, stat)) = k
+            .strip_suffix("_ms")
+            .and_then(|k| k.split_once('_'))
+            .and_then(|(p, stat)| Some((p.strip_prefix('p')?, stat)))
+        else {
+            continue;
+        };
+        let Ok(v) = p.parse::<f64>() else { continue };
+        if v <= 50.0 || stat == "itl" {
+            continue;
+        }
+        if !ps.iter().any(|(x, _)| *x == v) {
+            ps.push((v, format!("p{p}")));
+        }
+        if !stats.iter().any(|s| s == stat) {
+            stats.push(stat.to_string());
+        }
+    }
     if ps.is_empty() {
         return vec![];
     }
+    ps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let names: Vec<String> = ps.into_iter().map(|(_, n)| n).collect();
     vec![format!(
-        "{} rest on {n} requests (fewer than {MIN_PERCENTILE_REQUESTS}): such a tail figure is set by the largest one or two requests; raise --prompts-multiplier or --repeat before trusting it",
-        ps.join(", ")
+        "{} of {} rest on {n} requests per run (fewer than {MIN_PERCENTILE_REQUESTS}): such a tail figure is set by the largest one or two requests; raise --prompts-multiplier before trusting it",
+        names.join(", "),
+        stats.join(", ")
     )]
 }
 
@@ -663,7 +657,7 @@ mod tests {
         let w = percentile_warnings(keys.iter().copied(), 40);
         assert_eq!(w.len(), 1);
         assert!(
-            w[0].starts_with("p99 ttft, p90 tpot, p99.9 itl rest on 40 requests (fewer than 100)"),
+            w[0].starts_with("p90, p99 of ttft, tpot rest on 40 requests per run (fewer than 100)"),
             "{}",
             w[0]
         );

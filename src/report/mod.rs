@@ -20,6 +20,7 @@ pub mod html;
 pub mod plot;
 pub mod status;
 pub mod summary;
+pub mod trials;
 pub mod verdict;
 
 pub use agg::{agg_row, AccuracyRecord, AccuracyStatus, AggInputs, AggRow, ClientInfo, JobFailure};
@@ -103,7 +104,15 @@ pub fn load_agg_rows(dirs: &[PathBuf]) -> Result<Vec<LoadedRow>, ReportError> {
     Ok(out)
 }
 
+/// Every `agg.json` below `dir`; a directory holding one is a point and is not searched
+/// further (a repeated point keeps its trials' own rows in `trial<k>/` below its combined
+/// row, and those must not count twice).
 fn find_agg_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
+    let own = dir.join("agg.json");
+    if own.is_file() {
+        out.push(own);
+        return Ok(());
+    }
     let rd = std::fs::read_dir(dir).map_err(|e| ReportError::io(dir, e))?;
     for entry in rd {
         let entry = entry.map_err(|e| ReportError::io(dir, e))?;
@@ -111,8 +120,6 @@ fn find_agg_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReportError>
         let ft = entry.file_type().map_err(|e| ReportError::io(&p, e))?;
         if ft.is_dir() {
             find_agg_files(&p, out)?;
-        } else if ft.is_file() && p.file_name().is_some_and(|n| n == "agg.json") {
-            out.push(p);
         }
     }
     Ok(())

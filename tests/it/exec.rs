@@ -1654,3 +1654,116 @@ fn shipped_gpu_recipe_runs_on_the_cpu_llama_server() {
     );
     assert_engines_gone(&out);
 }
+
+#[test]
+fn batch_repeat_runs_trials_and_writes_one_point_with_intervals() {
+    let w = Work::new();
+    let o = w.batch(&[
+        "--conc",
+        "2,4",
+        "--profile",
+        "sim",
+        "--prompts-multiplier",
+        "3",
+        "--num-warmups",
+        "1",
+        "--repeat",
+        "2",
+        "--seed",
+        "5",
+    ]);
+    let e = assert_success(&o);
+    assert_eq!(engine_pids(&e).len(), 1, "one engine for every trial: {e}");
+    for c in [2u32, 4] {
+        let d = w.job_dir(c);
+        let t: Vec<Value> = [1, 2]
+            .iter()
+            .map(|k| read_json(&d.join(format!("trial{k}/agg.json"))))
+            .collect();
+        // Each trial is a full job of its own, with its own dataset seed (fresh by default).
+        for (k, a) in t.iter().enumerate() {
+            assert_eq!(a["client"]["seed"], 5 + k as u64);
+            assert_eq!(a["confidence"]["trials"], 1);
+            assert_eq!(a["confidence"]["requests"][0], 3 * c);
+            assert!(d.join(format!("trial{}/bench.json", k + 1)).is_file());
+        }
+        let p = read_json(&d.join("agg.json"));
+        let f = |v: &Value, k: &str| v[k].as_f64().unwrap();
+        // The point is the mean of its trials; interactivity follows the mean TPOT.
+        let mean = (f(&t[0], "tput_per_gpu") + f(&t[1], "tput_per_gpu")) / 2.0;
+        assert!((f(&p, "tput_per_gpu") - mean).abs() < 1e-9 * mean);
+        let tpot = (f(&t[0], "median_tpot_ms") + f(&t[1], "median_tpot_ms")) / 2.0;
+        assert!((f(&p, "median_tpot_ms") - tpot).abs() < 1e-9 * tpot);
+        assert!((f(&p, "median_intvty") - 1000.0 / tpot).abs() < 1e-9 * 1000.0 / tpot);
+        let seeds: Vec<u64> = p["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["seed"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seeds, [5, 6]);
+        let ci = &p["confidence"];
+        assert_eq!(ci["trials"], 2);
+        let iv = &ci["tput_per_gpu"];
+        assert!(f(iv, "lo") <= mean && mean <= f(iv, "hi"), "{iv}");
+        // 6 or 12 requests per trial: every tail percentile is flagged.
+        assert!(ci["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("rest on {} requests per run", 3 * c)));
+        let md = std::fs::read_to_string(d.join("summary.md")).unwrap();
+        assert!(md.contains("95 % confidence intervals"), "{md}");
+        assert!(
+            md.contains(&format!("2 trials of {n}/{n} requests", n = 3 * c)),
+            "{md}"
+        );
+        assert!(md.contains("### Verdict"), "{md}");
+        assert!(md.contains("simulated engine (hw: sim)"), "{md}");
+    }
+    // A report counts each point once, not its trials.
+    let o = Command::new(RUNNER)
+        .current_dir(w.path())
+        .args(["report", "--dir", "out", "--out", "rep", "--no-png"])
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let err = assert_success(&o);
+    assert!(err.contains("report: 2 rows, 1 lines"), "{err}");
+    let v = read_json(&w.path().join("rep/verdict.json"));
+    assert_eq!(v[0]["simulated"], 2);
+    assert_eq!(v[0]["eligible"], false);
+    assert_eq!(v[0]["points"][0]["trials"], 2);
+    // The batch summary carries the verdict too.
+    let s = std::fs::read_to_string(w.path().join("out/summary.md")).unwrap();
+    assert!(
+        s.contains("## Verdict") && s.contains(": NOT ELIGIBLE"),
+        "{s}"
+    );
+
+    // `--repeat-seeds same` replays one request stream.
+    let w = Work::new();
+    let o = w.exec(
+        2,
+        &[
+            "--profile",
+            "sim",
+            "--prompts-multiplier",
+            "2",
+            "--repeat",
+            "2",
+            "--repeat-seeds",
+            "same",
+        ],
+    );
+    assert_success(&o);
+    let p = read_json(&w.job_dir(2).join("agg.json"));
+    let seeds: Vec<u64> = p["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, [0, 0]);
+    assert_exit(&w.exec(2, &["--profile", "sim", "--repeat", "0"]), 10);
+}

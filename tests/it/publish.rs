@@ -1012,3 +1012,29 @@ fn publish_agentic_route_with_fields_an_agentic_point_lacks_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn publish_refuses_simulated_rows_unless_allowed() {
+    let fake = Fake::with_knobs(|_| {});
+    let mut s = Setup::new(&fake.url, &[4, 8], false);
+    // conc 8 ran on the simulated engine.
+    let f = s.p("results/job_c8/agg.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    v["hw"] = json!("sim");
+    std::fs::write(&f, v.to_string()).unwrap();
+    let out = s.publish_exits(1);
+    assert!(
+        out.contains("error: simulated row not published: ")
+            && out.contains("job_c8/agg.json: hw is `sim`")
+            && out.contains("pass --allow-sim"),
+        "{out}"
+    );
+    // The real row still went out; the simulated one never reached the board.
+    fake.with(|b| assert_eq!(b.rows.len(), 1));
+    fake.with(|b| assert_eq!(b.rows[0][1], 4));
+    let mut a = s.publish_args();
+    a.push("--allow-sim".into());
+    let (code, out) = s.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{out}");
+    fake.with(|b| assert_eq!(b.rows.len(), 2));
+}
