@@ -491,6 +491,15 @@ impl Setup {
         self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// Publish the results with `--allow-sim`; assert the exit code and return the output.
+    fn publish_allow_sim_exits(&mut self, code: i32) -> String {
+        let mut a = self.publish_args();
+        a.push("--allow-sim".into());
+        let (got, out) = self.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(got, code, "{out}");
+        out
+    }
+
     /// Publish the results; assert the exit code and return the output.
     fn publish_exits(&mut self, code: i32) -> String {
         let (got, out) = self.publish();
@@ -860,7 +869,8 @@ fn publish_webhook_takes_agentic_aggregates_beside_fixed_rows() {
         job.join("aiperf_artifacts/profile_export_aiperf.json"),
     )
     .unwrap();
-    let out = s.publish_exits(0);
+    // The fixture point ran on the simulated engine: published only with --allow-sim.
+    let out = s.publish_allow_sim_exits(0);
     let agentic_key = format!("777:{}:agentic:u16", "ab".repeat(32));
     assert!(
         out.contains(&format!("queued: sink=hook key={agentic_key}")),
@@ -882,7 +892,7 @@ fn publish_webhook_takes_agentic_aggregates_beside_fixed_rows() {
         assert!(b.hook_rows.iter().any(|r| r["row"]["conc"] == 8));
     });
     // Published once: a second run finds it delivered.
-    let again = s.publish_exits(0);
+    let again = s.publish_allow_sim_exits(0);
     assert!(
         again.contains(&format!("already delivered: sink=hook key={agentic_key}")),
         "{again}"
@@ -916,7 +926,8 @@ fn publish_gradio_takes_agentic_points_by_model_and_users() {
             u = fake.url
         );
     std::fs::write(s.p("sinks.yaml"), sinks).unwrap();
-    let out = s.publish_exits(0);
+    // The fixture point ran on the simulated engine: published only with --allow-sim.
+    let out = s.publish_allow_sim_exits(0);
     let agentic_key = format!("777:{}:agentic:u16", "ab".repeat(32));
     assert!(
         out.contains(&format!("delivered: sink=board key={agentic_key}")),
@@ -957,7 +968,7 @@ fn publish_gradio_takes_agentic_points_by_model_and_users() {
         assert_eq!(r[9], "sim");
     });
     // Published once: a second run finds both delivered.
-    let again = s.publish_exits(0);
+    let again = s.publish_allow_sim_exits(0);
     assert!(
         again.contains(&format!("already delivered: sink=board key={agentic_key}")),
         "{again}"
