@@ -307,3 +307,28 @@ fn beating_the_line_with_confidence_uses_the_lower_bound_across_the_x_interval()
         (None, None)
     );
 }
+
+#[test]
+fn a_jobs_summary_states_its_points_verdict_in_words() {
+    let b = shipped();
+    let d = tempfile::tempdir().unwrap();
+    let r = point("dsr1", 8, 100.0, 310.0, &b);
+    let md = infmax::report::write_job_outputs_judged(d.path(), &r, Some(&b)).unwrap();
+    assert_eq!(
+        md,
+        std::fs::read_to_string(d.path().join("summary.md")).unwrap()
+    );
+    assert!(
+        md.contains("This point (conc 8, mi355x sglang tp8) beats the b200-nv1126 line (1.014× its 305.65 tok/s/GPU at this interactivity); not below AMD's existing point (2.216× its 139.86, mi355x sglang tp8).\n"),
+        "{md}"
+    );
+    assert!(md.contains("- accuracy: gsm8k passed (exact_match 0.9500 vs threshold 0.9300)"));
+    assert!(md.contains("- confidence: no interval (the row has no per-request data)"));
+    // Below both: said so, with the figures.
+    let r = point("dsr1", 8, 100.0, 139.0, &b);
+    let md = infmax::report::write_job_outputs_judged(d.path(), &r, Some(&b)).unwrap();
+    assert!(
+        md.contains("does not beat the b200-nv1126 line (0.455× its 305.65 tok/s/GPU at this interactivity); BELOW AMD's existing point (0.994× its 139.86, mi355x sglang tp8)"),
+        "{md}"
+    );
+}
