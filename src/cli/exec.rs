@@ -23,6 +23,10 @@ pub struct ExecFlags {
     /// Print the materialised script and launch command; start nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print a JSON summary on stdout (`{"jobs": [agg rows], "error": null | {stage,
+    /// exit_code, message}, "out": DIR}`) instead of the Markdown tables.
+    #[arg(long)]
+    pub json: bool,
     /// Folder of the launch templates (`<model-prefix>_<precision>_<gpu>_<framework>.sh`).
     #[arg(long, default_value = "benchmarks")]
     pub benchmarks: PathBuf,
@@ -206,6 +210,7 @@ impl ExecFlags {
         };
         Ok(ExecOptions {
             accuracy,
+            markdown_summary: !self.json,
             out: self.out.clone(),
             benchmarks_dir: self.benchmarks.clone(),
             runners_dir: self.runners.clone(),
@@ -316,6 +321,9 @@ fn go(rows: Vec<JobRow>, flags: &ExecFlags, batch: bool) -> ExitCode {
         if let Err(e) = exec::write_batch_outputs(&o, &rows) {
             crate::errln!("error: batch summary: {}", super::error_text(&e));
         }
+    }
+    if flags.json {
+        json_summary(serde_json::json!(rows), err.as_ref(), &o.out);
     }
     match err {
         Some(e) => ExitCode::from(e.stage.exit_code()),
@@ -507,9 +515,13 @@ fn go_agentic(rows: Vec<AgenticRow>, flags: &ExecFlags, batch: bool) -> ExitCode
         Err((sig, code)) => return interrupted(&tracker, sig, code, &o.out),
     };
     if batch && !done.is_empty() {
-        if let Err(e) = exec::agentic::write_batch_outputs(&o.out, &done) {
+        if let Err(e) = exec::agentic::write_batch_outputs(&o.out, &done, !flags.json) {
             crate::errln!("error: batch summary: {}", super::std_error_text(&e));
         }
+    }
+    if flags.json {
+        let aggs: Vec<&serde_json::Value> = done.iter().map(|p| &p.aggregate).collect();
+        json_summary(serde_json::json!(aggs), err.as_ref(), &o.out);
     }
     match err {
         Some(e) => ExitCode::from(e.stage.exit_code()),
@@ -531,6 +543,23 @@ fn by_kind(rows: Vec<Runnable>) -> Result<(Vec<JobRow>, Vec<AgenticRow>), ExitCo
         return Err(ExitCode::from(Stage::Config.exit_code()));
     }
     Ok((fixed, agentic))
+}
+
+/// `--json`: the jobs that finished (their agg rows / aggregates), the first error and the
+/// results folder, as one JSON document on stdout.
+fn json_summary(jobs: serde_json::Value, err: Option<&ExecError>, out: &std::path::Path) {
+    let error = err.map(|e| {
+        serde_json::json!({
+            "stage": e.stage.name(),
+            "exit_code": e.stage.exit_code(),
+            "message": e.message,
+        })
+    });
+    let v = serde_json::json!({"jobs": jobs, "error": error, "out": out});
+    crate::outln!(
+        "{}",
+        serde_json::to_string_pretty(&v).expect("JSON values serialise")
+    );
 }
 
 /// `runner exec`.

@@ -133,10 +133,12 @@ pub fn series_label_of(agg: &Value) -> String {
 }
 
 /// A batch's own files in `out`: `summary.md` with every point and one chart per model
-/// (`<model>_agentic_tput_vs_intvty.{svg,png}`, points labelled with their users).
+/// (`<model>_agentic_tput_vs_intvty.{svg,png}`, points labelled with their users); the
+/// summary is also printed on stdout when `print`.
 pub fn write_batch_outputs(
     out: &Path,
     points: &[PointOutcome],
+    print: bool,
 ) -> Result<Vec<PathBuf>, FinishError> {
     let aggs: Vec<Value> = points.iter().map(|p| p.aggregate.clone()).collect();
     let md = agg::summary::markdown("Agentic batch summary", &aggs);
@@ -145,7 +147,9 @@ pub fn write_batch_outputs(
         path: path.clone(),
         source,
     })?;
-    crate::outln!("{md}");
+    if print {
+        crate::outln!("{md}");
+    }
     let _ = crate::report::gha::append_step_summary(&md);
     let mut by_model: std::collections::BTreeMap<String, Vec<AgenticPoint>> = Default::default();
     for a in &aggs {
@@ -492,7 +496,9 @@ async fn launch_and_replay(
         }
         Err(e) => return Err(fail(Stage::Report, e)),
     };
-    crate::outln!("{}", outcome.summary);
+    if o.markdown_summary {
+        crate::outln!("{}", outcome.summary);
+    }
     let _ = crate::report::gha::append_step_summary(&outcome.summary);
     if let Some(why) = run.failure() {
         return Err(fail(

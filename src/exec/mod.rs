@@ -127,6 +127,9 @@ pub struct ExecOptions {
     /// than `seed` for every trial (`--repeat-seeds same`: the identical request stream, so
     /// the spread is the engine's alone).
     pub fresh_seeds: bool,
+    /// Print each job's (and a batch's) Markdown summary on stdout; off when the caller
+    /// prints a JSON summary there instead (`--json`).
+    pub markdown_summary: bool,
 }
 
 impl ExecOptions {
@@ -880,7 +883,9 @@ async fn run_one(
         Ok(f) => crate::errln!("report: {}", f.display()),
         Err(e) => tracing::warn!("report.html not written: {e}"),
     }
-    crate::outln!("{md}");
+    if o.markdown_summary {
+        crate::outln!("{md}");
+    }
     let _ = crate::report::gha::append_step_summary(&md);
     if let Some(e) = load_failure {
         return Err(e);
@@ -1161,7 +1166,9 @@ pub fn write_batch_outputs(o: &ExecOptions, rows: &[AggRow]) -> anyhow::Result<(
         md.push_str(&report::verdict::verdict_markdown(&v));
     }
     crate::fsutil::write_atomic(&o.out.join("summary.md"), md.as_bytes())?;
-    crate::outln!("{md}");
+    if o.markdown_summary {
+        crate::outln!("{md}");
+    }
     let _ = report::gha::append_step_summary(&md);
     let files =
         report::plot::write_plots(&o.out, rows, &baselines, report::plot::Formats::default())?;

@@ -292,6 +292,7 @@ pub fn collect(a: CollectArgs) -> anyhow::Result<ExitCode> {
         pricing: a.pricing.clone(),
         notes: collected.notes(),
         require_eligible: false,
+        json: false,
     })?;
 
     let problems = collected.problems_markdown();

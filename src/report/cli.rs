@@ -42,6 +42,10 @@ pub struct ReportArgs {
     /// What `report.html` lists besides the points (filled by `scheduler collect`).
     #[arg(skip)]
     pub notes: Vec<super::html::Note>,
+    /// Print `{"rows": [agg rows], "verdicts": [...], "failed": [{"dir", "status"}],
+    /// "out": DIR}` on stdout instead of the Markdown summary and verdict.
+    #[arg(long)]
+    pub json: bool,
     /// Exit 1 unless every line is eligible.
     #[arg(long)]
     pub require_eligible: bool,
@@ -150,8 +154,25 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         notes: &args.notes,
     })?;
 
-    gha::group("summary", || crate::out!("{summary}"));
-    gha::group("verdict", || crate::out!("{vmd}"));
+    if args.json {
+        let failed: Vec<serde_json::Value> = statuses
+            .iter()
+            .map(|(dir, st)| serde_json::json!({"dir": dir, "status": st}))
+            .collect();
+        let v = serde_json::json!({
+            "rows": rows,
+            "verdicts": verdicts,
+            "failed": failed,
+            "out": args.out,
+        });
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("JSON values serialise")
+        );
+    } else {
+        gha::group("summary", || crate::out!("{summary}"));
+        gha::group("verdict", || crate::out!("{vmd}"));
+    }
     for r in &rows {
         if let Some(a) = &r.accuracy {
             if a.status == AccuracyStatus::Fail {

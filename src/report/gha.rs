@@ -43,14 +43,23 @@ pub fn warning_line(msg: &str) -> String {
     }
 }
 
-/// Print an error annotation to stdout (where Actions reads workflow commands).
+/// Print an error annotation: on stdout under Actions (where it reads workflow commands),
+/// else on stderr with the other diagnostics, so stdout stays what a script reads.
 pub fn error(title: &str, msg: &str) {
-    crate::outln!("{}", error_line(title, msg));
+    if in_actions() {
+        crate::outln!("{}", error_line(title, msg));
+    } else {
+        crate::errln!("{}", error_line(title, msg));
+    }
 }
 
-/// Print a warning annotation to stdout.
+/// Print a warning annotation (stdout under Actions, else stderr).
 pub fn warning(msg: &str) {
-    crate::outln!("{}", warning_line(msg));
+    if in_actions() {
+        crate::outln!("{}", warning_line(msg));
+    } else {
+        crate::errln!("{}", warning_line(msg));
+    }
 }
 
 /// Run `f` inside a folded log group (`::group::name` … `::endgroup::` under Actions).

@@ -225,7 +225,8 @@ fn exec_point_writes_the_reference_aggregate_summary_and_chart() {
     let batch = tempfile::tempdir().unwrap();
     let mut second = out.clone();
     second.aggregate["conc"] = 32.into();
-    let files = infmax::exec::agentic::write_batch_outputs(batch.path(), &[out, second]).unwrap();
+    let files =
+        infmax::exec::agentic::write_batch_outputs(batch.path(), &[out, second], true).unwrap();
     assert_eq!(files.len(), 3, "{files:?}");
     let md = std::fs::read_to_string(batch.path().join("summary.md")).unwrap();
     assert!(md.contains("| 16 | ") && md.contains("| 32 | "), "{md}");

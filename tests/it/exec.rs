@@ -1767,3 +1767,61 @@ fn batch_repeat_runs_trials_and_writes_one_point_with_intervals() {
     assert_eq!(seeds, [0, 0]);
     assert_exit(&w.exec(2, &["--profile", "sim", "--repeat", "0"]), 10);
 }
+
+#[test]
+fn exec_and_report_print_json_summaries_on_request() {
+    let w = Work::new();
+    let quick = [
+        "--profile",
+        "sim",
+        "--prompts-multiplier",
+        "1",
+        "--num-warmups",
+        "0",
+        "--json",
+    ];
+    let o = w.exec(2, &quick);
+    assert_success(&o);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is one JSON document ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    assert_eq!(v["error"], Value::Null);
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["jobs"][0], w.json(2, "agg.json"), "the job's agg row");
+    // A job that fails: the error object carries its stage, exit code and message.
+    w.template("echo engine gives up >&2; exit 3");
+    let o = w.exec(4, &["--profile", "local", "--json"]);
+    let code = o.status.code();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["jobs"], json!([]), "{v}");
+    assert_eq!(
+        v["error"]["exit_code"].as_i64().map(|c| c as i32),
+        code,
+        "{v}"
+    );
+    assert!(
+        v["error"]["stage"].is_string()
+            && v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("engine gives up"),
+        "{v}"
+    );
+    let o = Command::new(RUNNER)
+        .current_dir(w.path())
+        .args(["report", "--dir", "out", "--json", "--no-png"])
+        .output()
+        .unwrap();
+    assert_success(&o);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["rows"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["rows"][0]["conc"], 2);
+    assert!(r["verdicts"].is_array() && r["failed"].is_array(), "{r}");
+    assert!(
+        w.path().join("report/summary.md").exists(),
+        "files are written as ever"
+    );
+}
