@@ -191,6 +191,7 @@ ul.why { margin: 4px 0 8px; padding-left: 20px; font-size: 13px; }
 ul.why ul { margin: 2px 0 6px; padding-left: 18px; color: #3f3f46; }
 details summary { cursor: pointer; font-weight: 600; margin: 4px 0; }
 td.nw, td.links { white-space: nowrap; }
+td.img { min-width: 18em; font-size: 12px; word-break: break-all; }
 td.caveat { min-width: 14em; max-width: 28em; font-size: 12px; color: #55555c; }
 table { font-size: 13px; }
 .links a { margin-right: 6px; }
@@ -314,8 +315,8 @@ const JOB_FILES: &[&str] = &[
     "requests.jsonl",
 ];
 
-fn links(page: &Page, agg_path: &Path) -> String {
-    let Some(dir) = agg_path.parent() else {
+fn links(page: &Page, loaded: &LoadedRow) -> String {
+    let Some(dir) = loaded.path.parent() else {
         return "<td></td>".into();
     };
     let own = page.out_dir.join("report.html");
@@ -333,22 +334,15 @@ fn links(page: &Page, agg_path: &Path) -> String {
         );
     }
     // A repeated point's trials, each with its own files.
-    if let Some(row) = page
-        .rows
-        .iter()
-        .find(|l| l.path == agg_path)
-        .map(|l| &l.row)
-    {
-        for t in &row.trials {
-            let f = dir.join(&t.dir);
-            if f.is_dir() {
-                let _ = write!(
-                    s,
-                    "<a href=\"{}\">trial {}</a>",
-                    esc(&relative_href(page.out_dir, &f)),
-                    t.trial
-                );
-            }
+    for t in &loaded.row.trials {
+        let f = dir.join(&t.dir);
+        if f.is_dir() {
+            let _ = write!(
+                s,
+                "<a href=\"{}\">trial {}</a>",
+                esc(&relative_href(page.out_dir, &f)),
+                t.trial
+            );
         }
     }
     s.push_str("</td>");
@@ -671,8 +665,8 @@ fn points_table(h: &mut String, page: &Page) {
         h.push_str(&int(c.map(|c| c.trials).unwrap_or(1).max(1)));
         let caveats = c.map(|c| c.warnings.join("; ")).unwrap_or_default();
         let _ = write!(h, "<td class=\"caveat\">{}</td>", esc(&caveats));
-        h.push_str(&text(&r.image));
-        h.push_str(&links(page, &l.path));
+        let _ = write!(h, "<td class=\"img\">{}</td>", esc(&r.image));
+        h.push_str(&links(page, l));
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody></table></div>\n");
