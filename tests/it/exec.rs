@@ -1825,3 +1825,20 @@ fn exec_and_report_print_json_summaries_on_request() {
         "files are written as ever"
     );
 }
+
+#[test]
+fn engine_logs_copied_into_the_job_are_plain_text_and_engines_are_asked_for_no_colour() {
+    let w = Work::new();
+    // An engine that colours its log whatever it is told, and reports what it was told.
+    w.template(&format!(
+        "printf '\\033[32mINFO\\033[0m engine NO_COLOR=%s \\033[1;31mstarting\\033[0m\\n' \"${{NO_COLOR:-unset}}\"\nexec {RUNNER} sim --host 127.0.0.1 --port \"$PORT\" --preset tiny"
+    ));
+    let o = w.exec(2, &["--prompts-multiplier", "1", "--num-warmups", "0"]);
+    assert_success(&o);
+    let log = std::fs::read_to_string(w.job_dir(2).join("server.log")).unwrap();
+    assert!(log.contains("INFO engine NO_COLOR=1 starting"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no escape sequences in the job's server.log: {log:?}"
+    );
+}
