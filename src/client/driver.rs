@@ -78,8 +78,17 @@ pub trait Workload: Send + 'static {
     fn finish(self, now: Instant) -> Self::Output;
 }
 
-/// Ends a request's task when dropped.
-struct Cancel(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
+/// Ends a request's task when dropped. Tasks on the one-thread loop have none: they end
+/// with that loop, which ends with the driver.
+struct Cancel(Option<tokio::task::AbortHandle>);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
 
 /// A future the request tasks run.
 type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -102,6 +111,10 @@ struct Flight {
     /// Dropped when the request ends, or to cancel it.
     _cancel: Cancel,
     counted: Counted,
+    /// When it was handed out, and its release time on the workload's schedule: the wait
+    /// between them is its queue time (a concurrency slot), not part of its TTFT.
+    at: Instant,
+    released: Instant,
 }
 
 /// A request's end, from its task.
@@ -128,26 +141,16 @@ impl Ctx<'_> {
         self.in_flight.len()
     }
 
-    /// Start a request task (in hand-out order on the one-thread loop); it ends early when
-    /// the returned [`Cancel`] is dropped.
+    /// Start a request task (in hand-out order on the one-thread loop); on the caller's
+    /// runtime it ends early when the returned [`Cancel`] is dropped.
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) -> Cancel {
-        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
-        let t: Task = Box::pin(async move {
-            tokio::select! {
-                biased;
-                _ = task => {}
-                _ = cancelled => {}
-            }
-        });
         match self.spawner {
             Some(s) => {
-                let _ = s.send(t);
+                let _ = s.send(Box::pin(task));
+                Cancel(None)
             }
-            None => {
-                self.rt.spawn(t);
-            }
+            None => Cancel(Some(self.rt.spawn(task).abort_handle())),
         }
-        Cancel(cancel)
     }
 
     /// Spawn a request's task now: it renders its body (`render`, off the loop) and waits
@@ -176,24 +179,31 @@ impl Ctx<'_> {
     /// Send an armed request now.
     pub fn fire(&mut self, a: Armed) {
         let _ = a.go.send(());
+        let at = Instant::now();
         self.in_flight.insert(
             a.id,
             Flight {
                 _cancel: a.cancel,
                 counted: a.counted,
+                at,
+                released: at,
             },
         );
     }
 
-    /// Send a ready request now.
-    pub fn send(&mut self, id: ReqId, counted: Counted, r: Request) {
+    /// Send a ready request now; `released` is its release time on the workload's schedule
+    /// (now when it has none), so its outcome carries the queue time since then.
+    pub fn send(&mut self, id: ReqId, counted: Counted, released: Option<Instant>, r: Request) {
         let (client, target, tx) = (self.client.clone(), self.target.clone(), self.tx.clone());
+        let at = Instant::now();
         let cancel = self.spawn(send_task(client, target, tx, id, r));
         self.in_flight.insert(
             id,
             Flight {
                 _cancel: cancel,
                 counted,
+                at,
+                released: released.unwrap_or(at).min(at),
             },
         );
     }
@@ -293,8 +303,10 @@ pub fn run<W: Workload>(mut w: W, d: &Drive, rt: &tokio::runtime::Handle) -> (W:
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let now = Instant::now();
-        while let Some(done) = next {
+        while let Some(mut done) = next {
             if let Some(f) = in_flight.remove(&done.id) {
+                done.outcome.dispatched = Some(f.at);
+                done.outcome.queue = (f.at - f.released).as_secs_f64();
                 let p = &d.progress;
                 match f.counted {
                     Counted::Warmup => {

@@ -217,8 +217,6 @@ struct FixedLength {
     /// The next timed request to hand out, and its release time on the schedule.
     next: usize,
     release: Option<Instant>,
-    /// Per timed request: its release time and when it got its slot.
-    slots: Vec<(Instant, Instant)>,
     outcomes: Vec<Option<Outcome>>,
     warmup_failed: usize,
     warmup_errors: Vec<String>,
@@ -238,7 +236,6 @@ impl FixedLength {
             start: None,
             next: 0,
             release: None,
-            slots: Vec::with_capacity(n),
             outcomes: (0..n).map(|_| None).collect(),
             warmup_failed: 0,
             warmup_errors: vec![],
@@ -283,6 +280,7 @@ impl Workload for FixedLength {
                 cx.send(
                     WARMUP_ID + self.warm_sent as u64,
                     Counted::Warmup,
+                    None,
                     self.request(0),
                 );
                 self.warm_sent += 1;
@@ -312,8 +310,12 @@ impl Workload for FixedLength {
             }
             let i = self.next;
             let at = Instant::now();
-            self.slots.push((released, at));
-            cx.send(i as u64, Counted::Timed(Some(i)), self.request(i));
+            cx.send(
+                i as u64,
+                Counted::Timed(Some(i)),
+                Some(released),
+                self.request(i),
+            );
             self.free -= 1;
             self.next += 1;
             self.release = Some(if finite {
@@ -329,7 +331,7 @@ impl Workload for FixedLength {
         }
     }
 
-    fn completed(&mut self, _cx: &mut Ctx<'_>, id: ReqId, mut o: Outcome, _now: Instant) {
+    fn completed(&mut self, _cx: &mut Ctx<'_>, id: ReqId, o: Outcome, _now: Instant) {
         self.free = self.free.saturating_add(1);
         if id >= WARMUP_ID {
             self.warm_ended += 1;
@@ -341,11 +343,8 @@ impl Workload for FixedLength {
             }
             return;
         }
-        let i = id as usize;
-        let (released, at) = self.slots[i];
-        o.queue = (at - released).as_secs_f64();
-        o.dispatched = Some(at);
-        self.outcomes[i] = Some(o);
+        // (The driver has set its queue time and dispatch instant.)
+        self.outcomes[id as usize] = Some(o);
     }
 
     fn done(&self, cx: &Ctx<'_>) -> bool {
