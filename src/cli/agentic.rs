@@ -213,6 +213,23 @@ pub struct AgenticArgs {
     /// Where the artifacts go.
     #[arg(long, default_value = "aiperf_artifacts")]
     pub output_artifact_dir: PathBuf,
+    /// Do not split interleaved request streams into sibling agents (`::fa:`, `::wg:`,
+    /// `::aux:`) by hash-id LCP chains; same as
+    /// `AIPERF_DATASET_WEKA_SPLIT_FLATTENED_AGENTS=false`. The other
+    /// `AIPERF_DATASET_WEKA_*` detection knobs are read from the environment.
+    #[arg(long)]
+    pub no_split_flattened_agents: bool,
+}
+
+impl AgenticArgs {
+    /// Flattened-agent detection: the `AIPERF_DATASET_WEKA_*` environment, then the flag.
+    pub fn topology(&self) -> Result<crate::client::agentic::topology::Knobs, String> {
+        let mut k = crate::client::agentic::topology::Knobs::from_env()?;
+        if self.no_split_flattened_agents {
+            k.split = false;
+        }
+        Ok(k)
+    }
 }
 
 fn dur(v: f64, flag: &str) -> Result<std::time::Duration, String> {
@@ -323,6 +340,7 @@ pub fn run_agentic(a: AgenticArgs) -> ExitCode {
             },
             min_coverage: a.min_metric_coverage,
             overflow_limit: a.context_overflow_rate_limit,
+            topology: a.topology()?,
         };
         let say: Arc<dyn Fn(&str) + Send + Sync> =
             Arc::new(|m: &str| crate::errln!("agentic: {m}"));
@@ -422,7 +440,7 @@ fn proc_status_kib(key: &str) -> u64 {
 
 fn load_only(p: &std::path::Path) -> ExitCode {
     let t = std::time::Instant::now();
-    let c = match crate::client::agentic::trace::load_file(p) {
+    let c = match crate::client::agentic::trace::load_file(p, &Default::default()) {
         Ok(c) => c,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -562,6 +580,7 @@ pub fn run_bench(a: AgenticBenchArgs) -> ExitCode {
             },
             min_coverage: 0.0,
             overflow_limit: 1.0,
+            topology: Default::default(),
         };
         match rt.block_on(crate::client::agentic::run(
             &cfg,

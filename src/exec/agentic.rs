@@ -392,7 +392,10 @@ async fn launch_and_replay(
         }
         (None, false) => TraceSource::parse(default_trace_source(&row.model_prefix)),
     };
-    let corpus = replay_client::load_corpus(&source, None)
+    // AIPerf reads its Weka loader knobs from the environment; so does the run.
+    let topology =
+        crate::client::agentic::topology::Knobs::from_env().map_err(|e| fail(Stage::Config, e))?;
+    let corpus = replay_client::load_corpus(&source, None, &topology)
         .await
         .map_err(|e| fail(Stage::Config, e))?;
     let expected = expected_outputs(&corpus);
@@ -469,6 +472,7 @@ async fn launch_and_replay(
             },
             min_coverage: 0.95,
             overflow_limit: 0.01,
+            topology,
         };
         let c = counters.clone();
         let window = cfg.replay.duration;

@@ -478,7 +478,7 @@ fn joins_offsets_and_the_idle_cap() {
         r#"{{"id":"hand","block_size":64,"hash_id_scope":"local","tool_tokens":0,"system_tokens":64,"requests":[
 {{"t":0,"type":"s","in":256,"out":8,"hash_ids":[{}],"api_time":0.1}},
 {{"t":1.1,"type":"subagent","agent_id":"sub_a","duration_ms":2000,"requests":[
-  {{"t":1.1,"type":"n","in":128,"out":4,"hash_ids":[0,90],"api_time":0.5}},
+  {{"t":1.6,"type":"n","in":128,"out":4,"hash_ids":[0,90],"api_time":0.5}},
   {{"t":2.6,"type":"n","in":192,"out":4,"hash_ids":[0,90,91],"api_time":0.5,"think_time":1.0}}]}},
 {{"t":3.3,"type":"n","in":384,"out":8,"hash_ids":[{}],"api_time":0.1,"think_time":0.2}},
 {{"t":503.4,"type":"n","in":448,"out":8,"hash_ids":[{}],"api_time":0.1,"think_time":500}}]}}"#,
@@ -530,9 +530,10 @@ fn joins_offsets_and_the_idle_cap() {
     let t1 = at("hand", 1, "request_start_ns");
     let t1_end = at("hand", 1, "request_end_ns");
     let t2 = at("hand", 2, "request_start_ns");
-    // Spawn offset: 1.1 − (0 + 0.1) = 1.0 s after turn 0 completes.
+    // Spawn offset (AIPerf): the child's first request is dispatched its recorded offset
+    // from the spawn (1.6 − 1.1 = 0.5 s) after the spawning turn completes.
     assert!(
-        (sa0 - t0_end - 1.0).abs() < 0.25,
+        (sa0 - t0_end - 0.5).abs() < 0.25,
         "spawn offset {}",
         sa0 - t0_end
     );
@@ -555,4 +556,124 @@ fn joins_offsets_and_the_idle_cap() {
             .unwrap()
     };
     assert!(isl(0) >= 256 && isl(1) >= 384 && isl(2) >= 448 && isl(2) > isl(1));
+}
+
+/// Interleaved top-level streams split into sibling conversations (AIPerf's flattened-agent
+/// detection), each dispatched at its recorded offset from its spawn group; the
+/// `AIPERF_DATASET_WEKA_*` knobs and `--no-split-flattened-agents` are honoured.
+#[test]
+fn flattened_agents_replay_as_siblings() {
+    let d = tempfile::tempdir().unwrap();
+    let trace = r#"{"id":"flat","block_size":64,"tool_tokens":0,"system_tokens":64,"requests":[
+{"t":0,"type":"n","model":"m","in":192,"out":8,"hash_ids":[0,1,2],"api_time":0.1},
+{"t":0.5,"type":"n","model":"m","in":256,"out":8,"hash_ids":[0,1,50,51],"api_time":0.5},
+{"t":0.8,"type":"n","model":"m","in":256,"out":8,"hash_ids":[0,1,60,61],"api_time":0.5},
+{"t":3.0,"type":"n","model":"m","in":256,"out":8,"hash_ids":[0,1,2,3],"api_time":0.1}]}"#
+        .replace('\n', "");
+    let traces = d.path().join("flat.jsonl");
+    std::fs::write(&traces, trace + "\n").unwrap();
+    let s = sim(fast_sim(100_000));
+    let run = |name: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let out = d.path().join(name);
+        let mut args = vec![
+            "--concurrency",
+            "1",
+            "--benchmark-duration",
+            "4",
+            "--warmup-requests-per-lane",
+            "0",
+            "--trajectory-start-min-ratio",
+            "0",
+            "--trajectory-start-max-ratio",
+            "0",
+            "--min-metric-coverage",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let o = replay(
+            &s.handle.url(),
+            &traces.display().to_string(),
+            &out,
+            &args,
+            env,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        records(&out)
+    };
+    let first_play = |recs: &[Value]| {
+        let mut v: Vec<(String, u64, f64, f64)> = recs
+            .iter()
+            .filter(|r| r["metadata"]["session_num"] == 0)
+            .map(|r| {
+                let m = &r["metadata"];
+                let s = |k: &str| m[k].as_u64().unwrap() as f64 / 1e9;
+                (
+                    m["conversation_id"].as_str().unwrap().to_string(),
+                    m["turn_index"].as_u64().unwrap(),
+                    s("request_start_ns"),
+                    s("request_end_ns"),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.2.total_cmp(&b.2));
+        // The first play only (the lane recycles the trace until the window ends).
+        let again = v.iter().skip(1).position(|x| x.0 == "flat" && x.1 == 0);
+        v.truncate(again.map_or(v.len(), |p| p + 1));
+        v
+    };
+    // One-request chains with small inputs are sidecars (`::aux:`) by default; with
+    // AUX_MAX_REQUESTS=0 they stay agents (`::fa:`).
+    let recs = run(
+        "split",
+        &[],
+        &[("AIPERF_DATASET_WEKA_AUX_MAX_REQUESTS", "0")],
+    );
+    let v = first_play(&recs);
+    let names: Vec<(&str, u64)> = v.iter().map(|x| (x.0.as_str(), x.1)).collect();
+    assert_eq!(
+        names,
+        [
+            ("flat", 0),
+            ("flat::fa:000", 0),
+            ("flat::fa:001", 0),
+            ("flat", 1)
+        ],
+        "{v:?}"
+    );
+    // Both chains hang off turn 0 and join turn 1 (one spawn group starting at 0.5 s):
+    // A is dispatched when turn 0 completes, B 0.8 − 0.5 = 0.3 s later. (B overlaps A;
+    // had it started when A ended it would have been A's compaction seam.)
+    let t0_end = v[0].3;
+    assert!(
+        (v[1].2 - t0_end).abs() < 0.15,
+        "A offset {}",
+        v[1].2 - t0_end
+    );
+    assert!(
+        (v[2].2 - t0_end - 0.3).abs() < 0.15,
+        "B offset {}",
+        v[2].2 - t0_end
+    );
+    assert!(v[3].2 >= v[1].3.max(v[2].3), "turn 1 waits for both chains");
+    let recs = run("aux", &[], &[]);
+    let mut convs: Vec<String> = first_play(&recs).into_iter().map(|x| x.0).collect();
+    convs.dedup();
+    assert_eq!(convs, ["flat", "flat::aux:000", "flat::aux:001", "flat"]);
+    // Detection off: one conversation in file order.
+    for (name, extra, env) in [
+        ("off", &["--no-split-flattened-agents"][..], &[][..]),
+        (
+            "off-env",
+            &[][..],
+            &[("AIPERF_DATASET_WEKA_SPLIT_FLATTENED_AGENTS", "false")][..],
+        ),
+    ] {
+        let v = first_play(&run(name, extra, env));
+        let names: Vec<(&str, u64)> = v.iter().map(|x| (x.0.as_str(), x.1)).collect();
+        assert_eq!(
+            names,
+            [("flat", 0), ("flat", 1), ("flat", 2), ("flat", 3)],
+            "{name}"
+        );
+    }
 }

@@ -12,6 +12,7 @@ pub mod export;
 pub mod prompt;
 pub mod replay;
 pub mod synth;
+pub mod topology;
 pub mod trace;
 
 use crate::client::request::{Target, Timeouts};
@@ -68,6 +69,8 @@ pub struct AgenticConfig {
     pub min_coverage: f64,
     /// Above this context-overflow rate the run is not submission-valid.
     pub overflow_limit: f64,
+    /// Flattened-agent detection (`AIPERF_DATASET_WEKA_*`, `--no-split-flattened-agents`).
+    pub topology: topology::Knobs,
 }
 
 /// The replay's own settings (see [`replay::ReplayConfig`]).
@@ -175,8 +178,9 @@ fn run_id() -> u64 {
 pub async fn load_corpus(
     src: &trace::TraceSource,
     n: Option<usize>,
+    knobs: &topology::Knobs,
 ) -> Result<trace::Corpus, AgenticError> {
-    let mut c = trace::load(src).await?;
+    let mut c = trace::load(src, knobs).await?;
     if let Some(n) = n {
         c.traces.truncate(n);
     }
@@ -194,7 +198,7 @@ pub async fn run(
     counters: Arc<crate::client::load::Progress>,
 ) -> Result<AgenticRun, AgenticError> {
     let t = Instant::now();
-    let corpus = load_corpus(&cfg.source, cfg.num_dataset_entries).await?;
+    let corpus = load_corpus(&cfg.source, cfg.num_dataset_entries, &cfg.topology).await?;
     let tok = cfg.tokenizer.clone();
     let seed = cfg.replay.seed;
     let words = tokio::task::spawn_blocking(move || prompt::Words::new(&tok, seed))

@@ -484,7 +484,8 @@ impl Sched {
                 let root = &mut play.convs[0];
                 let upto = primer.unwrap_or(0);
                 for _ in 0..upto {
-                    root.prompt.plan(tr, &tr.root, tr.system_blocks, root.hash);
+                    root.prompt
+                        .plan(tr, &tr.root, tr.root.system_blocks, root.hash);
                 }
                 root.next = upto;
                 root.warmup_until = s + w;
@@ -527,7 +528,7 @@ impl Sched {
         } else {
             Phase::Profiling
         };
-        let plan: Plan = c.prompt.plan(tr, conv, tr.system_blocks, c.hash);
+        let plan: Plan = c.prompt.plan(tr, conv, conv.system_blocks, c.hash);
         let plan_tokens = plan.tokens;
         // The theoretical prefix cache: ids seen before in this play (or trace).
         let seen = match self.cfg.cache_scope {
@@ -738,8 +739,8 @@ impl Sched {
             play.convs[ci].live_children[b] = true;
             play.convs.push(child);
             let idx = play.convs.len() - 1;
-            let anchor = &conv.turns[turn];
-            let off = (br.child.turns[0].t - (anchor.t + f64::from(anchor.api_time))).max(0.0);
+            // AIPerf: the child's recorded offset from its spawn group's start.
+            let off = (br.child.turns[0].t - br.start).max(0.0);
             self.arm(cx, lane, idx, now + secs(off));
         }
     }

@@ -12,6 +12,7 @@
 //! `in` (alias `output_length` for `out`), `out`, `hash_ids`, `api_time`, optional
 //! `think_time`; a `subagent` row holds its own `requests` (times on the session clock).
 
+use super::topology;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -69,11 +70,20 @@ pub struct Turn {
     pub blocks: u32,
 }
 
-/// A subagent spawned by a conversation.
+/// A child conversation spawned by a conversation: a subagent (`::sa:<agent_id>`), one of
+/// the sibling chains flattened-agent detection splits off a subagent
+/// (`::sa:<agent_id>:fa:NNN`, `:wg:G_M`, `:aux:NNN`) or off the top-level stream
+/// (`::fa:NNN`, `::wg:G_M`, `::aux:NNN`); see [`super::topology`].
 #[derive(Debug, Clone)]
 pub struct Branch {
     /// Index of the parent turn it is spawned from (the last parent turn before it).
     pub anchor: usize,
+    /// Recorded spawn time (session clock, seconds): the subagent row's `t`, or the first
+    /// request of the earliest detected chain spawned with it. Branches with the same
+    /// anchor and join share the earliest start, as AIPerf's one SPAWN branch per
+    /// (anchor, join) group does. The child's first request is dispatched
+    /// `child.turns[0].t - start` (at least 0) after the anchor turn completes.
+    pub start: f64,
     /// Index of the parent turn that waits for it (the first parent turn after its recorded
     /// end); `None`: it runs in the background and only the tree's drain waits for it.
     pub join: Option<usize>,
@@ -84,8 +94,13 @@ pub struct Branch {
 /// A conversation: the trace's root or a subagent (`<trace>::sa:<agent_id>`).
 #[derive(Debug, Clone, Default)]
 pub struct Conv {
-    /// `""` for the root, `::sa:<agent_id>` for subagents (appended to the trace id).
+    /// `""` for the root, `::sa:<agent_id>` for subagents, `::fa:000` etc. for detected
+    /// chains (appended to the trace id).
     pub suffix: String,
+    /// Blocks of turn 0 sent as the system message: the trace's (root) or the subagent
+    /// entry's declared `ceil((tool_tokens + system_tokens) / 64)`, inherited by a detected
+    /// chain only when its first hash ids start with the same blocks as its main chain's.
+    pub system_blocks: u32,
     /// Its requests in recorded order.
     pub turns: Vec<Turn>,
     /// Subagents it spawns, by anchor order.
@@ -178,6 +193,12 @@ struct RawRow {
     #[serde(default)]
     api_time: Option<f64>,
     #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    tool_tokens: Option<u64>,
+    #[serde(default)]
+    system_tokens: Option<u64>,
+    #[serde(default)]
     agent_id: Option<String>,
     #[serde(default)]
     duration_ms: Option<f64>,
@@ -198,15 +219,88 @@ struct RawTrace {
     requests: Vec<RawRow>,
 }
 
-/// Builds one trace's arena while its rows are read.
-struct Builder {
-    runs: Vec<Run>,
-    id_space: u32,
+/// A request row with its position in its list and its start on the session clock.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    /// Index in the enclosing `requests` list (subagent rows included).
+    outer: usize,
+    /// Start, seconds on the session clock (subagent-relative times normalized).
+    t: f64,
+    row: &'a RawRow,
 }
 
-impl Builder {
-    /// Encode `ids` relative to `prev` (the previous turn of the same conversation).
-    fn turn(&mut self, row: &RawRow, prev: &[u32]) -> Turn {
+impl<'a> At<'a> {
+    fn req(&self) -> topology::Req<'a> {
+        topology::Req {
+            outer: self.outer,
+            t: self.t,
+            api_time: self.row.api_time.unwrap_or(0.0),
+            hash: &self.row.hash_ids,
+            model: self.row.model.as_deref().unwrap_or(""),
+            input: self.row.input.unwrap_or(0),
+            output: self.row.out.or(self.row.output_length).unwrap_or(0),
+        }
+    }
+
+    fn end(&self) -> f64 {
+        self.req().end()
+    }
+}
+
+/// `ceil((tool_tokens + system_tokens) / 64)`.
+fn declared_blocks(tool: Option<u64>, system: Option<u64>) -> u32 {
+    (tool.unwrap_or(0) + system.unwrap_or(0)).div_ceil(u64::from(BLOCK)) as u32
+}
+
+/// A detected chain's system blocks: the declared ones only when its first hash ids
+/// provably start with the same declared blocks as its main chain's (AIPerf never
+/// fabricates a system role for a thread that did not record the declared prefix).
+fn chain_system_blocks(declared: u32, base: &[u32], first: &[u32]) -> u32 {
+    let d = declared as usize;
+    if d > 0 && first.len() >= d && base.len() >= d && first[..d] == base[..d] {
+        declared
+    } else {
+        0
+    }
+}
+
+/// The main chain and the detected worker chains of `rows` (in `outer` order); `None`
+/// when detection is off or finds no second agent.
+struct Chains<'a> {
+    main: Vec<At<'a>>,
+    /// (suffix such as `fa:000`, requests).
+    workers: Vec<(String, Vec<At<'a>>)>,
+    /// Hash ids of the detected main chain's first hash-bearing request.
+    base: &'a [u32],
+}
+
+fn detect_chains<'a>(rows: &[At<'a>], knobs: &topology::Knobs) -> Option<Chains<'a>> {
+    let reqs: Vec<topology::Req> = rows.iter().map(At::req).collect();
+    let s = topology::split(&reqs, knobs)?;
+    let base = s.base.map(|p| &rows[p].row.hash_ids[..]).unwrap_or(&[]);
+    Some(Chains {
+        main: s.main.iter().map(|&p| rows[p]).collect(),
+        workers: s
+            .workers
+            .into_iter()
+            .map(|(n, ps)| (n, ps.iter().map(|&p| rows[p]).collect()))
+            .collect(),
+        base,
+    })
+}
+
+/// Builds one trace's arena while its rows are read.
+struct Builder<'k> {
+    runs: Vec<Run>,
+    id_space: u32,
+    /// Flattened-agent detection settings.
+    knobs: &'k topology::Knobs,
+}
+
+impl Builder<'_> {
+    /// Encode `row` (starting at `t`) relative to `prev` (the previous turn of the same
+    /// conversation).
+    fn turn(&mut self, row: &RawRow, t: f64, prev: &[u32]) -> Turn {
         let ids = &row.hash_ids;
         let lcp = prev.iter().zip(ids).take_while(|(a, b)| a == b).count();
         let from = self.runs.len() as u32;
@@ -219,7 +313,7 @@ impl Builder {
             }
         }
         Turn {
-            t: row.t,
+            t,
             api_time: row.api_time.unwrap_or(0.0) as f32,
             input: row.input.unwrap_or(0).min(u64::from(u32::MAX)) as u32,
             output: row
@@ -234,66 +328,177 @@ impl Builder {
         }
     }
 
-    /// A conversation from its rows: `n`/`s` rows are its turns, `subagent` rows children.
-    fn conv(&mut self, suffix: String, rows: &[RawRow]) -> Conv {
+    /// A conversation of `rows` in the given order.
+    fn chain(&mut self, suffix: String, system_blocks: u32, rows: &[At]) -> Conv {
         let mut conv = Conv {
             suffix,
+            system_blocks,
             ..Conv::default()
         };
         let mut prev: &[u32] = &[];
-        // Subagents waiting for their join turn: (index in branches, recorded end time).
-        let mut open: Vec<(usize, f64)> = vec![];
-        for row in rows {
-            if row.kind == "subagent" {
-                if conv.turns.is_empty() {
-                    // No parent turn to spawn from: dropped (as AIPerf drops it).
-                    continue;
-                }
-                let agent = row
-                    .agent_id
-                    .clone()
-                    .unwrap_or_else(|| format!("subagent_{:03}", conv.branches.len() + 1));
-                let child = self.conv(format!("{}::sa:{agent}", conv.suffix), &row.requests);
-                if child.turns.is_empty() {
-                    continue;
-                }
-                let end = row
-                    .duration_ms
-                    .map(|d| row.t + d / 1000.0)
-                    .unwrap_or_else(|| {
-                        child
-                            .turns
-                            .iter()
-                            .map(|t| t.t + f64::from(t.api_time))
-                            .fold(row.t, f64::max)
-                    });
-                open.push((conv.branches.len(), end));
-                conv.branches.push(Branch {
-                    anchor: conv.turns.len() - 1,
-                    join: None,
-                    child,
-                });
-            } else {
-                let idx = conv.turns.len();
-                // A turn recorded after a subagent's end waits for it.
-                open.retain(|&(b, end)| {
-                    if row.t >= end {
-                        conv.branches[b].join = Some(idx);
-                        false
-                    } else {
-                        true
-                    }
-                });
-                let turn = self.turn(row, prev);
-                conv.turns.push(turn);
-                prev = &row.hash_ids;
-            }
+        for a in rows {
+            conv.turns.push(self.turn(a.row, a.t, prev));
+            prev = &a.row.hash_ids;
         }
         conv
     }
+
+    /// The root conversation of a trace: its main chain, the subagents it spawns and the
+    /// flattened agents detected among its top-level requests.
+    fn root(&mut self, rows: &[RawRow], system_blocks: u32) -> Conv {
+        let normals: Vec<At> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind != "subagent")
+            .map(|(outer, row)| At {
+                outer,
+                t: row.t,
+                row,
+            })
+            .collect();
+        let (main, flats, base) = match detect_chains(&normals, self.knobs) {
+            Some(c) => (c.main, c.workers, c.base),
+            // No second agent (or detection off): the rows in file order.
+            None => (normals, vec![], &[][..]),
+        };
+        let mut conv = self.chain(String::new(), system_blocks, &main);
+        let pos: Vec<(usize, usize, f64)> = main
+            .iter()
+            .enumerate()
+            .map(|(p, a)| (a.outer, p, a.t))
+            .collect();
+        // The last main turn recorded before `outer`.
+        let anchor = |outer: usize| pos.iter().filter(|x| x.0 < outer).map(|x| x.1).max();
+        // The first main turn after `outer` that starts at or after `end`.
+        let mut by_outer = pos.clone();
+        by_outer.sort_by_key(|x| x.0);
+        let join = |outer: usize, end: f64| {
+            by_outer
+                .iter()
+                .find(|x| x.0 > outer && x.2 + topology::EPS >= end)
+                .map(|x| x.1)
+        };
+        let mut sa_branches: Vec<Branch> = vec![];
+        let mut n_sub = 0;
+        for (outer, row) in rows.iter().enumerate() {
+            if row.kind != "subagent" {
+                continue;
+            }
+            n_sub += 1;
+            // No parent turn to spawn from: dropped (as AIPerf drops it).
+            let Some(a) = anchor(outer) else { continue };
+            let end = subagent_end(row);
+            let j = join(outer, end);
+            for child in self.subagent(row, n_sub) {
+                sa_branches.push(Branch {
+                    anchor: a,
+                    join: j,
+                    start: row.t,
+                    child,
+                });
+            }
+        }
+        let mut flat_branches: Vec<Branch> = vec![];
+        for (suffix, chain) in &flats {
+            let first = chain[0];
+            let end = chain.iter().map(At::end).fold(f64::NEG_INFINITY, f64::max);
+            let sys = chain_system_blocks(system_blocks, base, &first.row.hash_ids);
+            flat_branches.push(Branch {
+                // Chains never drop: one recorded before any main turn hangs off turn 0.
+                anchor: anchor(first.outer).unwrap_or(0),
+                join: join(first.outer, end),
+                start: first.t,
+                child: self.chain(format!("::{suffix}"), sys, chain),
+            });
+        }
+        share_group_start(&mut sa_branches);
+        share_group_start(&mut flat_branches);
+        conv.branches = sa_branches;
+        conv.branches.extend(flat_branches);
+        conv
+    }
+
+    /// The child conversations of a `subagent` row: its main chain (`::sa:<agent_id>`) and
+    /// the sibling chains detected among its requests (`::sa:<agent_id>:fa:NNN`, …).
+    fn subagent(&mut self, row: &RawRow, n: usize) -> Vec<Conv> {
+        let agent = row
+            .agent_id
+            .clone()
+            .unwrap_or_else(|| format!("subagent_{n:03}"));
+        let suffix = format!("::sa:{agent}");
+        let sys = declared_blocks(row.tool_tokens, row.system_tokens);
+        let mut inner: Vec<At> = row
+            .requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind != "subagent")
+            .map(|(outer, r)| At {
+                outer,
+                // Older captures record inner times relative to the spawn.
+                t: if r.t + topology::EPS < row.t {
+                    row.t + r.t
+                } else {
+                    r.t
+                },
+                row: r,
+            })
+            .collect();
+        if inner.is_empty() {
+            return vec![];
+        }
+        let Some(c) = detect_chains(&inner, self.knobs) else {
+            inner.sort_by(|a, b| a.t.total_cmp(&b.t).then(a.outer.cmp(&b.outer)));
+            return vec![self.chain(suffix, sys, &inner)];
+        };
+        let mut out = vec![self.chain(suffix.clone(), sys, &c.main)];
+        for (w, chain) in &c.workers {
+            let first = chain
+                .iter()
+                .map(|a| &a.row.hash_ids[..])
+                .find(|h| !h.is_empty())
+                .unwrap_or(&[]);
+            let s = chain_system_blocks(sys, c.base, first);
+            out.push(self.chain(format!("{suffix}:{w}"), s, chain));
+        }
+        out
+    }
 }
 
-fn parse_trace(line: &str) -> Result<Trace, String> {
+/// Recorded end of a subagent: `t + duration_ms` (negative or non-finite durations count
+/// as 0), else its requests' latest end, else its `t`.
+fn subagent_end(row: &RawRow) -> f64 {
+    if let Some(d) = row.duration_ms {
+        let d = d / 1000.0;
+        return row.t + if d.is_finite() && d > 0.0 { d } else { 0.0 };
+    }
+    row.requests
+        .iter()
+        .map(|r| {
+            let t = if r.t + topology::EPS < row.t {
+                row.t + r.t
+            } else {
+                r.t
+            };
+            t + r.api_time.filter(|x| x.is_finite()).unwrap_or(0.0).max(0.0)
+        })
+        .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))))
+        .unwrap_or(row.t)
+}
+
+/// Branches with the same anchor and join form one spawn group; each takes the group's
+/// earliest start, so a child is dispatched at its recorded offset from the group's spawn.
+fn share_group_start(branches: &mut [Branch]) {
+    let mut first: std::collections::HashMap<(usize, Option<usize>), f64> = Default::default();
+    for b in branches.iter() {
+        let e = first.entry((b.anchor, b.join)).or_insert(b.start);
+        *e = e.min(b.start);
+    }
+    for b in branches.iter_mut() {
+        b.start = first[&(b.anchor, b.join)];
+    }
+}
+
+fn parse_trace(line: &str, knobs: &topology::Knobs) -> Result<Trace, String> {
     let raw: RawTrace = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let id = match &raw.id {
         serde_json::Value::String(s) => s.clone(),
@@ -306,17 +511,18 @@ fn parse_trace(line: &str) -> Result<Trace, String> {
             ));
         }
     }
-    let sys = raw.tool_tokens.unwrap_or(0) + raw.system_tokens.unwrap_or(0);
+    let system_blocks = declared_blocks(raw.tool_tokens, raw.system_tokens);
     let mut b = Builder {
         runs: vec![],
         id_space: 0,
+        knobs,
     };
-    let root = b.conv(String::new(), &raw.requests);
+    let root = b.root(&raw.requests, system_blocks);
     let mut runs = b.runs;
     runs.shrink_to_fit();
     Ok(Trace {
         id,
-        system_blocks: sys.div_ceil(u64::from(BLOCK)) as u32,
+        system_blocks,
         root,
         runs,
         id_space: b.id_space,
@@ -326,6 +532,15 @@ fn parse_trace(line: &str) -> Result<Trace, String> {
 /// Parse JSONL text: one trace per non-blank line, in file order. Lines are parsed on all
 /// cores; traces with no requests are skipped.
 pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Trace>, TraceError> {
+    parse_jsonl_with(text, file, &topology::Knobs::default())
+}
+
+/// [`parse_jsonl`] with explicit flattened-agent detection settings.
+pub fn parse_jsonl_with(
+    text: &str,
+    file: &str,
+    knobs: &topology::Knobs,
+) -> Result<Vec<Trace>, TraceError> {
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -343,7 +558,7 @@ pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Trace>, TraceError> {
                 s.spawn(move || {
                     part.iter()
                         .map(|&(i, l)| {
-                            parse_trace(l).map_err(|message| TraceError::Parse {
+                            parse_trace(l, knobs).map_err(|message| TraceError::Parse {
                                 file: format!("{file}:{}", i + 1),
                                 message,
                             })
@@ -366,11 +581,11 @@ pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Trace>, TraceError> {
 
 /// Read a local `traces.jsonl` (or a `.parquet` export). The file is read in batches of
 /// about 64 MiB of lines, each parsed on all cores, so its text is never held whole.
-pub fn load_file(p: &Path) -> Result<Corpus, TraceError> {
+pub fn load_file(p: &Path, knobs: &topology::Knobs) -> Result<Corpus, TraceError> {
     use std::io::BufRead;
     let file = p.display().to_string();
     if p.extension().is_some_and(|e| e == "parquet") {
-        return load_parquet(p);
+        return load_parquet(p, knobs);
     }
     let io = |source| TraceError::Io {
         file: file.clone(),
@@ -388,7 +603,8 @@ pub fn load_file(p: &Path) -> Result<Corpus, TraceError> {
             line_no += 1;
         }
         if (n == 0 && !batch.is_empty()) || batch.len() >= 64 << 20 {
-            let part = parse_jsonl(&batch, &file).map_err(|e| renumber(e, first_line - 1))?;
+            let part =
+                parse_jsonl_with(&batch, &file, knobs).map_err(|e| renumber(e, first_line - 1))?;
             traces.extend(part);
             batch.clear();
             first_line = line_no + 1;
@@ -419,7 +635,7 @@ fn renumber(e: TraceError, before: usize) -> TraceError {
 }
 
 /// A parquet export of the corpus: each row's fields re-assembled into the JSON object.
-fn load_parquet(p: &Path) -> Result<Corpus, TraceError> {
+fn load_parquet(p: &Path, knobs: &topology::Knobs) -> Result<Corpus, TraceError> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let file = p.display().to_string();
     let err = |m: String| TraceError::Parse {
@@ -442,7 +658,7 @@ fn load_parquet(p: &Path) -> Result<Corpus, TraceError> {
         text.push('\n');
     }
     Ok(Corpus {
-        traces: parse_jsonl(&text, &file)?,
+        traces: parse_jsonl_with(&text, &file, knobs)?,
     })
 }
 
@@ -584,7 +800,8 @@ fn walk_parquet(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Load a corpus from wherever `src` points (downloading `traces.jsonl` unless
 /// `HF_HUB_OFFLINE` is set).
-pub async fn load(src: &TraceSource) -> Result<Corpus, TraceError> {
+pub async fn load(src: &TraceSource, knobs: &topology::Knobs) -> Result<Corpus, TraceError> {
+    let knobs = knobs.clone();
     let files = match src {
         TraceSource::Local(p) => vec![p.clone()],
         TraceSource::Hub(h) => hub_files(h).await?,
@@ -592,7 +809,7 @@ pub async fn load(src: &TraceSource) -> Result<Corpus, TraceError> {
     tokio::task::spawn_blocking(move || {
         let mut c = Corpus::default();
         for f in files {
-            c.traces.extend(load_file(&f)?.traces);
+            c.traces.extend(load_file(&f, &knobs)?.traces);
         }
         Ok(c)
     })
@@ -629,7 +846,7 @@ mod tests {
     use super::*;
 
     const LINE: &str = r#"{"id":"s1","models":["m"],"block_size":64,"hash_id_scope":"local","tool_tokens":64,"system_tokens":64,"requests":[
-      {"t":0.0,"type":"s","model":"m","in":200,"out":10,"hash_ids":[0,1,2],"api_time":1.0},
+      {"t":0.0,"type":"s","in":200,"out":10,"hash_ids":[0,1,2],"api_time":1.0},
       {"t":2.0,"type":"subagent","agent_id":"subagent_001_x","duration_ms":3000,"requests":[
          {"t":2.5,"type":"n","in":128,"out":5,"hash_ids":[0,1],"api_time":0.5},
          {"t":3.5,"type":"n","in":192,"out":5,"hash_ids":[0,1,9],"api_time":0.5,"think_time":0.5}]},
@@ -639,7 +856,7 @@ mod tests {
     #[test]
     fn parses_tree_and_ids() {
         let line = LINE.replace('\n', "");
-        let tr = parse_trace(&line).unwrap();
+        let tr = parse_trace(&line, &topology::Knobs::default()).unwrap();
         assert_eq!(tr.id, "s1");
         assert_eq!(tr.system_blocks, 2);
         assert_eq!(tr.root.turns.len(), 3);
@@ -654,6 +871,85 @@ mod tests {
         assert_eq!(tr.hash_ids(&b.child, 1), vec![0, 1, 9]);
         assert_eq!(tr.id_space, 10);
         assert_eq!(tr.request_count(), 5);
+    }
+
+    /// Interleaved top-level streams (agent A with two requests, one-shot B) and a subagent
+    /// whose requests hold two concurrent chains. Expected values worked by hand from the
+    /// rules in `topology`'s docs (AIPerf's weka loader).
+    const FLAT: &str = r#"{"id":"f1","block_size":64,"tool_tokens":64,"system_tokens":64,"requests":[
+      {"t":0.0,"type":"n","model":"m","in":192,"out":10,"hash_ids":[0,1,2],"api_time":1.0},
+      {"t":2.0,"type":"n","model":"m","in":256,"out":10,"hash_ids":[0,1,50,51],"api_time":8.0},
+      {"t":2.2,"type":"subagent","agent_id":"sa1","duration_ms":3000,"requests":[
+         {"t":2.5,"type":"n","model":"m","in":192,"out":5,"hash_ids":[0,1,70],"api_time":0.5},
+         {"t":2.6,"type":"n","model":"m","in":256,"out":5,"hash_ids":[0,1,80,81],"api_time":1.0},
+         {"t":3.5,"type":"n","model":"m","in":256,"out":5,"hash_ids":[0,1,70,71],"api_time":0.5},
+         {"t":4.0,"type":"n","model":"m","in":320,"out":5,"hash_ids":[0,1,80,81,82],"api_time":0.5}]},
+      {"t":2.5,"type":"n","model":"m","in":256,"out":10,"hash_ids":[0,1,60,61],"api_time":4.0},
+      {"t":9.0,"type":"n","model":"m","in":320,"out":10,"hash_ids":[0,1,2,3,4],"api_time":1.0},
+      {"t":11.0,"type":"n","model":"m","in":320,"out":10,"hash_ids":[0,1,50,51,52],"api_time":0.5},
+      {"t":12.0,"type":"n","model":"m","in":384,"out":10,"hash_ids":[0,1,2,3,4,5],"api_time":1.0}]}"#;
+
+    /// (suffix, anchor, join, start, first turn t, turns, system blocks) of a branch.
+    type Shape = (String, usize, Option<usize>, f64, f64, usize, u32);
+
+    fn shape(tr: &Trace) -> Vec<Shape> {
+        tr.root
+            .branches
+            .iter()
+            .map(|b| {
+                let c = &b.child;
+                let n = c.turns.len();
+                (
+                    c.suffix.clone(),
+                    b.anchor,
+                    b.join,
+                    b.start,
+                    c.turns[0].t,
+                    n,
+                    c.system_blocks,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flattened_agents_split_into_siblings() {
+        let line = FLAT.replace('\n', "");
+        let tr = parse_trace(&line, &topology::Knobs::default()).unwrap();
+        let ts: Vec<f64> = tr.root.turns.iter().map(|t| t.t).collect();
+        assert_eq!(ts, [0.0, 9.0, 12.0], "main chain");
+        assert_eq!(tr.root.system_blocks, 2);
+        assert_eq!(
+            shape(&tr),
+            [
+                ("::sa:sa1".into(), 0, Some(1), 2.2, 2.5, 2, 0),
+                ("::sa:sa1:fa:000".into(), 0, Some(1), 2.2, 2.6, 2, 0),
+                ("::fa:000".into(), 0, Some(2), 2.0, 2.0, 2, 2),
+                ("::aux:001".into(), 0, Some(1), 2.5, 2.5, 1, 2),
+            ]
+        );
+        // Turns of a chain are encoded against the chain's own previous turn.
+        let fa = &tr.root.branches[2].child;
+        assert_eq!(tr.hash_ids(fa, 1), vec![0, 1, 50, 51, 52]);
+        assert_eq!(fa.turns[1].lcp, 4);
+        assert_eq!(tr.request_count(), 10);
+    }
+
+    #[test]
+    fn split_off_keeps_one_stream() {
+        let line = FLAT.replace('\n', "");
+        let off = topology::Knobs {
+            split: false,
+            ..topology::Knobs::default()
+        };
+        let tr = parse_trace(&line, &off).unwrap();
+        let ts: Vec<f64> = tr.root.turns.iter().map(|t| t.t).collect();
+        assert_eq!(ts, [0.0, 2.0, 2.5, 9.0, 11.0, 12.0]);
+        assert_eq!(
+            shape(&tr),
+            [("::sa:sa1".into(), 1, Some(3), 2.2, 2.5, 4, 0)]
+        );
+        assert_eq!(tr.request_count(), 10);
     }
 
     #[test]
