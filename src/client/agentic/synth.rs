@@ -4,7 +4,9 @@
 //! feature the replay handles: subagents (joined and background), think times (some beyond
 //! the 300 s per-tree cap), prefixes shared across turns and with subagents (the system
 //! blocks), context compaction (a turn whose list is not an extension of the last), partial
-//! last blocks, and requests with `in + out > 256k` (what the `-256k` variant drops).
+//! last blocks, requests with `in + out > 256k` (what the `-256k` variant drops), and
+//! flattened agent fan-outs (interleaved top-level streams that the loader splits into
+//! `::fa:`/`::wg:`/`::aux:` siblings, see [`super::topology`]).
 //! `runner agentic synth` writes them; the `real` shape has the real corpus' size (393
 //! traces, ~99k requests, contexts up to 990k tokens) for the memory/load benchmark.
 
@@ -34,6 +36,16 @@ pub struct SynthParams {
     pub subagent_prob: f64,
     /// Inner requests per subagent, inclusive range.
     pub subagent_turns: (u32, u32),
+    /// Probability that a parent turn fans out into flattened agents: top-level requests
+    /// with no subagent row, forked from the system prefix and interleaved with each other
+    /// before the parent's next turn (what AIPerf's flattened-agent detection splits into
+    /// `::fa:`/`::wg:`/`::aux:` siblings).
+    pub flat_prob: f64,
+    /// Agents per fan-out, inclusive range (3 or more overlapping ones form a worker group).
+    pub flat_agents: (u32, u32),
+    /// Requests per flattened agent, inclusive range (one-request agents with small
+    /// inputs are sidecars, `::aux:`).
+    pub flat_turns: (u32, u32),
     /// Multiplies every recorded time (think and api), so tests can run traces quickly.
     pub time_scale: f64,
     /// Probability of a long (400–900 s) idle gap before a parent turn.
@@ -59,6 +71,9 @@ impl SynthParams {
             output: (16, 600),
             subagent_prob: 0.15,
             subagent_turns: (2, 5),
+            flat_prob: 0.12,
+            flat_agents: (1, 4),
+            flat_turns: (1, 3),
             time_scale: 1.0,
             long_think_prob: 0.02,
             system_tokens: SYSTEM_TOKENS,
@@ -80,6 +95,9 @@ impl SynthParams {
             output: (4, 24),
             subagent_prob: 0.3,
             subagent_turns: (2, 3),
+            flat_prob: 0.0,
+            flat_agents: (1, 3),
+            flat_turns: (1, 2),
             time_scale: 0.02,
             long_think_prob: 0.0,
             system_tokens: 128,
@@ -100,6 +118,9 @@ impl SynthParams {
             output: (16, 900),
             subagent_prob: 0.05,
             subagent_turns: (2, 6),
+            flat_prob: 0.05,
+            flat_agents: (1, 4),
+            flat_turns: (1, 4),
             time_scale: 1.0,
             long_think_prob: 0.005,
             system_tokens: SYSTEM_TOKENS,
@@ -160,8 +181,11 @@ struct Sub {
 }
 
 enum Item {
+    /// A parent (main agent) request.
     Row(Row),
     Sub(Sub),
+    /// A flattened agent's request, written as a top-level row.
+    Flat(Row),
 }
 
 const MODEL: &str = "claude-sonnet-4-5";
@@ -234,6 +258,41 @@ fn trace_line(p: &SynthParams, index: usize) -> String {
             streaming: k % 3 != 1,
         }));
         t += api;
+        // A flattened fan-out: agents forked from the system prefix, started shortly after
+        // this turn, their requests interleaved; the next parent turn waits for them.
+        if k + 1 < turns && rng.unit() < p.flat_prob {
+            let mut rows: Vec<Row> = vec![];
+            let mut end = t;
+            for _ in 0..rng.range(p.flat_agents) {
+                let mut ft = t + (0.05 + 1.5 * rng.unit()) * p.time_scale;
+                let mut fctx: Vec<u32> = system.clone();
+                let mut prev_out: u32 = 0;
+                for _ in 0..rng.range(p.flat_turns) {
+                    let a = prev_out.div_ceil(64);
+                    let u = rng.range(p.user_blocks).max(1);
+                    fctx.extend(next_id..next_id + a + u);
+                    next_id += a + u;
+                    let out = rng.range((16, 300));
+                    let input = input_len(&mut rng, fctx.len());
+                    let api = api_time(input, out, p.time_scale);
+                    rows.push(Row {
+                        t: (ft * 1000.0).round() / 1000.0,
+                        input,
+                        out,
+                        ids: fctx.clone(),
+                        api,
+                        think: None,
+                        streaming: true,
+                    });
+                    end = end.max(ft + api);
+                    ft += api + (0.1 + 1.0 * rng.unit()) * p.time_scale;
+                    prev_out = out;
+                }
+            }
+            rows.sort_by(|a, b| a.t.total_cmp(&b.t));
+            items.extend(rows.into_iter().map(Item::Flat));
+            t = end;
+        }
         // Subagents (the last turn's runs in the background).
         if rng.unit() < p.subagent_prob {
             sub_count += 1;
@@ -287,7 +346,7 @@ fn trace_line(p: &SynthParams, index: usize) -> String {
     let mut all: Vec<&mut Row> = vec![];
     for it in &mut items {
         match it {
-            Item::Row(r) => all.push(r),
+            Item::Row(r) | Item::Flat(r) => all.push(r),
             Item::Sub(s) => all.extend(s.rows.iter_mut()),
         }
     }
@@ -310,7 +369,7 @@ fn trace_line(p: &SynthParams, index: usize) -> String {
             s.push(',');
         }
         match it {
-            Item::Row(r) => write_row(&mut s, r, true),
+            Item::Row(r) | Item::Flat(r) => write_row(&mut s, r, true),
             Item::Sub(sub) => {
                 let end = sub.rows.last().map_or(sub.t, |r| r.t + r.api);
                 let total: u64 = sub
@@ -490,6 +549,16 @@ mod tests {
                 .any(|x| u64::from(x.input) + u64::from(x.output) > 256_000)
         });
         assert!(long, "some in+out > 256k");
+        let names: Vec<&str> = traces
+            .iter()
+            .flat_map(|t| t.root.branches.iter().map(|b| b.child.suffix.as_str()))
+            .collect();
+        for kind in ["::fa:", "::wg:", "::aux:", "::sa:"] {
+            assert!(
+                names.iter().any(|n| n.starts_with(kind)),
+                "{kind} in {names:?}"
+            );
+        }
         let compacted = traces
             .iter()
             .any(|t| t.root.turns.windows(2).any(|w| w[1].lcp < w[0].blocks));
