@@ -265,24 +265,23 @@ fn replay_against_sim_writes_aiperf_artifacts() {
     }
     // ISL is the server's count: the trace's `in` plus the marker and chat template.
     let corpus = std::fs::read_to_string(&traces).unwrap();
+    // Every conversation of a tree (the root, subagents and split-off flattened agents)
+    // as the loader builds it: conversation id → its turns' `in`.
     let mut ins: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for l in corpus.lines() {
-        let v: Value = serde_json::from_str(l).unwrap();
-        let id = v["id"].as_str().unwrap().to_string();
-        let tops = v["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["type"] != "subagent")
-            .map(|r| r["in"].as_u64().unwrap())
-            .collect();
-        ins.insert(id, tops);
+    for tr in infmax::client::agentic::trace::parse_jsonl(&corpus, "traces").unwrap() {
+        let convs = std::iter::once(&tr.root).chain(tr.root.branches.iter().map(|b| &b.child));
+        for c in convs {
+            let v = c.turns.iter().map(|t| u64::from(t.input)).collect();
+            ins.insert(format!("{}{}", tr.id, c.suffix), v);
+        }
     }
+    assert!(
+        ins.keys()
+            .any(|k| k.contains("::fa:") || k.contains("::wg:")),
+        "the synthetic traces hold flattened agents"
+    );
     for r in &prof {
         let cid = r["metadata"]["conversation_id"].as_str().unwrap();
-        if cid.contains("::") {
-            continue;
-        }
         let turn = r["metadata"]["turn_index"].as_u64().unwrap() as usize;
         let want = ins[cid][turn];
         let isl = r["metrics"]["input_sequence_length"]["value"]
