@@ -273,6 +273,9 @@ ensure_model() {
 }
 
 model=""
+# Sourced (tests/it/cli.rs checks `quietly`): functions only.
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then return 0; fi
+
 case "${1:-bin}" in
   bin)
     ensure_bin

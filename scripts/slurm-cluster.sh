@@ -54,18 +54,24 @@ install_packages() {
   [[ "$(id -u)" == 0 ]] || die "missing ${missing[*]}; install slurmctld slurmd slurm-client munge (needs root)"
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
   log "installing slurmctld slurmd slurm-client munge (missing: ${missing[*]}); their system services stay off"
-  local pkgs=(slurmctld slurmd slurm-client munge) fresh=() p
+  install_debs slurmctld slurmd slurm-client munge
+}
+
+# apt-get install the Debian packages $@ without starting or enabling their services. The
+# tests start their own daemons: the packages' services must neither start now nor at the
+# next boot of a user's workstation. policy-rc.d answering 101 ("action forbidden") stops
+# invoke-rc.d and deb-systemd-invoke from starting them during the install (one the machine
+# already has is left alone: it forbids or allows as its owner chose); afterwards what the
+# post-install scripts enabled is disabled again, for the packages this run installed only
+# (a munge the machine had keeps its settings).
+install_debs() {
+  local pkgs=("$@") fresh=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q 'install ok installed' || fresh+=("${p}")
   done
-  # The tests start their own daemons (below): the packages' services must neither start now
-  # nor at the next boot of a user's workstation. policy-rc.d answering 101 ("action
-  # forbidden") stops invoke-rc.d and deb-systemd-invoke from starting them during the
-  # install; one the machine already has is left alone (it forbids or allows as its owner
-  # chose).
-  local policy=/usr/sbin/policy-rc.d ours=0
+  local policy="${INFMAX_POLICY_RC_D:-/usr/sbin/policy-rc.d}" ours=0
   if [[ ! -e "${policy}" ]]; then
-    printf '#!/bin/sh\n# scripts/slurm-cluster.sh: no service starts while it installs Slurm\nexit 101\n' >"${policy}"
+    printf '#!/bin/sh\n# scripts/slurm-cluster.sh: no service starts while it installs packages\nexit 101\n' >"${policy}"
     chmod 755 "${policy}"
     ours=1
   fi
@@ -75,10 +81,7 @@ install_packages() {
       --no-install-recommends "${pkgs[@]}" >&2; } || rc=$?
   if ((ours)); then rm -f "${policy}"; fi
   ((rc == 0)) || die "apt-get install ${pkgs[*]} failed"
-  # ... and not enabled for boot: undo what the packages' post-install scripts enabled, for
-  # the packages this run installed only (a munge the machine had keeps its settings).
   for p in "${fresh[@]}"; do
-    case "${p}" in slurm-client) continue ;; esac
     if command -v deb-systemd-helper >/dev/null 2>&1; then
       deb-systemd-helper disable "${p}.service" >/dev/null 2>&1 || true
     fi
@@ -198,6 +201,9 @@ stop_daemons() {
     rm -f "${f}"
   done
 }
+
+# Sourced (tests/it/cli.rs checks install_debs with fake apt tools): functions only.
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then return 0; fi
 
 case "${1:-}" in
   start) start ;;

@@ -863,3 +863,101 @@ esac"#,
         "{out}"
     );
 }
+
+/// `bash -c script` with `scripts/NAME` sourced first (functions only); (status, stdout,
+/// stderr).
+fn with_script(name: &str, script: &str) -> (Option<i32>, String, String) {
+    let path = super::util::root().join("scripts").join(name);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source '{}'\n{script}", path.display()))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn slurm_packages_install_without_starting_or_enabling_their_services() {
+    let d = tempfile::tempdir().unwrap();
+    let policy = d.path().join("policy-rc.d").display().to_string();
+    let calls = d.path().join("calls").display().to_string();
+    // Fake apt tools as shell functions: apt-get records whether a service start would be
+    // allowed while it runs (what invoke-rc.d asks policy-rc.d); none of the packages is
+    // installed yet except munge.
+    let script = format!(
+        r#"export INFMAX_POLICY_RC_D='{policy}'
+apt-get() {{ echo "apt-get $* | policy-rc.d says $('{policy}' slurmctld start; echo $?)" >>'{calls}'; }}
+dpkg-query() {{ [ "$3" = munge ] && echo 'install ok installed'; return 0; }}
+deb-systemd-helper() {{ echo "deb-systemd-helper $*" >>'{calls}'; }}
+install_debs slurmctld slurmd slurm-client munge
+[ -e '{policy}' ] && echo 'policy left behind'
+exit 0"#
+    );
+    let (code, out, err) = with_script("slurm-cluster.sh", &script);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        !out.contains("left behind"),
+        "policy-rc.d is removed after the install"
+    );
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        calls.contains("apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge | policy-rc.d says 101"),
+        "service starts are forbidden during apt-get: {calls}"
+    );
+    for p in ["slurmctld", "slurmd"] {
+        assert!(
+            calls.contains(&format!("deb-systemd-helper disable {p}.service")),
+            "{calls}"
+        );
+    }
+    assert!(
+        !calls.contains("disable munge"),
+        "a munge the machine had keeps its settings: {calls}"
+    );
+    // A policy-rc.d the machine already has is its owner's: used, never replaced or removed.
+    std::fs::write(&policy, "#!/bin/sh\nexit 0\n").unwrap();
+    let (code, _, err) = with_script("slurm-cluster.sh", &script.replace("exit 0\"#", ""));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&policy).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+}
+
+#[test]
+fn build_output_goes_to_a_log_file_and_its_tail_is_shown_on_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("logs/build.log").display().to_string();
+    // A build step that prints 5,000 warning lines and succeeds: nothing on the terminal.
+    let (code, out, err) = with_script(
+        "llama-server.sh",
+        &format!(
+            "quietly '{log}' bash -c 'for i in $(seq 5000); do echo \"warning: w$i\" >&2; done'"
+        ),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.is_empty() && err.is_empty(),
+        "quiet on success: {out}{err}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("warning: w")).count(),
+        5000
+    );
+    // One that fails: its last lines and the log's path, and a failing status.
+    let (code, _, err) = with_script(
+        "llama-server.sh",
+        &format!("quietly '{log}' bash -c 'for i in $(seq 100); do echo \"line $i\"; done; echo \"error: boom\" >&2; exit 3'"),
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("error: boom") && err.contains("line 100") && !err.contains("line 50\n"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("full log: {log}")), "{err}");
+}
