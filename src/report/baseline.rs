@@ -7,6 +7,8 @@
 //!   own existing points in the same shape;
 //! * `agg_rows:` — AMD's existing InferenceMAX points straight from InferenceMAX's own
 //!   aggregated result files (`agg_<exp>.json`, a JSON list of `process_result.py` rows);
+//!   with `node_gpus: N` their throughputs are compared per GPU of an N-GPU node
+//!   ([`node_basis`]), which is how the MI355X bounty's harness counts (total / 8);
 //! * `targets:` — per-conc targets of a later bounty round (`bounty-2026-targets.yaml`).
 //!
 //! `accuracy.yaml` holds accuracy baselines and pass rules per task and model.
