@@ -531,6 +531,7 @@ pub async fn run_jobs(
         };
         match report::write_job_outputs_judged(&point_dir, &point, Some(&baselines)) {
             Ok(md) => {
+                write_job_page(&point_dir, &point, &baselines);
                 crate::outln!("{md}");
                 let _ = crate::report::gha::append_step_summary(&md);
             }
@@ -546,6 +547,32 @@ pub async fn run_jobs(
         r.engine.stop();
     }
     (rows, first_err)
+}
+
+/// The job's (or repeated point's) `report.html` beside its `agg.json`; a page that cannot
+/// be written is a warning, never a failed job.
+fn write_job_page(dir: &Path, agg: &AggRow, baselines: &Baselines) {
+    let page = report::LoadedRow {
+        path: dir.join("agg.json"),
+        row: agg.clone(),
+    };
+    let title = format!(
+        "Job {} {} ISL {} / OSL {} conc {}{}",
+        agg.hw,
+        agg.infmax_model_prefix,
+        agg.isl,
+        agg.osl,
+        agg.conc,
+        if agg.trials.len() > 1 {
+            format!(" ({} trials)", agg.trials.len())
+        } else {
+            String::new()
+        }
+    );
+    match report::html::write_for_rows(&title, dir, &[page], baselines, &[]) {
+        Ok(f) => crate::errln!("report: {}", f.display()),
+        Err(e) => tracing::warn!("report.html not written: {e}"),
+    }
 }
 
 async fn run_one(
@@ -871,18 +898,7 @@ async fn run_one(
     for f in plots {
         crate::errln!("plot: {}", f.display());
     }
-    let page = report::LoadedRow {
-        path: dir.join("agg.json"),
-        row: agg.clone(),
-    };
-    let title = format!(
-        "Job {} {} ISL {} / OSL {} conc {}",
-        agg.hw, agg.infmax_model_prefix, agg.isl, agg.osl, agg.conc
-    );
-    match report::html::write_for_rows(&title, dir, &[page], baselines, &[]) {
-        Ok(f) => crate::errln!("report: {}", f.display()),
-        Err(e) => tracing::warn!("report.html not written: {e}"),
-    }
+    write_job_page(dir, &agg, baselines);
     if o.markdown_summary {
         crate::outln!("{md}");
     }

@@ -1719,6 +1719,10 @@ fn batch_repeat_runs_trials_and_writes_one_point_with_intervals() {
         );
         assert!(md.contains("### Verdict"), "{md}");
         assert!(md.contains("simulated engine (hw: sim)"), "{md}");
+        // The point's own page: its interval and links to both trials' directories.
+        let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+        assert!(html.contains("(2 trials)</td>"), "interval cell");
+        assert!(html.contains("<a href=\"trial1\">trial 1</a><a href=\"trial2\">trial 2</a>"));
     }
     // A report counts each point once, not its trials.
     let o = Command::new(RUNNER)
