@@ -289,6 +289,9 @@ pub async fn run_row(
             engine::free_port().map_err(|e| fail(Stage::Launch, format!("no free port: {e}")))?
         }
     };
+    // Shell-safe values on every profile (the simulator's too), as `runner check` and
+    // fixed-seq-len rows have them.
+    recipe::agentic::validate(row, &runner_name).map_err(|e| fail(Stage::Config, e))?;
     let launch_command = engine::describe(&profile.profile, &row.image, spec.gpu_count());
     let mut inputs = spec.inputs(port);
     let (source, text) = match &profile.profile {
@@ -306,7 +309,6 @@ pub async fn run_row(
         _ => {
             // InferenceX's lookup (with its frameworkless fallback); the contract checker
             // (benchmarks/agentic/lib.sh) is inlined in front of the template.
-            recipe::agentic::validate(row, &runner_name).map_err(|e| fail(Stage::Config, e))?;
             let p = recipe::agentic::find_template(&o.benchmarks_dir, row)
                 .map_err(|e| fail(Stage::Config, e))?;
             let t = recipe::agentic::read_template(&o.benchmarks_dir, &p)

@@ -1846,3 +1846,21 @@ fn engine_logs_copied_into_the_job_are_plain_text_and_engines_are_asked_for_no_c
         "no escape sequences in the job's server.log: {log:?}"
     );
 }
+
+#[test]
+fn agentic_rows_with_shell_metacharacters_are_refused_on_every_profile() {
+    let w = Work::new();
+    let mut r: Value = read_json(&root().join("examples/dsv4-fp4-b200-sglang-agentic-conc16.json"));
+    r["model"] = json!("x$(touch pwned)");
+    let f = write(w.path(), "agentic.json", &r.to_string());
+    for sub in ["check", "exec"] {
+        let o = w.run(sub, &["--config", &f, "--profile", "sim"]);
+        assert_eq!(o.status.code(), Some(10), "{sub}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("row field `model`"),
+            "{sub}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!w.path().join("pwned").exists());
+}
