@@ -134,6 +134,12 @@ pub struct BenchArgs {
     /// Copies of the first request sent before the timed phase.
     #[arg(long, default_value_t = 0)]
     pub num_warmups: usize,
+    /// Worker threads reading the streams; 0 (default) chooses: one (the reference's single
+    /// event loop) unless --max-concurrency could offer more token events than one thread
+    /// times (one thread per 300 streams, at most half the cores). Requests are written in
+    /// request order with any number.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub client_threads: usize,
     /// Ask the engine to ignore EOS so every answer is exactly its output length.
     #[arg(long)]
     pub ignore_eos: bool,
@@ -378,6 +384,7 @@ impl BenchArgs {
             api_key: std::env::var("OPENAI_API_KEY")
                 .ok()
                 .filter(|k| !k.is_empty()),
+            client_threads: self.client_threads,
         })
     }
 
@@ -541,6 +548,12 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     reachable(&cfg.base_url).await?;
+    let threads = client::client_threads(&cfg);
+    if threads > 1 {
+        crate::errln!(
+            "client: {threads} worker threads read the streams (requests still go out in order)"
+        );
+    }
     let progress = Arc::new(Progress::default());
     let (p, total, warmups) = (progress.clone(), cfg.dataset.num_prompts(), cfg.num_warmups);
     let reporter = (!args.disable_tqdm)

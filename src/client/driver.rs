@@ -352,18 +352,74 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// [`run`] on a loop thread of its own, awaited from async code. With `one_thread`, the
-/// request tasks run on one event loop of their own thread too (the reference's single
-/// loop: what is handed out together is written in that order); otherwise on the caller's
-/// runtime. Dropping the returned future stops the loop and cancels every request.
+tokio::task_local! {
+    /// The ordered spawner's "request written" signal, for the request task it wraps.
+    static WRITTEN: std::cell::RefCell<Option<tokio::sync::oneshot::Sender<()>>>;
+}
+
+/// Called by the transport once a request's bytes are written (or, over reqwest, once it is
+/// about to be handed over): on an ordered multi-threaded loop ([`Tasks::Threads`]) the next
+/// request task is started only then, so requests handed out together reach the wire in
+/// hand-out order whichever worker thread runs them. A no-op anywhere else.
+pub fn request_written() {
+    let _ = WRITTEN.try_with(|w| {
+        if let Some(tx) = w.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+    });
+}
+
+/// Where a run's request tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tasks {
+    /// On the runtime of the caller of [`run_async`] (the agentic replay, whose long bodies
+    /// render on the caller's workers).
+    Current,
+    /// On an event loop of their own: one thread (`Threads(1)`, the reference's single
+    /// asyncio loop: each task is polled once, and so opens its connection, before the next
+    /// is spawned), or `n` worker threads reading the streams, each task started once the
+    /// previous one has written its request ([`request_written`]), so the write order is
+    /// still the hand-out order. Several threads are for offered event rates one thread
+    /// cannot time (hundreds of thousands of tokens a second: `runner bench --self-test`).
+    Threads(usize),
+}
+
+/// [`run`] on a loop thread of its own, awaited from async code, the request tasks where
+/// `tasks` says. Dropping the returned future stops the loop and cancels every request.
 pub async fn run_async<W: Workload>(
     w: W,
     mut d: Drive,
-    one_thread: bool,
+    tasks: Tasks,
 ) -> std::io::Result<(W::Output, f64)> {
     let _stop = StopOnDrop(d.stop.clone());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let handle = if one_thread {
+    let threads = match tasks {
+        Tasks::Threads(n) => n.max(1),
+        Tasks::Current => 0,
+    };
+    let handle = if threads > 1 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("load-worker")
+            .enable_all()
+            .build()?;
+        let h = rt.handle().clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Task>();
+        d.spawner = Some(tx);
+        std::thread::Builder::new()
+            .name("load".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    while let Some(t) = rx.recv().await {
+                        let (written, wait) = tokio::sync::oneshot::channel();
+                        tokio::spawn(WRITTEN.scope(std::cell::RefCell::new(Some(written)), t));
+                        // Written, or ended (or cancelled) without writing: the sender drops.
+                        let _ = wait.await;
+                    }
+                });
+            })?;
+        h
+    } else if threads == 1 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

@@ -171,6 +171,8 @@ impl Endpoint {
         req.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
         req.extend_from_slice(body);
         stream.write_all(&req).await?;
+        // On the load's ordered multi-threaded loop the next request may start now.
+        crate::client::driver::request_written();
         Response::read_head(stream).await
     }
 }

@@ -385,10 +385,39 @@ pub async fn run_on_one_thread(
     rng: NumpyRandom,
     progress: Arc<Progress>,
 ) -> std::io::Result<LoadResult> {
+    run_ordered(client, reqs, plan, rng, progress, 1).await
+}
+
+/// [`run_on_one_thread`] with the streams read by `threads` worker threads of the load's
+/// own loop: requests are still written in request order ([`driver::Tasks::Threads`]).
+pub async fn run_ordered(
+    client: reqwest::Client,
+    reqs: Arc<Vec<Prepared>>,
+    plan: Arc<LoadPlan>,
+    rng: NumpyRandom,
+    progress: Arc<Progress>,
+    threads: usize,
+) -> std::io::Result<LoadResult> {
     let d = drive(client, &plan, progress);
-    let (mut r, cpu) = driver::run_async(FixedLength::new(reqs, plan, rng), d, true).await?;
+    let (mut r, cpu) = driver::run_async(
+        FixedLength::new(reqs, plan, rng),
+        d,
+        driver::Tasks::Threads(threads),
+    )
+    .await?;
     r.driver_cpu_seconds = cpu;
     Ok(r)
+}
+
+/// Worker threads for the load's own loop when the user did not choose (`runner bench
+/// --client-threads 0`): one — the reference's single event loop — unless the most streams
+/// at once could offer more token events than one thread times with headroom. A stream of
+/// the fastest engines we know (2 ms a token) offers 500 events/s and a client thread
+/// carries about 150k (`runner bench --self-test` on 16 cores: 1,024 × 2 ms timed within
+/// 0.05 % with 4 threads, off with 1), so one thread a 300 streams, at most half the cores.
+pub fn auto_client_threads(max_streams: usize, cores: usize) -> usize {
+    let need = (max_streams * 500).div_ceil(150_000).max(1);
+    need.min((cores / 2).max(1))
 }
 
 /// Run warmups and the timed phase, the request tasks on the caller's runtime. `rng`
@@ -402,9 +431,27 @@ pub async fn run(
     progress: Arc<Progress>,
 ) -> LoadResult {
     let d = drive(client, &plan, progress);
-    let (mut r, cpu) = driver::run_async(FixedLength::new(reqs, plan, rng), d, false)
-        .await
-        .expect("the load driver's thread starts");
+    let (mut r, cpu) =
+        driver::run_async(FixedLength::new(reqs, plan, rng), d, driver::Tasks::Current)
+            .await
+            .expect("the load driver's thread starts");
     r.driver_cpu_seconds = cpu;
     r
+}
+
+#[cfg(test)]
+mod thread_choice {
+    use super::auto_client_threads;
+
+    /// Hand-computed: ⌈streams × 500 / 150,000⌉, at least one, at most half the cores.
+    #[test]
+    fn one_thread_unless_the_streams_need_more() {
+        assert_eq!(auto_client_threads(1, 16), 1);
+        assert_eq!(auto_client_threads(300, 16), 1);
+        assert_eq!(auto_client_threads(301, 16), 2);
+        assert_eq!(auto_client_threads(1024, 16), 4);
+        assert_eq!(auto_client_threads(2048, 16), 7);
+        assert_eq!(auto_client_threads(16384, 16), 8);
+        assert_eq!(auto_client_threads(1024, 2), 1);
+    }
 }

@@ -74,6 +74,24 @@ pub struct BenchConfig {
     pub detailed: bool,
     /// `OPENAI_API_KEY`.
     pub api_key: Option<String>,
+    /// Worker threads reading the streams (`--client-threads`; 0: [`client_threads`]
+    /// chooses). One is the reference's single event loop; requests are written in request
+    /// order with any number.
+    pub client_threads: usize,
+}
+
+/// The client threads a run uses: `cfg.client_threads`, or, when 0, one unless the most
+/// streams at once need more ([`load::auto_client_threads`] over the cores present).
+pub fn client_threads(cfg: &BenchConfig) -> usize {
+    if cfg.client_threads > 0 {
+        return cfg.client_threads;
+    }
+    let streams = cfg
+        .max_concurrency
+        .unwrap_or_else(|| cfg.dataset.num_prompts())
+        .min(cfg.dataset.num_prompts().max(cfg.num_warmups));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    load::auto_client_threads(streams, cores)
 }
 
 /// What a run produced.
@@ -174,12 +192,13 @@ pub async fn run(cfg: &BenchConfig, progress: Arc<Progress>) -> Result<BenchOutp
         num_warmups: cfg.num_warmups,
     };
     let date = local_timestamp();
-    let lr = load::run_on_one_thread(
+    let lr = load::run_ordered(
         load::http_client(),
         Arc::new(reqs),
         Arc::new(plan),
         ds.rng,
         progress,
+        client_threads(cfg),
     )
     .await
     .map_err(|e| ClientError::Config(format!("load phase: {e}")))?;

@@ -330,6 +330,10 @@ async fn open(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
+    // reqwest (`https://`) gives no hook after the write: on the ordered multi-threaded loop
+    // the next request starts as this one is handed over, so over TLS only the hand-over
+    // order is kept, not the write order.
+    super::driver::request_written();
     let resp = req
         .send()
         .await

@@ -1068,6 +1068,8 @@ async fn bench(
             total: o.request_timeout,
             stall: o.stall_timeout,
         },
+        // One thread (the reference's event loop) unless CONC needs more on this machine.
+        client_threads: 0,
         selection: Selection {
             metrics: ["ttft", "tpot", "itl", "e2el"].map(String::from).to_vec(),
             percentiles: vec![90.0, 99.0, 99.9],

@@ -739,7 +739,9 @@ fn ordered_run(
     n: usize,
     conc: usize,
     warmups: usize,
-    one_thread: bool,
+    // 0: the driver on the caller's 4-worker runtime; n: the load's own ordered loop of n
+    // threads (`runner bench`: one, or more with --client-threads).
+    threads: usize,
 ) -> (
     infmax::client::load::LoadResult,
     Vec<infmax::cli::selftest::Arrival>,
@@ -790,9 +792,11 @@ fn ordered_run(
     s.take_schedule();
     let (client, reqs, plan) = (load::http_client(), Arc::new(reqs), Arc::new(plan));
     let (rng, progress) = (NumpyRandom::new(0), Arc::new(Progress::default()));
-    let r = if one_thread {
-        rt.block_on(load::run_on_one_thread(client, reqs, plan, rng, progress))
-            .unwrap()
+    let r = if threads > 0 {
+        rt.block_on(load::run_ordered(
+            client, reqs, plan, rng, progress, threads,
+        ))
+        .unwrap()
     } else {
         rt.block_on(load::run(client, reqs, plan, rng, progress))
     };
@@ -838,7 +842,7 @@ fn requests_reach_the_engine_in_index_order() {
     // One slot: each request is sent after the previous one ended, so the engine sees the
     // 16 warmups, then request 0, 1, 2, … with nothing in between to race.
     for _ in 0..3 {
-        let (_, arr) = ordered_run(&s, 40, 1, 16, false);
+        let (_, arr) = ordered_run(&s, 40, 1, 16, 0);
         let pos: Vec<usize> = arr.iter().map(|a| a.position).collect();
         let want: Vec<usize> = (16..56).collect();
         assert_eq!(
@@ -850,7 +854,7 @@ fn requests_reach_the_engine_in_index_order() {
     // several slots at once, the driver straight on a multi-threaded runtime: the slots still
     // go out in index order.
     for _ in 0..3 {
-        let (r, arr) = ordered_run(&s, 64, 8, 16, false);
+        let (r, arr) = ordered_run(&s, 64, 8, 16, 0);
         let at: Vec<std::time::Instant> = r
             .outcomes
             .iter()
@@ -871,13 +875,16 @@ fn requests_reach_the_engine_in_index_order() {
     }
     // As `runner bench` runs it, on one event loop like the reference's, requests released
     // together are also written in order, so the engine receives them in order.
-    for conc in [8, 64] {
-        let (r, arr) = ordered_run(&s, 64, conc, 16, true);
+    // With --client-threads 4 the streams are read by four workers, and each request task
+    // starts once the previous one has written its request: still in order.
+    for (threads, conc) in [(1, 8), (1, 64), (4, 8), (4, 64)] {
+        let (r, arr) = ordered_run(&s, 64, conc, 16, threads);
         let at: Vec<_> = r.outcomes.iter().map(|o| o.dispatched.unwrap()).collect();
         assert!(at.windows(2).all(|w| w[0] <= w[1]));
+        assert!(r.outcomes.iter().all(|o| o.success), "every request served");
         let inv = inverted(&arr);
         eprintln!(
-            "one thread, concurrency {conc}: {inv} of 2016 pairs reached the engine inverted"
+            "{threads} thread(s), concurrency {conc}: {inv} of 2016 pairs reached the engine inverted"
         );
         assert_eq!(inv, 0, "{arr:?}");
     }
