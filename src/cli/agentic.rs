@@ -1,6 +1,7 @@
 //! `runner agentic` (the AgentX trace replay with AIPerf's flags) and `runner agentic-synth`
 //! (deterministic synthetic Weka traces).
 
+use crate::client::agentic::headers::RoutingHeaders;
 use crate::client::agentic::synth::{write_file, SynthParams};
 use crate::client::agentic::trace::TraceSource;
 use crate::client::agentic::{AgenticConfig, AgenticRun, ReplayOptions};
@@ -219,6 +220,19 @@ pub struct AgenticArgs {
     /// `AIPERF_DATASET_WEKA_*` detection knobs are read from the environment.
     #[arg(long)]
     pub no_split_flattened_agents: bool,
+    /// Also send `X-SMG-Routing-Key` = the correlation id (SGLang Model Gateway; or
+    /// `AIPERF_HTTP_X_SMG_ROUTING_KEY_FROM_CORRELATION_ID=true`).
+    #[arg(long)]
+    pub x_smg_routing_key: bool,
+    /// Also send `X-Session-ID` = the correlation id (vLLM router; or
+    /// `AIPERF_HTTP_X_SESSION_ID_FROM_CORRELATION_ID=true`).
+    #[arg(long)]
+    pub x_session_id: bool,
+    /// Also send `X-Dynamo-Session-ID` = the correlation id and, on child conversations,
+    /// `X-Dynamo-Parent-Session-ID` = the parent's (Dynamo frontends; or
+    /// `AIPERF_HTTP_X_DYNAMO_SESSION_ID_FROM_CORRELATION_ID=true`).
+    #[arg(long)]
+    pub x_dynamo_session_id: bool,
 }
 
 impl AgenticArgs {
@@ -289,6 +303,11 @@ impl AgenticArgs {
             legacy_max_tokens: self.use_legacy_max_tokens,
             ignore_eos: true,
             record_cancelled: !self.drop_cancelled,
+            routing: RoutingHeaders::from_env()?.or(RoutingHeaders {
+                smg_routing_key: self.x_smg_routing_key,
+                session_id: self.x_session_id,
+                dynamo: self.x_dynamo_session_id,
+            }),
         })
     }
 

@@ -397,6 +397,9 @@ async fn launch_and_replay(
     // AIPerf reads its Weka loader knobs from the environment; so does the run.
     let topology =
         crate::client::agentic::topology::Knobs::from_env().map_err(|e| fail(Stage::Config, e))?;
+    // So are AIPerf's optional routing headers (`AIPERF_HTTP_X_*_FROM_CORRELATION_ID`).
+    let routing = crate::client::agentic::headers::RoutingHeaders::from_env()
+        .map_err(|e| fail(Stage::Config, e))?;
     let corpus = replay_client::load_corpus(&source, None, &topology)
         .await
         .map_err(|e| fail(Stage::Config, e))?;
@@ -460,6 +463,7 @@ async fn launch_and_replay(
             replay: ReplayOptions {
                 concurrency: row.conc as usize,
                 duration: Duration::from_secs(spec.duration),
+                routing,
                 ..ReplayOptions::default()
             },
             scenario: "inferencex-agentx-mvp".into(),

@@ -676,3 +676,147 @@ fn flattened_agents_replay_as_siblings() {
         );
     }
 }
+
+/// Headers of every request a recording server received.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<BTreeMap<String, String>>>>;
+
+/// A chat server that records each request's headers (lower-cased names) and answers with a
+/// two-token SSE stream and its usage; one thread per connection, `Connection: close`.
+fn header_recorder() -> (String, Seen) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let mut h = BTreeMap::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.trim_end().split_once(':') {
+                        h.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                }
+                let n: usize = h.get("content-length").map_or(0, |v| v.parse().unwrap());
+                let mut body = vec![0; n];
+                r.read_exact(&mut body).unwrap();
+                s.lock().unwrap().push(h);
+                let chunk = |c: &str| {
+                    format!(
+                        "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{c}\"}}}}]}}\n\n"
+                    )
+                };
+                let sse = chunk("ok") + &chunk(" ok")
+                    + "data: {\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,\"total_tokens\":12}}\n\ndata: [DONE]\n\n";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{sse}",
+                    sse.len()
+                );
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// The optional routing headers (agentic.md §3.4) are off by default and, when asked for by
+/// flag or by AIPerf's environment switch, carry the conversation's correlation id; children
+/// carry their parent's as `X-Dynamo-Parent-Session-ID`.
+#[test]
+fn routing_headers_on_request() {
+    let d = tempfile::tempdir().unwrap();
+    let trace = r#"{"id":"hdr","block_size":64,"tool_tokens":0,"system_tokens":64,"requests":[
+{"t":0,"type":"n","model":"m","in":192,"out":2,"hash_ids":[0,1,2],"api_time":0.1},
+{"t":0.2,"type":"n","model":"m","in":256,"out":2,"hash_ids":[0,1,50,51],"api_time":0.3},
+{"t":0.3,"type":"subagent","agent_id":"s1","duration_ms":300,"requests":[
+  {"t":0.3,"type":"n","model":"m","in":128,"out":2,"hash_ids":[0,90],"api_time":0.2}]},
+{"t":1.0,"type":"n","model":"m","in":256,"out":2,"hash_ids":[0,1,2,3],"api_time":0.1}]}"#
+        .replace('\n', "");
+    let traces = d.path().join("hdr.jsonl");
+    std::fs::write(&traces, trace + "\n").unwrap();
+    let run = |name: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let (url, seen) = header_recorder();
+        let out = d.path().join(name);
+        let mut args = vec![
+            "--concurrency",
+            "1",
+            "--benchmark-duration",
+            "2",
+            "--warmup-requests-per-lane",
+            "0",
+            "--trajectory-start-min-ratio",
+            "0",
+            "--trajectory-start-max-ratio",
+            "0",
+            "--min-metric-coverage",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let o = replay(&url, &traces.display().to_string(), &out, &args, env);
+        assert!(o.status.success(), "{}", text(&o));
+        // Correlation id → conversation, from the records.
+        let conv: BTreeMap<String, String> = records(&out)
+            .iter()
+            .map(|r| {
+                let m = &r["metadata"];
+                (
+                    m["x_correlation_id"].as_str().unwrap().to_string(),
+                    m["conversation_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let seen = seen.lock().unwrap().clone();
+        (seen, conv)
+    };
+    let (seen, _) = run("plain", &[], &[]);
+    assert!(!seen.is_empty());
+    for h in &seen {
+        assert!(h.contains_key("x-correlation-id"), "{h:?}");
+        for k in [
+            "x-smg-routing-key",
+            "x-session-id",
+            "x-dynamo-session-id",
+            "x-dynamo-parent-session-id",
+        ] {
+            assert!(!h.contains_key(k), "{k} sent by default: {h:?}");
+        }
+    }
+    let (seen, conv) = run(
+        "routed",
+        &["--x-smg-routing-key", "--x-dynamo-session-id"],
+        &[("AIPERF_HTTP_X_SESSION_ID_FROM_CORRELATION_ID", "true")],
+    );
+    let root_x: Vec<&String> = conv
+        .iter()
+        .filter(|(_, c)| *c == "hdr")
+        .map(|(x, _)| x)
+        .collect();
+    let mut kinds = BTreeSet::new();
+    for h in &seen {
+        let x = &h["x-correlation-id"];
+        for k in ["x-smg-routing-key", "x-session-id", "x-dynamo-session-id"] {
+            assert_eq!(h.get(k), Some(x), "{k}: {h:?}");
+        }
+        let Some(c) = conv.get(x) else { continue };
+        let child = c.contains("::");
+        kinds.insert(c.split_once("::").map_or("root", |p| &p.1[..2]).to_string());
+        match h.get("x-dynamo-parent-session-id") {
+            Some(p) => assert!(child && root_x.contains(&p), "{c}: parent {p}"),
+            None => assert!(!child, "{c} lacks its parent header"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["root".into(), "sa".into(), "au".into()]),
+        "root, subagent and split-off sidecar requests were all checked"
+    );
+}

@@ -9,6 +9,7 @@
 //! artifacts that InferenceX's aggregation reads.
 
 pub mod export;
+pub mod headers;
 pub mod prompt;
 pub mod replay;
 pub mod synth;
@@ -94,6 +95,8 @@ pub struct ReplayOptions {
     pub legacy_max_tokens: bool,
     pub ignore_eos: bool,
     pub record_cancelled: bool,
+    /// Optional routing headers beside `X-Correlation-ID` (off by default).
+    pub routing: headers::RoutingHeaders,
 }
 
 impl Default for ReplayOptions {
@@ -118,6 +121,7 @@ impl Default for ReplayOptions {
             legacy_max_tokens: false,
             ignore_eos: true,
             record_cancelled: true,
+            routing: headers::RoutingHeaders::default(),
         }
     }
 }
@@ -236,6 +240,7 @@ pub async fn run(
         },
         run_id: run_id(),
         record_cancelled: o.record_cancelled,
+        routing: o.routing,
     };
     let corpus = Arc::new(corpus);
     let words = Arc::new(words);

@@ -94,6 +94,8 @@ pub struct ReplayConfig {
     pub run_id: u64,
     /// Record cancelled requests (error `RequestCancellationError`) or leave them out.
     pub record_cancelled: bool,
+    /// Optional routing headers beside `X-Correlation-ID`.
+    pub routing: super::headers::RoutingHeaders,
 }
 
 /// Why a record is in the warmup or profiling phase.
@@ -518,6 +520,7 @@ impl Sched {
         let corpus = self.corpus.clone();
         let play = self.lanes[lane].as_mut().expect("live play");
         let tr = &corpus.traces[play.trace];
+        let parent_xcorr = play.convs[ci].parent.map(|p| play.convs[p].xcorr.clone());
         let c = &mut play.convs[ci];
         let conv = conv_at(tr, &c.path);
         let turn = c.next;
@@ -572,7 +575,7 @@ impl Sched {
         let body_spec = self.cfg.body.clone();
         let marker = play.marker.clone();
         let ns = prompt::name_hash(&tr.id);
-        let xcorr = c.xcorr.clone();
+        let headers = self.cfg.routing.build(&c.xcorr, parent_xcorr.as_ref());
         self.next_id += 1;
         let id = self.next_id;
         self.ids.insert(id, key);
@@ -582,7 +585,7 @@ impl Sched {
         };
         let req = cx.arm(id, counted, move || Request {
             body: prompt::render(&words, &body_spec, ns, &plan, &marker, max_tokens),
-            headers: vec![("X-Correlation-ID", xcorr)],
+            headers,
             prompt_len: plan.tokens,
             output_len: max_tokens,
         });
