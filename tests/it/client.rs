@@ -388,12 +388,20 @@ fn engine_that_dies_mid_run_fails_requests_not_the_client() {
 
 /// Read one HTTP/1.1 request (head lines, then a Content-Length body) off `s`.
 fn read_request(s: &std::net::TcpStream) -> (String, String) {
+    try_read_request(s).expect("a request, not a closed connection")
+}
+
+/// One request's head and body; `None` when the peer closed without sending one (`runner
+/// bench`'s reachability probe only connects).
+fn try_read_request(s: &std::net::TcpStream) -> Option<(String, String)> {
     let mut r = BufReader::new(s);
     let mut head = String::new();
     let mut len = 0;
     loop {
         let mut line = String::new();
-        r.read_line(&mut line).unwrap();
+        if r.read_line(&mut line).unwrap() == 0 {
+            return None;
+        }
         if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
             len = v.trim().parse().unwrap();
         }
@@ -404,7 +412,7 @@ fn read_request(s: &std::net::TcpStream) -> (String, String) {
     }
     let mut body = vec![0; len];
     r.read_exact(&mut body).unwrap();
-    (head, String::from_utf8(body).unwrap())
+    Some((head, String::from_utf8(body).unwrap()))
 }
 
 /// A one-shot HTTP/1.1 server that records each request head and body, and answers with a
@@ -414,9 +422,12 @@ fn fake_vllm(requests: usize) -> (String, std::thread::JoinHandle<Vec<(String, S
     let url = format!("http://{}/prefix", l.local_addr().unwrap());
     let h = std::thread::spawn(move || {
         let mut seen = vec![];
-        for _ in 0..requests {
+        while seen.len() < requests {
             let (mut s, _) = l.accept().unwrap();
-            seen.push(read_request(&s));
+            let Some(req) = try_read_request(&s) else {
+                continue; // a connection that sent nothing: the reachability probe
+            };
+            seen.push(req);
             let chunks = [
                 "data: {\"choices\":[{\"index\":0,\"text\":\"Hel\",\"finish_reason\":null}],\"usage\":null}\n\n",
                 "data: {\"choices\":[{\"index\":0,\"text\":\"lo\",\"finish_reason\":null}],\"usage\":null}\n\ndata: {\"choices\":[{\"index\":0,\"te",
@@ -535,12 +546,18 @@ fn bad_flags_are_clear_errors() {
     );
     let (_, e) = run(&["--tokenizer", "/nonexistent/tok.json"]);
     assert!(e.contains("tokenizer"), "{e}");
-    // Nothing listening: every request fails with a connection error, exit 4.
+    // Nothing listening: refused before the load phase (exit 1) with one line naming the
+    // address, no table of zeros and no result file.
     let d = tempfile::tempdir().unwrap();
     let (o, r) = bench("http://127.0.0.1:9", d.path(), &["--num-prompts", "3"]);
-    assert_eq!(o.status.code(), Some(4));
-    let e = r.unwrap()["error_samples"][0].as_str().unwrap().to_string();
-    assert!(e.contains("request failed"), "{e}");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("cannot reach the server at http://127.0.0.1:9"),
+        "{e}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).trim().is_empty());
+    assert!(r.is_none(), "no result file");
 }
 
 #[test]
@@ -596,8 +613,12 @@ fn raw_server(pieces: Vec<Vec<u8>>) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1/completions", l.local_addr().unwrap());
     std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        read_request(&s);
+        let mut s = loop {
+            let (s, _) = l.accept().unwrap();
+            if try_read_request(&s).is_some() {
+                break s;
+            }
+        };
         for p in pieces {
             s.write_all(&p).unwrap();
             s.flush().unwrap();
@@ -910,7 +931,9 @@ fn echoing_server(status: &'static str) -> String {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             std::thread::spawn(move || {
-                let (head, _) = read_request(&s);
+                let Some((head, _)) = try_read_request(&s) else {
+                    return; // a probe that sent nothing
+                };
                 let body = format!(
                     "{{\"error\": \"you sent: {}\"}}",
                     head.replace("\r\n", " | ")
