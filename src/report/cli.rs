@@ -115,6 +115,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         &args.title,
         &rows.iter().map(SummaryRow::from).collect::<Vec<_>>(),
     );
+    let costs = super::cost::cost_markdown(&rows, pricing.as_ref());
+    if !costs.is_empty() {
+        summary.push('\n');
+        summary.push_str(&costs);
+    }
     let failures = super::status::markdown(&statuses);
     if !failures.is_empty() {
         summary.push('\n');

@@ -266,6 +266,42 @@ pub fn efficiency(row: &AggRow) -> Result<Efficiency, &'static str> {
     })
 }
 
+/// The cost and energy of every row as a Markdown table (for `summary.md` and
+/// `$GITHUB_STEP_SUMMARY`); empty when no row has a price or valid telemetry.
+pub fn cost_markdown(rows: &[AggRow], pricing: Option<&Pricing>) -> String {
+    let f = |v: Option<f64>, d: usize| v.map(|v| format!("{v:.d$}")).unwrap_or("—".into());
+    let mut body = String::new();
+    let mut any = false;
+    for r in rows {
+        let c = pricing.and_then(|p| cost(r, p));
+        let e = efficiency(r).ok();
+        any |= c.is_some() || e.is_some();
+        body.push_str(&format!(
+            "| {} | {} {} TP{} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.line(),
+            r.hw,
+            r.framework,
+            r.tp,
+            r.conc,
+            c.as_ref()
+                .map(|c| format!("{:.2} ({})", c.price.per_gpu_hour, c.price.priced_as))
+                .unwrap_or("—".into()),
+            f(c.as_ref().and_then(|c| c.per_m_input), 4),
+            f(c.as_ref().and_then(|c| c.per_m_output), 4),
+            f(c.as_ref().and_then(|c| c.per_m_total), 4),
+            f(e.map(|e| e.avg_power_w), 1),
+            f(e.map(|e| e.tok_s_per_mw), 0),
+        ));
+    }
+    if !any {
+        return String::new();
+    }
+    let currency = pricing.map(|p| p.currency.as_str()).unwrap_or("USD");
+    format!(
+        "## Cost and energy\n\n| Line | Series | Conc | {currency}/GPU-h | {currency}/M input | {currency}/M output | {currency}/M total | Power/GPU (W) | tok/s per MW |\n|---|---|--:|--:|--:|--:|--:|--:|--:|\n{body}\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,9 +375,16 @@ hardware:
         old.power_metric_schema_version = Some(2);
         old.power_valid = Some(0);
         assert!(efficiency(&old).unwrap_err().contains("invalid"));
+        let md = cost_markdown(std::slice::from_ref(&row), Some(&p));
+        assert!(
+            md.contains("| 8 | 2.50 (mi355x) | 0.9259 | 2.7778 | 0.6944 | 800.0 | 1250000 |"),
+            "{md}"
+        );
         let mut unpriced = row;
         unpriced.hw = "tpu".into();
         assert!(cost(&unpriced, &p).is_none());
+        unpriced.power_valid = Some(0);
+        assert_eq!(cost_markdown(&[unpriced], Some(&p)), "");
     }
 
     #[test]
