@@ -387,10 +387,6 @@ fn engine_that_dies_mid_run_fails_requests_not_the_client() {
 }
 
 /// Read one HTTP/1.1 request (head lines, then a Content-Length body) off `s`.
-fn read_request(s: &std::net::TcpStream) -> (String, String) {
-    try_read_request(s).expect("a request, not a closed connection")
-}
-
 /// One request's head and body; `None` when the peer closed without sending one (`runner
 /// bench`'s reachability probe only connects).
 fn try_read_request(s: &std::net::TcpStream) -> Option<(String, String)> {
