@@ -373,7 +373,8 @@ fn list(a: &ListArgs) -> Result<(), SweepError> {
     Ok(())
 }
 
-/// Run the parsed command line; errors are printed and become exit code 1.
+/// Run the parsed command line; errors are printed and become exit code 10 (a config or
+/// flag error, as in `runner`) or 1 (git, an output file, the GitHub API).
 pub fn run(cli: Cli) -> ExitCode {
     // The GitHub subcommands report through anyhow; the sweep ones through SweepError.
     let github = match cli.cmd {
@@ -394,7 +395,7 @@ fn run_sweep(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             crate::errln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -584,10 +585,7 @@ fn emit(
         }
     };
     if let Some(k) = github_output {
-        let file = std::env::var_os("GITHUB_OUTPUT").ok_or_else(|| SweepError::Output {
-            file: "$GITHUB_OUTPUT".into(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "variable is not set"),
-        })?;
+        let file = std::env::var_os("GITHUB_OUTPUT").ok_or(SweepError::GithubOutputUnset)?;
         pairs.insert(0, (k.clone(), text.clone()));
         sweep::write_github_output(std::path::Path::new(&file), &pairs)?;
     }

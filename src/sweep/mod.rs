@@ -47,6 +47,9 @@ pub enum SweepError {
     Schema2026(String),
     #[error("no rows match the filters: {0}")]
     NoRows(String),
+    /// `--github-output` outside GitHub Actions: a usage error, not a failed write.
+    #[error("cannot write $GITHUB_OUTPUT: variable is not set (--github-output is for a GitHub Actions step)")]
+    GithubOutputUnset,
     #[error("git: {0}")]
     Git(String),
     #[error("cannot write {file}: {source}")]
@@ -55,4 +58,15 @@ pub enum SweepError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl SweepError {
+    /// The process exit code: 10 for an error in the configs or flags (the same code every
+    /// `runner` command gives a config error), 1 when git or the output file failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SweepError::Git(_) | SweepError::Output { .. } => 1,
+            _ => 10,
+        }
+    }
 }

@@ -44,14 +44,14 @@ pub fn scheduler_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
-/// Run and expect failure (exit 1, no panic); returns stderr.
+/// Run and expect a config error (exit 10, no panic); returns stderr.
 pub fn scheduler_err(args: &[&str]) -> String {
     let out = scheduler(args, None);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "expected exit 1 for {args:?}; stderr: {err}"
+        Some(10),
+        "expected exit 10 (config error) for {args:?}; stderr: {err}"
     );
     assert!(!err.contains("panicked"), "panic for {args:?}: {err}");
     assert!(out.stdout.is_empty(), "no rows may be printed on error");
