@@ -820,3 +820,38 @@ fn routing_headers_on_request() {
         "root, subagent and split-off sidecar requests were all checked"
     );
 }
+
+/// Our loader splits traces into the same conversations, with the same requests in the same
+/// order, as AIPerf's Weka loader did on the same file (recorded by running it; see
+/// tests/fixtures/agentic/topology/README.md).
+#[test]
+fn topology_matches_aiperf() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agentic/topology");
+    let text = std::fs::read_to_string(dir.join("input.jsonl")).unwrap();
+    let want: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let traces = infmax::client::agentic::trace::parse_jsonl(&text, "input.jsonl").unwrap();
+    assert_eq!(traces.len(), want["traces"].as_object().unwrap().len());
+    let mut kinds = BTreeSet::new();
+    for tr in &traces {
+        let mut got: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let convs = std::iter::once(&tr.root).chain(tr.root.branches.iter().map(|b| &b.child));
+        for c in convs {
+            let id = format!("{}{}", tr.id, c.suffix);
+            kinds.extend(
+                c.suffix
+                    .rsplit("::")
+                    .next()
+                    .and_then(|s| s.get(..3))
+                    .map(String::from),
+            );
+            got.insert(id, c.turns.iter().map(|t| t.t).collect());
+        }
+        let exp: BTreeMap<String, Vec<f64>> =
+            serde_json::from_value(want["traces"][&tr.id].clone()).unwrap();
+        assert_eq!(got, exp, "trace {}", tr.id);
+    }
+    for k in ["fa:", "wg:", "aux", "sa:"] {
+        assert!(kinds.contains(k), "{k} covered: {kinds:?}");
+    }
+}
