@@ -387,12 +387,17 @@ fn result_layouts_on_the_sim() {
 }
 
 /// Read one HTTP request's body from `s`.
-fn request_body(s: &mut std::net::TcpStream) -> Value {
+/// One request's JSON body; `None` when the peer closed without sending a request (`runner
+/// bench`'s reachability probe only connects).
+fn request_body(s: &mut std::net::TcpStream) -> Option<Value> {
     use std::io::Read;
     let mut buf = vec![];
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
+        if s.read(&mut byte).unwrap() == 0 {
+            assert!(buf.is_empty(), "connection closed inside a request head");
+            return None;
+        }
         buf.push(byte[0]);
     }
     let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
@@ -405,7 +410,7 @@ fn request_body(s: &mut std::net::TcpStream) -> Value {
         .unwrap();
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).unwrap();
-    serde_json::from_slice(&body).unwrap()
+    Some(serde_json::from_slice(&body).unwrap())
 }
 
 /// `--lora-modules`: each request names the adapter Python's `random.choice` picks after the
@@ -420,9 +425,12 @@ fn lora_modules_and_prompts_on_the_wire() {
     let url = format!("http://{}", l.local_addr().unwrap());
     let server = std::thread::spawn(move || {
         let mut seen = vec![];
-        for _ in 0..n {
+        while seen.len() < n {
             let (mut s, _) = l.accept().unwrap();
-            seen.push(request_body(&mut s));
+            let Some(body) = request_body(&mut s) else {
+                continue; // the reachability probe
+            };
+            seen.push(body);
             let sse = "data: {\"choices\":[{\"index\":0,\"text\":\"x\"}]}\n\ndata: [DONE]\n\n";
             write!(
                 s,
