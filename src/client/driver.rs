@@ -397,52 +397,47 @@ pub async fn run_async<W: Workload>(
         Tasks::Threads(n) => n.max(1),
         Tasks::Current => 0,
     };
-    let handle = if threads > 1 {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("load-worker")
-            .enable_all()
-            .build()?;
-        let h = rt.handle().clone();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Task>();
-        d.spawner = Some(tx);
-        std::thread::Builder::new()
-            .name("load".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    while let Some(t) = rx.recv().await {
-                        let (written, wait) = tokio::sync::oneshot::channel();
-                        tokio::spawn(WRITTEN.scope(std::cell::RefCell::new(Some(written)), t));
-                        // Written, or ended (or cancelled) without writing: the sender drops.
-                        let _ = wait.await;
-                    }
-                });
-            })?;
-        h
-    } else if threads == 1 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let h = rt.handle().clone();
-        // The loop's own thread spawns the request tasks in the order they are handed out
-        // and lets each start (open its connection) before the next: tasks spawned back to
-        // back from another thread would be polled in batches, and written out of order.
-        // It ends when the driver drops its sender; dropping the runtime then ends the rest.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Task>();
-        d.spawner = Some(tx);
-        std::thread::Builder::new()
-            .name("load".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    while let Some(t) = rx.recv().await {
-                        tokio::spawn(t);
-                        tokio::task::yield_now().await;
-                    }
-                });
-            })?;
-        h
-    } else {
+    let handle = if threads == 0 {
         tokio::runtime::Handle::current()
+    } else {
+        let rt = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("load-worker")
+                .enable_all()
+                .build()?
+        };
+        let h = rt.handle().clone();
+        // The loop's own thread spawns the request tasks in the order they are handed out:
+        // tasks spawned back to back from another thread would be polled in batches, and
+        // written out of order. On one thread each task is let start (open its connection)
+        // before the next; on several, the next starts once this one has written its request
+        // (or ended without writing: the signal's sender then drops). The loop ends when the
+        // driver drops its sender; dropping the runtime then ends the rest.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Task>();
+        d.spawner = Some(tx);
+        std::thread::Builder::new()
+            .name("load".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    while let Some(t) = rx.recv().await {
+                        if threads == 1 {
+                            tokio::spawn(t);
+                            tokio::task::yield_now().await;
+                        } else {
+                            let (written, wait) = tokio::sync::oneshot::channel();
+                            let cell = std::cell::RefCell::new(Some(written));
+                            tokio::spawn(WRITTEN.scope(cell, t));
+                            let _ = wait.await;
+                        }
+                    }
+                });
+            })?;
+        h
     };
     std::thread::Builder::new()
         .name("driver".into())
