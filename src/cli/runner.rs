@@ -253,8 +253,10 @@ fn edge(r: anyhow::Result<ExitCode>) -> ExitCode {
 /// Exit code of `runner sim` when a fault knob crashed it on purpose.
 pub const SIM_CRASH_EXIT: u8 = 3;
 
-fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
-    use crate::sim::{Exit, Server, SimConfig};
+/// The sim's settings from its preset or config file and flags; an error here is a config
+/// error (exit 10, as everywhere).
+fn sim_config(args: &SimArgs) -> anyhow::Result<crate::sim::SimConfig> {
+    use crate::sim::SimConfig;
     use anyhow::Context;
     let mut cfg = match (&args.preset, &args.config) {
         (_, Some(path)) => SimConfig::load(path)?,
@@ -268,6 +270,19 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
             .expect("the default preset exists"),
     };
     args.apply(&mut cfg)?;
+    Ok(cfg)
+}
+
+fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    use crate::sim::{Exit, Server};
+    use anyhow::Context;
+    let cfg = match sim_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::errln!("error: {}", super::error_text(&e));
+            return Ok(ExitCode::from(10));
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()

@@ -768,6 +768,18 @@ fn runner_sim_process_exits_nonzero_on_crash_fault() {
 
 #[test]
 fn sim_config_errors_are_located() {
+    // `runner sim` refuses them with the config-error exit code, naming file:line:col.
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("s.yaml");
+    std::fs::write(&f, "seed: 1\nbogus: 2\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args(["sim", "--port", "0", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(10), "{err}");
+    assert!(err.contains("s.yaml:2:") && err.contains("bogus"), "{err}");
     let e = SimConfig::from_yaml(
         "s.yaml",
         "preset: tiny\nfaults:\n  cut: {after-tokens: x}\n",
