@@ -94,24 +94,53 @@ pub fn entries_for(
     run_id: &str,
 ) -> Vec<Result<Entry, PublishError>> {
     let key = idempotency_key(run_id, row);
+    let line = row.line();
+    sink_entries(
+        cfg,
+        &key,
+        run_id,
+        |r| {
+            r.matches.scenario == RouteScenario::FixedSeqLen
+                && r.matches.model == line.model
+                && r.matches.isl == Some(line.isl)
+                && r.matches.osl == Some(line.osl)
+                && r.matches
+                    .conc
+                    .as_ref()
+                    .is_none_or(|c| c.contains(&row.conc))
+        },
+        |route| payload::gradio_data(&route.fields, row, &cfg.values, run_id, &key),
+        |sink| {
+            serde_json::json!({
+                "idempotency_key": key,
+                "sink": sink,
+                "run_id": run_id,
+                "row": row,
+            })
+        },
+    )
+}
+
+/// The outbox entries of one point: a Gradio sink takes it through its first route that
+/// `takes` it, with `gradio_data`'s values (a field with no value is an error for that sink:
+/// nothing is sent with made-up values); a webhook takes every point with
+/// `webhook_body(sink name)`.
+fn sink_entries(
+    cfg: &SinksConfig,
+    key: &str,
+    run_id: &str,
+    takes: impl Fn(&config::Route) -> bool,
+    gradio_data: impl Fn(&config::Route) -> Result<Vec<serde_json::Value>, String>,
+    webhook_body: impl Fn(&str) -> serde_json::Value,
+) -> Vec<Result<Entry, PublishError>> {
     let mut out = Vec::new();
     for sink in &cfg.sinks {
         let request = match &sink.kind {
             SinkKind::Gradio { routes } => {
-                let line = row.line();
-                let Some(route) = routes.iter().find(|r| {
-                    r.matches.scenario == RouteScenario::FixedSeqLen
-                        && r.matches.model == line.model
-                        && r.matches.isl == Some(line.isl)
-                        && r.matches.osl == Some(line.osl)
-                        && r.matches
-                            .conc
-                            .as_ref()
-                            .is_none_or(|c| c.contains(&row.conc))
-                }) else {
+                let Some(route) = routes.iter().find(|r| takes(r)) else {
                     continue;
                 };
-                match payload::gradio_data(&route.fields, row, &cfg.values, run_id, &key) {
+                match gradio_data(route) {
                     Ok(data) => Ok(Request::Gradio {
                         space: route.space.clone(),
                         api_name: route.api_name.clone(),
@@ -119,24 +148,19 @@ pub fn entries_for(
                     }),
                     Err(reason) => Err(PublishError::Payload {
                         sink: sink.name.clone(),
-                        key: key.clone(),
+                        key: key.to_string(),
                         reason,
                     }),
                 }
             }
             SinkKind::Webhook { url } => Ok(Request::Webhook {
                 url: url.clone(),
-                body: serde_json::json!({
-                    "idempotency_key": key,
-                    "sink": sink.name,
-                    "run_id": run_id,
-                    "row": row,
-                }),
+                body: webhook_body(&sink.name),
             }),
         };
         out.push(request.map(|request| {
             Entry::new(
-                key.clone(),
+                key.to_string(),
                 sink.name.clone(),
                 run_id.to_string(),
                 request,
@@ -159,16 +183,26 @@ pub fn enqueue_rows(
     rows: &[AggRow],
     run_id: &str,
 ) -> Result<Vec<EnqueueOutcome>, PublishError> {
+    enqueue_all(
+        outbox,
+        rows.iter().flat_map(|row| entries_for(cfg, row, run_id)),
+    )
+}
+
+/// Enqueue every built entry; entries whose payload could not be built pass through as
+/// errors. An outbox failure ends it (what was enqueued stays).
+fn enqueue_all(
+    outbox: &Outbox,
+    entries: impl Iterator<Item = Result<Entry, PublishError>>,
+) -> Result<Vec<EnqueueOutcome>, PublishError> {
     let mut out = Vec::new();
-    for row in rows {
-        for e in entries_for(cfg, row, run_id) {
-            match e {
-                Ok(entry) => {
-                    let r = outbox.enqueue(&entry)?;
-                    out.push(Ok((entry, r)));
-                }
-                Err(err) => out.push(Err(err)),
+    for e in entries {
+        match e {
+            Ok(entry) => {
+                let r = outbox.enqueue(&entry)?;
+                out.push(Ok((entry, r)));
             }
+            Err(err) => out.push(Err(err)),
         }
     }
     Ok(out)
@@ -212,56 +246,29 @@ pub fn agentic_entries_for(
     let model =
         crate::report::agg::model_key(s("infmax_model_prefix"), s("precision"), s("spec_decoding"));
     let users = agg["conc"].as_u64().and_then(|c| u32::try_from(c).ok());
-    let mut out = Vec::new();
-    for sink in &cfg.sinks {
-        let request = match &sink.kind {
-            SinkKind::Gradio { routes } => {
-                let Some(route) = routes.iter().find(|r| {
-                    r.matches.scenario == RouteScenario::AgenticCoding
-                        && r.matches.model == model
-                        && r.matches
-                            .conc
-                            .as_ref()
-                            .is_none_or(|c| users.is_some_and(|u| c.contains(&u)))
-                }) else {
-                    continue;
-                };
-                match payload::agentic_gradio_data(&route.fields, agg, &cfg.values, run_id, &key) {
-                    Ok(data) => Ok(Request::Gradio {
-                        space: route.space.clone(),
-                        api_name: route.api_name.clone(),
-                        data,
-                    }),
-                    Err(reason) => Err(PublishError::Payload {
-                        sink: sink.name.clone(),
-                        key: key.clone(),
-                        reason,
-                    }),
-                }
-            }
-            SinkKind::Webhook { url } => Ok(Request::Webhook {
-                url: url.clone(),
-                body: serde_json::json!({
-                    "idempotency_key": key,
-                    "sink": sink.name,
-                    "run_id": run_id,
-                    "scenario": "agentic-coding",
-                    "row": agg,
-                }),
-            }),
-        };
-        out.push(request.map(|request| {
-            Entry::new(
-                key.clone(),
-                sink.name.clone(),
-                run_id.to_string(),
-                request,
-                sink.token_env().map(str::to_string),
-                sink.on_unconfirmed(),
-            )
-        }));
-    }
-    out
+    sink_entries(
+        cfg,
+        &key,
+        run_id,
+        |r| {
+            r.matches.scenario == RouteScenario::AgenticCoding
+                && r.matches.model == model
+                && r.matches
+                    .conc
+                    .as_ref()
+                    .is_none_or(|c| users.is_some_and(|u| c.contains(&u)))
+        },
+        |route| payload::agentic_gradio_data(&route.fields, agg, &cfg.values, run_id, &key),
+        |sink| {
+            serde_json::json!({
+                "idempotency_key": key,
+                "sink": sink,
+                "run_id": run_id,
+                "scenario": "agentic-coding",
+                "row": agg,
+            })
+        },
+    )
 }
 
 /// Enqueue agentic aggregates for every sink that takes them; points whose payload cannot
@@ -272,17 +279,9 @@ pub fn enqueue_agentic(
     aggs: &[serde_json::Value],
     run_id: &str,
 ) -> Result<Vec<EnqueueOutcome>, PublishError> {
-    let mut out = Vec::new();
-    for agg in aggs {
-        for e in agentic_entries_for(cfg, agg, run_id) {
-            match e {
-                Ok(entry) => {
-                    let r = outbox.enqueue(&entry)?;
-                    out.push(Ok((entry, r)));
-                }
-                Err(err) => out.push(Err(err)),
-            }
-        }
-    }
-    Ok(out)
+    enqueue_all(
+        outbox,
+        aggs.iter()
+            .flat_map(|agg| agentic_entries_for(cfg, agg, run_id)),
+    )
 }

@@ -139,10 +139,18 @@ pub fn gradio_data(
     run_id: &str,
     key: &str,
 ) -> Result<Vec<Value>, String> {
+    positional(fields, |f| field_value(f, row, values, run_id, key))
+}
+
+/// The values of `fields` in order, or every field that has no value (`value` says why).
+fn positional(
+    fields: &[String],
+    value: impl Fn(&str) -> Result<Value, String>,
+) -> Result<Vec<Value>, String> {
     let mut data = Vec::with_capacity(fields.len());
     let mut missing = Vec::new();
     for f in fields {
-        match field_value(f, row, values, run_id, key) {
+        match value(f) {
             Ok(v) => data.push(v),
             Err(why) => missing.push(format!("`{f}`: {why}")),
         }
@@ -393,19 +401,7 @@ pub fn agentic_gradio_data(
     run_id: &str,
     key: &str,
 ) -> Result<Vec<Value>, String> {
-    let mut data = Vec::with_capacity(fields.len());
-    let mut missing = Vec::new();
-    for f in fields {
-        match agentic_field_value(f, agg, values, run_id, key) {
-            Ok(v) => data.push(v),
-            Err(why) => missing.push(format!("`{f}`: {why}")),
-        }
-    }
-    if missing.is_empty() {
-        Ok(data)
-    } else {
-        Err(missing.join("; "))
-    }
+    positional(fields, |f| agentic_field_value(f, agg, values, run_id, key))
 }
 
 #[cfg(test)]
