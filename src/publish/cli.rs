@@ -101,6 +101,43 @@ fn refuse_simulated(descr: &[String], allow: bool) -> bool {
     !descr.is_empty()
 }
 
+/// The points to publish: the measured ones, then the simulated ones only when allowed
+/// (else each is named and refused); `true` when something was refused.
+fn admit<T>(
+    measured: Vec<(PathBuf, T)>,
+    simulated: Vec<(PathBuf, T)>,
+    allow_sim: bool,
+) -> (Vec<T>, bool) {
+    let names: Vec<String> = simulated
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    let refused = refuse_simulated(&names, allow_sim);
+    let mut out: Vec<T> = measured.into_iter().map(|(_, v)| v).collect();
+    if !refused {
+        out.extend(simulated.into_iter().map(|(_, v)| v));
+    }
+    (out, refused)
+}
+
+/// Print what was enqueued; each point whose payload could not be built is an error
+/// annotation titled `not_published`. `true` when any was.
+fn report_enqueued(outcomes: Vec<crate::publish::EnqueueOutcome>, not_published: &str) -> bool {
+    let mut failed = false;
+    for r in outcomes {
+        match r {
+            Ok((e, how)) => {
+                crate::outln!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
+            }
+            Err(err) => {
+                failed = true;
+                gha::error(not_published, &err.to_string());
+            }
+        }
+    }
+    failed
+}
+
 /// A retry delay: the old milliseconds flag when given, else the seconds one.
 fn delay(ms: Option<u64>, secs: f64, flag: &str) -> anyhow::Result<Duration> {
     match ms {
@@ -168,28 +205,11 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
         let (sim_aggs, aggs): (Vec<_>, Vec<_>) = agentic
             .into_iter()
             .partition(|(_, v)| v.get("hw").and_then(|h| h.as_str()) == Some("sim"));
-        let mut aggs: Vec<serde_json::Value> = aggs.into_iter().map(|(_, v)| v).collect();
-        let sim_names: Vec<String> = sim_aggs
-            .iter()
-            .map(|(p, _)| p.display().to_string())
-            .collect();
-        if refuse_simulated(&sim_names, args.allow_sim) {
-            failed = true;
-        } else {
-            aggs.extend(sim_aggs.into_iter().map(|(_, v)| v));
-        }
-        for r in enqueue_agentic(&outbox, &cfg, &aggs, &run_id)? {
-            match r {
-                Ok((e, how)) => {
-                    crate::outln!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
-                }
-                Err(err) => {
-                    failed = true;
-                    gha::error("agentic point not published", &err.to_string());
-                }
-            }
-        }
-        let (sim_rows, mut rows): (Vec<_>, Vec<_>) = crate::report::load_agg_rows(&fixed_dirs)?
+        let (aggs, refused) = admit(aggs, sim_aggs, args.allow_sim);
+        failed |= refused;
+        let outcomes = enqueue_agentic(&outbox, &cfg, &aggs, &run_id)?;
+        failed |= report_enqueued(outcomes, "agentic point not published");
+        let (sim_rows, rows): (Vec<_>, Vec<_>) = crate::report::load_agg_rows(&fixed_dirs)?
             .into_iter()
             .map(|l| {
                 let mut r = l.row;
@@ -200,27 +220,10 @@ pub fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
                 (l.path, r)
             })
             .partition(|(_, r)| r.is_simulated());
-        let sim_names: Vec<String> = sim_rows
-            .iter()
-            .map(|(p, _)| p.display().to_string())
-            .collect();
-        if refuse_simulated(&sim_names, args.allow_sim) {
-            failed = true;
-        } else {
-            rows.extend(sim_rows);
-        }
-        let rows: Vec<_> = rows.into_iter().map(|(_, r)| r).collect();
-        for r in enqueue_rows(&outbox, &cfg, &rows, &run_id)? {
-            match r {
-                Ok((e, how)) => {
-                    crate::outln!("{}: sink={} key={}", enqueued_word(how), e.sink, e.key);
-                }
-                Err(err) => {
-                    failed = true;
-                    gha::error("row not published", &err.to_string());
-                }
-            }
-        }
+        let (rows, refused) = admit(rows, sim_rows, args.allow_sim);
+        failed |= refused;
+        let outcomes = enqueue_rows(&outbox, &cfg, &rows, &run_id)?;
+        failed |= report_enqueued(outcomes, "row not published");
     }
     let opts = DrainOptions {
         max_attempts: args.max_attempts.max(1),
