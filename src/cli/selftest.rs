@@ -467,40 +467,25 @@ fn verdict(p: &Point, itl_ms: f64) -> String {
 /// 80k socket writes/s on the 2-core VM, more on a server core; the bound is the kernel's
 /// cost per small write, about 12 µs of CPU each).
 const ENGINE_EVENTS_PER_THREAD: f64 = 80_000.0;
-/// Token events per second one client worker thread reads and times with headroom
-/// (measured on the 16-core H200 host: 1,024 × 2 ms = 512k events/s saturated 2 client
-/// threads and was timed within 0.04 % by 4; budgeted at 150k so the client keeps idle time).
-const CLIENT_EVENTS_PER_THREAD: f64 = 150_000.0;
-
 /// Worker threads for the engine and the client when the user did not choose (0 = choose):
-/// enough for the offered event rate `events_per_s` at the stated per-thread rates, capped
-/// so that both together fit in `cores` (the engine is cut first: an engine that falls
-/// behind is reported as "engine off schedule", a starved client would be a wrong number).
+/// the client's as `runner bench` chooses them ([`load::client_threads_for`]), the engine's
+/// enough for the offered event rate `events_per_s`, cut to the cores the client leaves (an
+/// engine that falls behind is reported as "engine off schedule", a starved client would be
+/// a wrong number).
 pub fn auto_threads(events_per_s: f64, cores: usize, chosen: [usize; 2]) -> [usize; 2] {
-    let need = |per: f64| ((events_per_s / per).ceil() as usize).max(1);
-    let mut client = if chosen[1] > 0 {
+    let client = if chosen[1] > 0 {
         chosen[1]
     } else {
-        need(CLIENT_EVENTS_PER_THREAD)
+        load::client_threads_for(events_per_s, cores)
     };
-    let mut engine = if chosen[0] > 0 {
+    let engine = if chosen[0] > 0 {
         chosen[0]
     } else {
-        need(ENGINE_EVENTS_PER_THREAD)
+        ((events_per_s / ENGINE_EVENTS_PER_THREAD).ceil() as usize)
+            .max(1)
+            .min(cores.max(2).saturating_sub(client).max(1))
     };
-    let cores = cores.max(2);
-    if chosen[1] == 0 {
-        client = client.min(cores.div_ceil(2).max(1));
-    }
-    if chosen[0] == 0 {
-        engine = engine.min(cores.saturating_sub(client).max(1));
-    }
     [engine, client]
-}
-
-/// Cores this process may run on.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Run the self-test and print its table. `threads` of 0 are chosen from the offered event
@@ -515,8 +500,8 @@ pub fn run(
 ) -> anyhow::Result<Vec<Point>> {
     let rate = |n: usize| n as f64 * 1000.0 / itl_ms;
     let most_rate = rate(streams.iter().copied().max().unwrap_or(1));
-    let [engine_threads, _] = auto_threads(most_rate, cores(), threads);
-    let client_for = |n: usize| auto_threads(rate(n), cores(), threads)[1];
+    let [engine_threads, _] = auto_threads(most_rate, load::cores(), threads);
+    let client_for = |n: usize| auto_threads(rate(n), load::cores(), threads)[1];
     let client_desc = if threads[1] > 0 {
         threads[1].to_string()
     } else {
@@ -525,7 +510,7 @@ pub fn run(
     };
     crate::outln!(
         "load-client self-test: exact-schedule engine (TTFT {ttft_ms} ms, ITL {itl_ms} ms) on {engine_threads} thread(s), client on {client_desc}; {tokens} tokens per stream; {} cores",
-        cores()
+        load::cores()
     );
     if let Some(&most) = streams.iter().max() {
         let ceiling = transport_ceiling(most, 256, 200)?;

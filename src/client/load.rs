@@ -416,8 +416,24 @@ pub async fn run_ordered(
 /// carries about 150k (`runner bench --self-test` on 16 cores: 1,024 × 2 ms timed within
 /// 0.05 % with 4 threads, off with 1), so one thread a 300 streams, at most half the cores.
 pub fn auto_client_threads(max_streams: usize, cores: usize) -> usize {
-    let need = (max_streams * 500).div_ceil(150_000).max(1);
+    client_threads_for(max_streams as f64 * 500.0, cores)
+}
+
+/// Token events per second one client worker thread reads and times with headroom
+/// (measured on the 16-core H200 host: 1,024 × 2 ms = 512k events/s saturated 2 client
+/// threads and was timed within 0.05 % by 4; budgeted at 150k so the client keeps idle time).
+pub const CLIENT_EVENTS_PER_THREAD: f64 = 150_000.0;
+
+/// Client worker threads for an offered rate of `events_per_s` token events: one per
+/// [`CLIENT_EVENTS_PER_THREAD`], at least one, at most half of `cores`.
+pub fn client_threads_for(events_per_s: f64, cores: usize) -> usize {
+    let need = ((events_per_s / CLIENT_EVENTS_PER_THREAD).ceil() as usize).max(1);
     need.min((cores / 2).max(1))
+}
+
+/// Cores this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Run warmups and the timed phase, the request tasks on the caller's runtime. `rng`

@@ -90,8 +90,7 @@ pub fn client_threads(cfg: &BenchConfig) -> usize {
         .max_concurrency
         .unwrap_or_else(|| cfg.dataset.num_prompts())
         .min(cfg.dataset.num_prompts().max(cfg.num_warmups));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    load::auto_client_threads(streams, cores)
+    load::auto_client_threads(streams, load::cores())
 }
 
 /// What a run produced.
